@@ -1,0 +1,35 @@
+# Two entry points, each creates or refreshes its own virtual environment.
+#   make demo   the main job on the embedded default config
+#   make test   the default (fast) test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+export MUJOCO_GL ?= egl
+
+.PHONY: demo test test-slow bench-quick bench-full clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) train.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+bench-quick: $(STAMP)
+	$(PY) benchmarks/identifiability.py --quick
+
+bench-full: $(STAMP)
+	$(PY) benchmarks/identifiability.py --full
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,69 @@
+"""Load a YAML config onto the dataclass schema, apply ``key=value`` overrides, validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from configs.schema import ExperimentConfig
+
+__all__ = ["CONFIG_DIR", "ConfigError", "load_config", "resolve_config_path"]
+
+CONFIG_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG = "identifiability"
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+def resolve_config_path(name_or_path: str | None) -> Path:
+    """A path to an existing YAML file, or the name of one in ``configs/`` (no suffix)."""
+    name = name_or_path or DEFAULT_CONFIG
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        path = CONFIG_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(f"config {name!r} not found (looked for {path}); "
+                          f"give a YAML path or one of {known}")
+    return path
+
+
+def _explain(err: OmegaConfBaseException, source: str) -> ConfigError:
+    key = getattr(err, "full_key", None) or getattr(err, "key", None)
+    msg = getattr(err, "msg", None) or str(err).splitlines()[0]
+    where = f" at key '{key}'" if key else ""
+    return ConfigError(f"invalid config ({source}){where}: {msg}")
+
+
+def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()
+                ) -> ExperimentConfig:
+    """Schema <- YAML <- overrides, returned as a read-only-by-convention dataclass tree.
+
+    Raises:
+        ConfigError: naming the offending key for unknown keys, wrong types, missing values
+            or malformed overrides.
+    """
+    schema = OmegaConf.structured(ExperimentConfig)
+    path = resolve_config_path(name_or_path)
+    try:
+        merged = OmegaConf.merge(schema, OmegaConf.load(path))
+    except OmegaConfBaseException as err:
+        raise _explain(err, str(path)) from None
+    bad = [o for o in overrides if "=" not in o or o.startswith("=")]
+    if bad:
+        raise ConfigError(f"overrides must look like key=value, got {bad}")
+    try:
+        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as err:
+        raise _explain(err, "command line") from None
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        raise ConfigError(f"missing values for {missing}; set them in the YAML or as key=value")
+    try:
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise _explain(err, "resolution") from None

@@ -1,0 +1,85 @@
+"""Dataclass schema of an experiment config; YAML files in this folder are merged onto it.
+
+Component configs (encoder, objective, optimiser) live next to their components and are
+composed here; every component receives only its own sub-config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from worldmodel.encoders import EncoderConfig
+from worldmodel.module import OptimConfig
+from worldmodel.objectives import ObjectiveConfig
+
+__all__ = [
+    "EvalConfig",
+    "ExperimentConfig",
+    "ModelConfig",
+    "SyntheticWorldConfig",
+    "TrainerConfig",
+]
+
+
+@dataclass
+class SyntheticWorldConfig:
+    """Latent law, OU transition and mixing of a synthetic world (DESIGN.md section 4)."""
+
+    latent_dim: int = 2
+    law: str = "gaussian"  # gaussian | gennorm | laplace | uniform
+    alpha: float = 2.0  # generalised-normal shape (law=gennorm)
+    rho: float = 0.95  # shared OU autocorrelation
+    rho_per_dim: Optional[list[float]] = None  # overrides rho, one value per latent coordinate
+    mixing: str = "spiral"  # identity | spiral | banana | sinusoid | realnvp | random_mlp
+    mixing_layers: int = 4
+    mixing_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Latent size, encoder and predictor."""
+
+    latent_dim: int = 2
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: str = "identity"
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer knobs; ``num_threads = 0`` sizes torch threads to the free cores."""
+
+    max_steps: int = 20000
+    batch_size: int = 256
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_threads: int = 0
+    log_every_n_steps: int = 100
+    progress_bar: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """Identifiability evaluation on fresh samples after training (and every n steps if > 0)."""
+
+    num_samples: int = 10000
+    every_n_steps: int = 0
+    seed: int = 12345
+
+
+@dataclass
+class ExperimentConfig:
+    """The whole experiment: what ``train.py`` reads."""
+
+    name: str = "identifiability"
+    seed: int = 0
+    output_dir: str = "outputs"
+    world: SyntheticWorldConfig = field(default_factory=SyntheticWorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

@@ -1,0 +1,273 @@
+"""Synthetic worlds of the identifiability theory: latent laws, OU transitions and mixings.
+
+A world draws latents ``z (B, n)`` from a source law with independent unit-variance
+coordinates, takes one stationary additive-noise step ``z' = rho * z + sqrt(1 - rho^2) * eta``
+(``rho`` shared or per coordinate, ``eta`` from the same law) and observes both through a fixed
+nonlinear mixing ``x = g(z)``. Batches are streamed fresh, never stored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, IterableDataset
+
+__all__ = [
+    "LATENT_LAWS",
+    "MIXINGS",
+    "SyntheticDataModule",
+    "SyntheticStream",
+    "SyntheticWorld",
+    "build_mixing",
+    "sample_latents",
+]
+
+
+def _gennorm(shape: tuple[int, ...], alpha: float, generator: torch.Generator) -> Tensor:
+    """Unit-variance generalised normal, density ~ exp(-|x / s|^alpha)."""
+    if alpha <= 0:
+        raise ValueError(f"generalised-normal shape alpha must be > 0, got {alpha}")
+    # |x / s|^alpha ~ Gamma(1 / alpha); unit variance needs s^2 = G(1/alpha) / G(3/alpha).
+    log_scale = 0.5 * (math.lgamma(1.0 / alpha) - math.lgamma(3.0 / alpha))
+    concentration = torch.full(shape, 1.0 / alpha, dtype=torch.float64)
+    gamma = torch._standard_gamma(concentration, generator=generator)
+    sign = torch.randint(0, 2, shape, generator=generator, dtype=torch.float64) * 2 - 1
+    return (sign * math.exp(log_scale) * gamma.pow(1.0 / alpha)).float()
+
+
+def _uniform(shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+    return (torch.rand(shape, generator=generator) * 2 - 1) * math.sqrt(3.0)
+
+
+def _laplace(shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+    return _gennorm(shape, 1.0, generator)
+
+
+LATENT_LAWS: dict[str, Callable[..., Tensor]] = {
+    "gaussian": lambda shape, alpha, g: torch.randn(shape, generator=g),
+    "gennorm": lambda shape, alpha, g: _gennorm(shape, alpha, g),
+    "laplace": lambda shape, alpha, g: _laplace(shape, g),
+    "uniform": lambda shape, alpha, g: _uniform(shape, g),
+}
+
+
+def sample_latents(
+    law: str, shape: tuple[int, ...], generator: torch.Generator, alpha: float = 2.0
+) -> Tensor:
+    """Independent unit-variance coordinates from ``law`` (see ``LATENT_LAWS``)."""
+    if law not in LATENT_LAWS:
+        raise ValueError(f"unknown latent law {law!r}; choose one of {sorted(LATENT_LAWS)}")
+    return LATENT_LAWS[law](shape, alpha, generator)
+
+
+# --------------------------------------------------------------------------- mixings
+
+
+def _pairs(z: Tensor) -> tuple[Tensor, Tensor]:
+    if z.shape[-1] % 2:
+        raise ValueError(f"this mixing acts on coordinate pairs; latent dim must be even, got "
+                         f"{z.shape[-1]}")
+    return z[..., 0::2], z[..., 1::2]
+
+
+def _unpair(a: Tensor, b: Tensor) -> Tensor:
+    return torch.stack([a, b], dim=-1).flatten(-2)
+
+
+class Spiral(nn.Module):
+    """``g(z) = R(pi * |z|) z`` on each coordinate pair; preserves N(0, I)."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        a, b = _pairs(z)
+        angle = math.pi * torch.sqrt(a**2 + b**2)
+        c, s = angle.cos(), angle.sin()
+        return _unpair(c * a - s * b, s * a + c * b)
+
+
+class Banana(nn.Module):
+    """``g(z) = (z0, z1 + z0^2)`` on each coordinate pair."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        a, b = _pairs(z)
+        return _unpair(a, b + a**2)
+
+
+class Sinusoid(nn.Module):
+    """``g(z) = (z0 + sin(1.5 z1), z1)`` on each coordinate pair."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        a, b = _pairs(z)
+        return _unpair(a + torch.sin(1.5 * b), b)
+
+
+def coupling_halves(dim: int) -> tuple[int, int]:
+    """Sizes of the two halves ``(a, b)`` that additive coupling layers alternate between."""
+    if dim < 2:
+        raise ValueError(f"coupling needs latent dim >= 2, got {dim}")
+    return dim // 2, dim - dim // 2
+
+
+class AdditiveCoupling(nn.Module):
+    """RealNVP additive coupling: layers alternate ``z_b += tanh(z_a W)``, ``W = 2 Q``.
+
+    ``Q`` is a random orthogonal matrix per layer; odd layers swap the roles of the halves.
+    The map is volume preserving and exactly invertible.
+    """
+
+    def __init__(self, dim: int, num_layers: int, generator: torch.Generator) -> None:
+        super().__init__()
+        da, db = coupling_halves(dim)
+        self.split = da
+        self.num_layers = num_layers
+        for layer in range(num_layers):
+            rows, cols = (da, db) if layer % 2 == 0 else (db, da)
+            size = max(rows, cols)
+            q, r = torch.linalg.qr(torch.randn(size, size, generator=generator))
+            q = q * torch.sign(torch.diagonal(r))  # Haar-distributed orthogonal
+            self.register_buffer(f"weight{layer}", 2.0 * q[:rows, :cols].contiguous())
+
+    def layer_weight(self, layer: int) -> Tensor:
+        return getattr(self, f"weight{layer}")
+
+    def forward(self, z: Tensor) -> Tensor:
+        a, b = z[..., : self.split], z[..., self.split :]
+        for layer in range(self.num_layers):
+            w = self.layer_weight(layer)
+            if layer % 2 == 0:
+                b = b + torch.tanh(a @ w)
+            else:
+                a = a + torch.tanh(b @ w)
+        return torch.cat([a, b], dim=-1)
+
+
+class RandomMLP(nn.Module):
+    """Invertible random MLP: orthogonal square layers with leaky-ReLU (slope 0.5)."""
+
+    def __init__(self, dim: int, num_layers: int, generator: torch.Generator) -> None:
+        super().__init__()
+        mats = []
+        for _ in range(num_layers):
+            q, r = torch.linalg.qr(torch.randn(dim, dim, generator=generator))
+            mats.append(q * torch.sign(torch.diagonal(r)))
+        self.register_buffer("mats", torch.stack(mats))
+
+    def forward(self, z: Tensor) -> Tensor:
+        for layer, q in enumerate(self.mats):
+            z = z @ q
+            if layer < len(self.mats) - 1:
+                z = nn.functional.leaky_relu(z, 0.5)
+        return z
+
+
+MIXINGS = ("identity", "spiral", "banana", "sinusoid", "realnvp", "random_mlp")
+
+
+def build_mixing(name: str, dim: int, num_layers: int = 4, seed: int = 0) -> nn.Module:
+    """The fixed mixing ``g`` named ``name`` (one of ``MIXINGS``) for latent dim ``dim``."""
+    generator = torch.Generator().manual_seed(seed)
+    if name == "identity":
+        return nn.Identity()
+    if name == "spiral":
+        return Spiral()
+    if name == "banana":
+        return Banana()
+    if name == "sinusoid":
+        return Sinusoid()
+    if name == "realnvp":
+        return AdditiveCoupling(dim, num_layers, generator)
+    if name == "random_mlp":
+        return RandomMLP(dim, num_layers, generator)
+    raise ValueError(f"unknown mixing {name!r}; choose one of {list(MIXINGS)}")
+
+
+class SyntheticWorld:
+    """Latent law + OU step + mixing; ``sample`` gives observation/latent pairs.
+
+    Args:
+        latent_dim: ``n``.
+        law: source law name (``LATENT_LAWS``); ``alpha`` its generalised-normal shape.
+        rho: OU autocorrelation, one float or a sequence of length ``n``.
+        mixing: mixing name (``MIXINGS``); ``mixing_layers`` for realnvp / random_mlp.
+        mixing_seed: seed of the fixed mixing parameters.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        law: str = "gaussian",
+        alpha: float = 2.0,
+        rho: float | list[float] = 0.95,
+        mixing: str = "identity",
+        mixing_layers: int = 4,
+        mixing_seed: int = 0,
+    ) -> None:
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        rho_t = torch.as_tensor(rho, dtype=torch.float32).flatten()
+        if rho_t.numel() not in (1, latent_dim):
+            raise ValueError(f"rho must be one value or {latent_dim} values, got {rho_t.numel()}")
+        if ((rho_t <= 0) | (rho_t >= 1)).any():
+            raise ValueError(f"rho must lie in (0, 1), got {rho_t.tolist()}")
+        if law not in LATENT_LAWS:
+            raise ValueError(f"unknown latent law {law!r}; choose one of {sorted(LATENT_LAWS)}")
+        self.latent_dim, self.law, self.alpha = latent_dim, law, alpha
+        self.rho = rho_t.expand(latent_dim).clone()  # (n,)
+        self.mixing = build_mixing(mixing, latent_dim, mixing_layers, mixing_seed)
+        self.mixing.requires_grad_(False)
+
+    @property
+    def shared_rho(self) -> float | None:
+        """The common rho when all coordinates share it, else None."""
+        return float(self.rho[0]) if bool((self.rho == self.rho[0]).all()) else None
+
+    def latents(self, batch: int, generator: torch.Generator) -> Tensor:
+        """Pairs of latents ``(B, 2, n)``: ``z`` and one OU step ``z'``."""
+        shape = (batch, self.latent_dim)
+        z = sample_latents(self.law, shape, generator, self.alpha)  # (B, n)
+        eta = sample_latents(self.law, shape, generator, self.alpha)  # (B, n)
+        z_next = self.rho * z + torch.sqrt(1 - self.rho**2) * eta  # (B, n)
+        return torch.stack([z, z_next], dim=1)  # (B, 2, n)
+
+    @torch.no_grad()
+    def observe(self, z: Tensor) -> Tensor:
+        """Mixed observations ``x = g(z)`` with the same leading shape as ``z``."""
+        return self.mixing(z)
+
+    def sample(self, batch: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """A fresh batch: ``{"obs": x (B, 2, n), "state": z (B, 2, n)}``."""
+        z = self.latents(batch, generator)
+        return {"obs": self.observe(z), "state": z}
+
+
+class SyntheticStream(IterableDataset):
+    """Endless stream of fresh batches from a world; seeded per DataLoader worker and rank."""
+
+    def __init__(self, world: SyntheticWorld, batch_size: int, seed: int = 0, rank: int = 0):
+        super().__init__()
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2, got {batch_size}")
+        self.world, self.batch_size, self.seed, self.rank = world, batch_size, seed, rank
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        generator = torch.Generator().manual_seed(self.seed * 7919 + self.rank * 104729 + worker)
+        while True:
+            yield self.world.sample(self.batch_size, generator)
+
+
+class SyntheticDataModule(L.LightningDataModule):
+    """Streams fresh batches of a world; each rank gets its own stream seeded by its rank."""
+
+    def __init__(self, world: SyntheticWorld, batch_size: int, seed: int = 0) -> None:
+        super().__init__()
+        self.world, self.batch_size, self.seed = world, batch_size, seed
+
+    def train_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        stream = SyntheticStream(self.world, self.batch_size, self.seed, rank)
+        return DataLoader(stream, batch_size=None, num_workers=0)
