@@ -39,6 +39,18 @@ def _explain(err: OmegaConfBaseException, source: str) -> ConfigError:
     return ConfigError(f"invalid config ({source}){where}: {msg}")
 
 
+def _leaf_keys(cfg, prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for key in cfg:
+        full = f"{prefix}{key}"
+        node = cfg._get_node(key)
+        if OmegaConf.is_dict(node):
+            keys |= _leaf_keys(node, f"{full}.")
+        else:
+            keys.add(full)
+    return keys
+
+
 def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()
                 ) -> ExperimentConfig:
     """Schema <- YAML <- overrides, returned as a read-only-by-convention dataclass tree.
@@ -50,17 +62,22 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[st
     schema = OmegaConf.structured(ExperimentConfig)
     path = resolve_config_path(name_or_path)
     try:
-        merged = OmegaConf.merge(schema, OmegaConf.load(path))
+        from_file = OmegaConf.load(path)
+        merged = OmegaConf.merge(schema, from_file)
     except OmegaConfBaseException as err:
         raise _explain(err, str(path)) from None
     bad = [o for o in overrides if "=" not in o or o.startswith("=")]
     if bad:
         raise ConfigError(f"overrides must look like key=value, got {bad}")
     try:
-        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        from_cli = OmegaConf.from_dotlist(list(overrides))
+        merged = OmegaConf.merge(merged, from_cli)
     except OmegaConfBaseException as err:
         raise _explain(err, "command line") from None
-    missing = sorted(OmegaConf.missing_keys(merged))
+    # merging '???' keeps the schema default, so values the YAML marks as required are
+    # collected from the file itself; an override may fill them in.
+    missing_in_file = OmegaConf.missing_keys(from_file) - _leaf_keys(from_cli)
+    missing = sorted(missing_in_file | OmegaConf.missing_keys(merged))
     if missing:
         raise ConfigError(f"missing values for {missing}; set them in the YAML or as key=value")
     try:

@@ -1,0 +1,189 @@
+"""Reproduce the synthetic identifiability results of SCIENCE.md section 4 with the framework.
+
+Every run goes through ``train.train`` (the LightningModule, SIGReg, the probe callback), one
+torch thread per worker process, several workers side by side. Runs are cached one JSON per run,
+so an interrupted benchmark resumes where it stopped. Outputs: ``results.json``, ``report.md``
+(the tables) and PNG plots in ``--out``.
+
+    python benchmarks/identifiability.py --quick     # a few minutes
+    python benchmarks/identifiability.py --full      # < 2 h on 2 cores, paper protocol
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.identifiability_report import write_report  # noqa: E402
+
+MLP_LAM = 0.01  # SIGReg weight for the MLP-encoder runs (2-D mixings, alpha sweep)
+REALNVP_LAM = 1e-6  # SCIENCE.md section 4, Table 1
+WHITENING_LAM = 0.5
+FAILURE_LAMS = (0.001, 0.01, 0.1, 0.5)
+
+
+@dataclass
+class Job:
+    """One training run: a unique key, its experiment group, config overrides, table metadata."""
+
+    key: str
+    group: str
+    overrides: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+    cost: float = 1.0  # relative cost, to start the longest runs first
+
+
+@dataclass
+class Mode:
+    steps: int  # steps of the 2-D runs
+    scaling_dims: tuple[int, ...]
+    scaling_steps: dict[int, int]
+    alphas: tuple[float, ...]
+    whitening_alphas: tuple[float, ...]
+    failure_lams: tuple[float, ...]
+    mixings: tuple[str, ...]
+    eval_samples: int = 10000
+
+
+MODES = {
+    "quick": Mode(steps=2000, scaling_dims=(2, 64), scaling_steps={2: 1500, 64: 1500},
+                  alphas=(0.5, 2.0, 16.0), whitening_alphas=(), failure_lams=(0.001, 0.5),
+                  mixings=("spiral", "banana", "sinusoid", "realnvp")),
+    "full": Mode(steps=20000, scaling_dims=(2, 8, 64, 256, 1024),
+                 scaling_steps={2: 20000, 8: 20000, 64: 20000, 256: 20000, 1024: 5000},
+                 alphas=(0.25, 0.5, 1.0, 2.0, 4.0, 16.0), whitening_alphas=(1.0, 2.0),
+                 failure_lams=FAILURE_LAMS,
+                 mixings=("spiral", "banana", "sinusoid", "random_mlp", "realnvp")),
+}
+
+
+def _base(steps: int, mode: Mode) -> list[str]:
+    return [f"trainer.max_steps={steps}", "trainer.batch_size=256", "trainer.num_threads=1",
+            "trainer.progress_bar=false", "trainer.log_every_n_steps=500",
+            f"eval.num_samples={mode.eval_samples}", "optim.lr=3e-3"]
+
+
+def _realnvp(dim: int) -> list[str]:
+    return [f"world.latent_dim={dim}", f"model.latent_dim={dim}", "world.mixing=realnvp",
+            "world.mixing_layers=4", "model.encoder.name=coupling_inverse",
+            "model.encoder.layers=4"]
+
+
+def build_jobs(mode: Mode) -> list[Job]:
+    """Every run of the five experiments of the issue, for one mode."""
+    jobs: list[Job] = []
+    for mixing in mode.mixings:  # 1. 2-D mixings, Gaussian latents
+        if mixing == "realnvp":
+            extra = [*_realnvp(2), f"objective.lam={REALNVP_LAM}"]
+        else:
+            extra = [f"world.mixing={mixing}", f"objective.lam={MLP_LAM}"]
+        jobs.append(Job(f"mixing-{mixing}", "mixings", [*_base(mode.steps, mode), *extra],
+                        {"mixing": mixing}, cost=mode.steps))
+    for dim in mode.scaling_dims:  # 2. scaling with the matched RealNVP-4 encoder
+        steps = mode.scaling_steps[dim]
+        for objective, lam in (("sigreg", REALNVP_LAM), ("whitening", WHITENING_LAM),
+                               ("infonce", 0.0)):
+            jobs.append(Job(f"scaling-{objective}-{dim}", "scaling",
+                            [*_base(steps, mode), *_realnvp(dim), f"objective.name={objective}",
+                             f"objective.lam={lam}", "objective.temperature=1.0"],
+                            {"dim": dim, "objective": objective, "steps": steps},
+                            cost=steps * (1 + dim / 64)))
+    for objective, alphas in (("sigreg", mode.alphas), ("whitening", mode.whitening_alphas)):
+        lam = MLP_LAM if objective == "sigreg" else WHITENING_LAM
+        for alpha in alphas:  # 3. generalised-normal sources, spiral mixing
+            jobs.append(Job(f"alpha-{objective}-{alpha:g}", "alpha",
+                            [*_base(mode.steps, mode), "world.law=gennorm", f"world.alpha={alpha}",
+                             "world.mixing=spiral", f"objective.name={objective}",
+                             f"objective.lam={lam}"],
+                            {"alpha": alpha, "objective": objective}, cost=mode.steps))
+    for lam in mode.failure_lams:  # 5. unequal autocorrelations, identity mixing
+        jobs.append(Job(f"failure-{lam:g}", "failure",
+                        [*_base(mode.steps, mode), "world.mixing=identity",
+                         "world.rho_per_dim=[0.99,0.8]", f"objective.lam={lam}"],
+                        {"lam": lam, "rho": [0.99, 0.8]}, cost=mode.steps))
+    return sorted(jobs, key=lambda j: -j.cost)
+
+
+def run_job(job: Job, run_root: str) -> dict[str, Any]:
+    """Train one run in this (worker) process and return its metrics with metadata."""
+    import logging
+
+    import torch
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    torch.set_num_threads(1)
+    import train
+    from configs.loader import load_config
+
+    cfg = load_config(None, [*job.overrides, f"name={job.key}", f"output_dir={run_root}"])
+    start = time.perf_counter()
+    result = train.train(cfg)
+    return {"key": job.key, "group": job.group, **job.meta, "metrics": result.metrics,
+            "seconds": time.perf_counter() - start, "overrides": job.overrides}
+
+
+def run_all(jobs: list[Job], cache: Path, run_root: Path, workers: int) -> list[dict[str, Any]]:
+    """Run the jobs not yet cached in ``cache``; return all results in job order."""
+    from tqdm import tqdm
+
+    from worldmodel.utils import atomic_write_text
+
+    cache.mkdir(parents=True, exist_ok=True)
+    todo = [j for j in jobs if not (cache / f"{j.key}.json").is_file()]
+    if len(todo) < len(jobs):
+        print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} runs already cached in {cache}")
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool, \
+            tqdm(total=len(todo), desc="identifiability runs", unit="run") as bar:
+        futures = {pool.submit(run_job, job, str(run_root)): job for job in todo}
+        for future in as_completed(futures):
+            res = future.result()
+            atomic_write_text(cache / f"{res['key']}.json", json.dumps(res, indent=1))
+            bar.set_postfix_str(f"{res['key']}: R2={res['metrics']['r2_h_to_z']:.5f}")
+            bar.update()
+    return [json.loads((cache / f"{j.key}.json").read_text()) for j in jobs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a few minutes (default)")
+    size.add_argument("--full", action="store_true", help="the paper protocol, < 2 h on 2 cores")
+    parser.add_argument("--workers", type=int, default=max(os.cpu_count() or 1, 1),
+                        help="parallel training processes, one torch thread each")
+    parser.add_argument("--out", type=Path, default=None, help="where results and plots go")
+    parser.add_argument("--fresh", action="store_true", help="ignore cached runs")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    mode_name = "full" if args.full else "quick"
+    mode = MODES[mode_name]
+    out = args.out or ROOT / "benchmarks" / "results" / f"identifiability-{mode_name}"
+    work = ROOT / "outputs" / "benchmarks" / f"identifiability-{mode_name}"
+    cache = work / "cache"
+    if args.fresh and cache.is_dir():
+        for f in cache.glob("*.json"):
+            f.unlink()
+    jobs = build_jobs(mode)
+    print(f"{mode_name} mode: {len(jobs)} runs on {args.workers} workers; results -> {out}")
+    start = time.perf_counter()
+    results = run_all(jobs, cache, work / "runs", args.workers)
+    checks = write_report(results, out, mode_name, command=" ".join(["python", *sys.argv]),
+                          wall_seconds=time.perf_counter() - start)
+    print((out / "report.md").read_text())
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Tables, checks and plots of the identifiability benchmark (SCIENCE.md section 4 targets)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+# Reference numbers of SCIENCE.md section 4 (paper, 5 seeds).
+PAPER_SCALING = {2: 0.999998, 8: 0.999993, 64: 0.999966, 256: 0.999884, 1024: 0.999561}
+PAPER_INFONCE = {2: 0.95, 64: 0.649, 1024: 0.720}
+PAPER_ALPHA = {0.125: 0.02, 0.25: 0.75, 0.5: 0.95, 1.0: 0.975, 2.0: 0.98, 4.0: 0.94, 8.0: 0.76,
+               16.0: 0.61, 32.0: 0.55}
+MIXING_TARGET = {"spiral": 0.98, "banana": 0.98, "sinusoid": 0.98, "realnvp": 0.999}
+
+
+def _fmt(x: float | None, digits: int = 6) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _group(results: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [r for r in results if r["group"] == name]
+
+
+def mixing_table(results, checks) -> list[str]:
+    lines = ["| mixing | R²(h→z) | R²(z→h) | R²(x→z) | grid R² | orth. err | Procrustes | target |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in _group(results, "mixings"):
+        m, target = r["metrics"], MIXING_TARGET.get(r["mixing"])
+        if target is not None:
+            checks[f"mixing {r['mixing']} R² >= {target}"] = m["r2_h_to_z"] >= target
+        lines.append(f"| {r['mixing']} | {_fmt(m['r2_h_to_z'])} | {_fmt(m['r2_z_to_h'])} | "
+                     f"{_fmt(m['r2_x_to_z'], 4)} | {_fmt(m.get('grid_r2'), 4)} | "
+                     f"{_fmt(m['orthogonality_error'], 4)} | {m['procrustes_error']:.2e} | "
+                     f"{'≥ ' + str(target) if target else '–'} |")
+    return lines
+
+
+def scaling_table(results, checks) -> list[str]:
+    rows: dict[int, dict[str, Any]] = {}
+    for r in _group(results, "scaling"):
+        rows.setdefault(r["dim"], {"steps": r["steps"]})[r["objective"]] = r["metrics"]
+    lines = ["| N | steps | SIGReg R²(h→z) | paper SIGReg | whitening | InfoNCE | paper InfoNCE | "
+             "R²(x→z) |", "|---|---|---|---|---|---|---|---|"]
+    for dim in sorted(rows):
+        row = rows[dim]
+        get = lambda k: row[k]["r2_h_to_z"] if k in row else None  # noqa: E731
+        if "sigreg" in row:
+            target = 0.9995 if dim <= 256 else 0.999
+            checks[f"scaling N={dim} SIGReg R² >= {target}"] = get("sigreg") >= target
+        mixing_r2 = next(iter(v for k, v in row.items() if k != "steps"))["r2_x_to_z"]
+        lines.append(f"| {dim} | {row['steps']} | {_fmt(get('sigreg'))} | "
+                     f"{_fmt(PAPER_SCALING.get(dim))} | {_fmt(get('whitening'))} | "
+                     f"{_fmt(get('infonce'), 4)} | {_fmt(PAPER_INFONCE.get(dim), 3)} | "
+                     f"{_fmt(mixing_r2, 4)} |")
+    return lines
+
+
+def alpha_table(results, checks) -> list[str]:
+    sig = {r["alpha"]: r["metrics"] for r in _group(results, "alpha") if r["objective"] == "sigreg"}
+    white = {r["alpha"]: r["metrics"] for r in _group(results, "alpha")
+             if r["objective"] == "whitening"}
+    lines = ["| α | law | SIGReg grid R² | paper | SIGReg on-dist. R² | whitening grid R² |",
+             "|---|---|---|---|---|---|"]
+    law = {1.0: "Laplace", 2.0: "Gaussian"}
+    for alpha in sorted(sig):
+        w = white.get(alpha)
+        lines.append(f"| {alpha:g} | {law.get(alpha, 'gen. normal')} | "
+                     f"{_fmt(sig[alpha]['grid_r2'], 4)} | {_fmt(PAPER_ALPHA.get(alpha), 3)} | "
+                     f"{_fmt(sig[alpha]['r2_h_to_z'], 4)} | "
+                     f"{_fmt(w['grid_r2'] if w else None, 4)} |")
+    if len(sig) >= 3:
+        best = max(sig, key=lambda a: sig[a]["grid_r2"])
+        checks["alpha sweep: grid R² peaks at the Gaussian (alpha = 2)"] = best == 2.0
+    return lines
+
+
+def bound_table(results, checks) -> list[str]:
+    lines = ["| run | ε | δ | D | bound D + (ε + D)² | Procrustes error | holds |",
+             "|---|---|---|---|---|---|---|"]
+    holds = []
+    for r in results:
+        m = r["metrics"]
+        gaussian = "bound" in m and "law=gennorm" not in " ".join(r["overrides"])
+        if not gaussian or r.get("objective", "sigreg") == "infonce":
+            continue
+        rho = 0.95
+        d = m["delta"] / (2 * rho * (1 - rho))
+        ok = m["procrustes_error"] <= m["bound"]
+        holds.append(ok)
+        lines.append(f"| {r['key']} | {m['epsilon']:.2e} | {m['delta']:.2e} | {d:.2e} | "
+                     f"{m['bound']:.2e} | {m['procrustes_error']:.2e} | {'yes' if ok else 'NO'} |")
+    if holds:
+        checks[f"Theorem-3 bound holds on Gaussian runs ({sum(holds)}/{len(holds)})"] = all(holds)
+    return lines
+
+
+def failure_table(results, checks) -> list[str]:
+    lines = ["| λ | R² slow coord. (ρ = 0.99) | R² fast coord. (ρ = 0.8) | R²(h→z) |",
+             "|---|---|---|---|"]
+    rows = sorted(_group(results, "failure"), key=lambda r: r["lam"])
+    for r in rows:
+        slow, fast = r["metrics"]["r2_h_to_z_per_dim"]
+        lines.append(f"| {r['lam']:g} | {slow:.4f} | {fast:.4f} | {r['metrics']['r2_h_to_z']:.4f} |")
+    if rows:
+        fast = [r["metrics"]["r2_h_to_z_per_dim"][1] for r in rows]
+        checks["failure mode shown: smallest λ loses the fast coordinate (R² < 0.5)"] = fast[0] < 0.5
+        checks["a larger λ recovers both coordinates (R² >= 0.95 each)"] = any(
+            min(r["metrics"]["r2_h_to_z_per_dim"]) >= 0.95 for r in rows)
+    return lines
+
+
+def plot(results: list[dict[str, Any]], out: Path) -> list[str]:
+    """Scaling, alpha sweep, bound and failure-mode plots; returns the file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+    ax = axes[0]
+    for objective in ("sigreg", "whitening", "infonce"):
+        pts = sorted((r["dim"], r["metrics"]["r2_h_to_z"]) for r in _group(results, "scaling")
+                     if r["objective"] == objective)
+        if pts:
+            ax.plot(*zip(*pts), "o-", label=objective)
+    if PAPER_SCALING:
+        ax.plot(*zip(*sorted(PAPER_SCALING.items())), "k--", alpha=0.5, label="paper SIGReg")
+    ax.set(xscale="log", xlabel="latent dim N", ylabel="R²(h→z)", title="Scaling (RealNVP-4)")
+    ax.legend()
+    ax = axes[1]
+    for objective in ("sigreg", "whitening"):
+        pts = sorted((r["alpha"], r["metrics"]["grid_r2"]) for r in _group(results, "alpha")
+                     if r["objective"] == objective)
+        if pts:
+            ax.plot(*zip(*pts), "o-", label=f"{objective} (grid)")
+    ax.plot(*zip(*sorted(PAPER_ALPHA.items())), "k--", alpha=0.5, label="paper SIGReg")
+    ax.axvline(2.0, color="grey", lw=0.8)
+    ax.set(xscale="log", xlabel="generalised-normal shape α", ylabel="grid R²",
+           title="Latent law (spiral mixing)")
+    ax.legend()
+    ax = axes[2]
+    pairs = [(r["metrics"]["bound"], r["metrics"]["procrustes_error"]) for r in results
+             if "bound" in r["metrics"] and "law=gennorm" not in " ".join(r["overrides"])
+             and r.get("objective", "sigreg") != "infonce"]
+    if pairs:
+        b, p = zip(*pairs)
+        ax.loglog(b, p, "o")
+        lo, hi = min(min(b), min(p)), max(max(b), max(p))
+        ax.plot([lo, hi], [lo, hi], "k--", label="error = bound")
+        ax.legend()
+    ax.set(xlabel="Theorem-3 bound", ylabel="Procrustes error", title="Bound check (Gaussian)")
+    ax = axes[3]
+    rows = sorted(_group(results, "failure"), key=lambda r: r["lam"])
+    if rows:
+        lams = [r["lam"] for r in rows]
+        ax.plot(lams, [r["metrics"]["r2_h_to_z_per_dim"][0] for r in rows], "o-",
+                label="slow (ρ = 0.99)")
+        ax.plot(lams, [r["metrics"]["r2_h_to_z_per_dim"][1] for r in rows], "s-",
+                label="fast (ρ = 0.8)")
+        ax.legend()
+    ax.set(xscale="log", xlabel="λ", ylabel="per-coordinate R²", title="Unequal ρ failure mode")
+    fig.tight_layout()
+    name = "identifiability.png"
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return [name]
+
+
+def write_report(results: list[dict[str, Any]], out: Path, mode: str, command: str,
+                 wall_seconds: float) -> dict[str, bool]:
+    """Write ``report.md``, ``results.json`` and the plot; return the named pass/fail checks."""
+    import lightning
+    import torch
+
+    from worldmodel.utils import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    checks: dict[str, bool] = {}
+    sections = [
+        ("1. 2-D mixings, Gaussian latents", mixing_table),
+        ("2. Scaling with the latent dimension (RealNVP-4, matched encoder)", scaling_table),
+        ("3. Latent law: generalised normal α, spiral mixing", alpha_table),
+        ("4. Theorem-3 bound on Gaussian runs", bound_table),
+        ("5. Unequal autocorrelations (ρ = 0.99 / 0.8, identity mixing)", failure_table),
+    ]
+    body = []
+    for title, make in sections:
+        body += [f"### {title}", "", *make(results, checks), ""]
+    images = plot(results, out)
+    run_seconds = sum(r["seconds"] for r in results)
+    header = [
+        f"# Identifiability benchmark ({mode} mode)", "",
+        f"Command: `{command}`  ",
+        f"Runs: {len(results)}, one seed each (the paper averages 5); summed training time "
+        f"{run_seconds / 60:.1f} min, wall time of this invocation {wall_seconds / 60:.1f} min "
+        f"on {platform.processor() or platform.machine()}; torch {torch.__version__}, "
+        f"lightning {lightning.__version__}.", "",
+        "Protocol (SCIENCE.md §4): two OU views per latent (ρ = 0.95), batch 256, AdamW lr 3e-3 "
+        "constant for half the steps then cosine, M = 256 directions, evaluation on 10k fresh "
+        "latents. Loss λ·reg + (1 − λ)·alignment; λ = 1e-6 with the matched RealNVP encoder, "
+        "λ = 0.01 with the MLP 4×256 encoder, whitening λ = 0.5, InfoNCE σ = 1.", "",
+        "Checks: " + ", ".join(f"{'PASS' if ok else 'FAIL'} {name}" for name, ok in checks.items()),
+        "", *[f"![{name}]({name})" for name in images], "",
+    ]
+    atomic_write_text(out / "report.md", "\n".join(header + body))
+    atomic_write_text(out / "results.json", json.dumps(
+        {"mode": mode, "command": command, "checks": checks, "runs": results}, indent=1))
+    return checks
