@@ -74,7 +74,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None) -> TrainResult:
         limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=run_dir)
     trainer.fit(module, datamodule=SyntheticDataModule(world, t.batch_size, cfg.seed))
     checkpoint = run_dir / "model.ckpt"
-    trainer.save_checkpoint(checkpoint)  # Lightning writes on rank 0 only
+    trainer.save_checkpoint(checkpoint, weights_only=False)  # rank 0 writes; optimiser kept
     if trainer.is_global_zero:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         atomic_write_text(run_dir / "metrics.json", json.dumps(probe.metrics, indent=2))

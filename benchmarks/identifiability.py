@@ -62,7 +62,7 @@ MODES = {
                   alphas=(0.5, 2.0, 16.0), whitening_alphas=(), failure_lams=(0.001, 0.5),
                   mixings=("spiral", "banana", "sinusoid", "realnvp")),
     "full": Mode(steps=20000, scaling_dims=(2, 8, 64, 256, 1024),
-                 scaling_steps={2: 20000, 8: 20000, 64: 20000, 256: 20000, 1024: 5000},
+                 scaling_steps={2: 20000, 8: 20000, 64: 20000, 256: 20000, 1024: 10000},
                  alphas=(0.25, 0.5, 1.0, 2.0, 4.0, 16.0), whitening_alphas=(1.0, 2.0),
                  failure_lams=FAILURE_LAMS,
                  mixings=("spiral", "banana", "sinusoid", "random_mlp", "realnvp")),
@@ -119,14 +119,17 @@ def build_jobs(mode: Mode) -> list[Job]:
 def run_job(job: Job, run_root: str) -> dict[str, Any]:
     """Train one run in this (worker) process and return its metrics with metadata."""
     import logging
+    import warnings
 
     import torch
 
-    logging.getLogger("lightning").setLevel(logging.ERROR)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    torch.set_num_threads(1)
     import train
     from configs.loader import load_config
+
+    torch.set_num_threads(1)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # after their import
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*weights_only.*")
 
     cfg = load_config(None, [*job.overrides, f"name={job.key}", f"output_dir={run_root}"])
     start = time.perf_counter()

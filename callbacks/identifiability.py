@@ -79,7 +79,9 @@ class SyntheticIdentifiabilityProbe(L.Callback):
         scalars = {f"val/{k}": v for k, v in self.metrics.items() if isinstance(v, float)}
         if trainer.logger is not None:
             trainer.logger.log_metrics(scalars, step=trainer.global_step)
-        log.info("step %d: R2(h->z) = %.6f", trainer.global_step, self.metrics["r2_h_to_z"])
+        per_dim = ", ".join(f"{r:.4f}" for r in self.metrics["r2_h_to_z_per_dim"][:8])
+        log.info("step %d: R2(h->z) = %.6f (per dim: %s)", trainer.global_step,
+                 self.metrics["r2_h_to_z"], per_dim)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
