@@ -15,6 +15,7 @@ from worldmodel.identifiability import (
     procrustes_error,
     r2_score,
     theorem3_bound,
+    theorem3_scaled_excess,
     whitening_error,
 )
 from worldmodel.synthetic import SyntheticWorld
@@ -50,6 +51,7 @@ def synthetic_metrics(encoder: torch.nn.Module, world: SyntheticWorld, num_sampl
     if rho is not None:
         excess = alignment_excess(h0, h[:, 1], rho)
         metrics.update(alignment=excess["alignment"], delta=excess["delta"],
+                       scaled_excess=theorem3_scaled_excess(excess["delta"], rho),
                        bound=theorem3_bound(metrics["epsilon"], excess["delta"], rho))
     if world.latent_dim == 2:
         metrics["grid_r2"] = evaluate_on_grid(lambda o: encoder(o.to(device)).float().cpu(),

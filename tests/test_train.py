@@ -21,7 +21,7 @@ def test_tiny_run_writes_metrics_and_a_self_describing_checkpoint(tmp_path):
     assert result.checkpoint.is_file()
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     for key in ("r2_h_to_z", "r2_z_to_h", "r2_x_to_z", "grid_r2", "orthogonality_error",
-                "procrustes_error", "epsilon", "delta", "bound"):
+                "procrustes_error", "epsilon", "delta", "scaled_excess", "bound"):
         assert math.isfinite(metrics[key]), key
     assert len(metrics["r2_h_to_z_per_dim"]) == 2
     assert (result.run_dir / "config.yaml").is_file()

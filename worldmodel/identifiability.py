@@ -22,6 +22,7 @@ __all__ = [
     "procrustes_error",
     "r2_score",
     "theorem3_bound",
+    "theorem3_scaled_excess",
     "whitening_error",
 ]
 
@@ -97,11 +98,16 @@ def alignment_excess(h: Tensor, h_next: Tensor, rho: float) -> dict[str, float]:
     return {"alignment": loss, "delta": max(loss - 2 * (1 - rho) * trace, 0.0)}
 
 
-def theorem3_bound(epsilon: float, delta: float, rho: float) -> float:
-    """Theorem 3: ``min_Q E|h - Q z|^2 <= D + (epsilon + D)^2`` with ``D = delta / (2 rho (1-rho))``."""
+def theorem3_scaled_excess(delta: float, rho: float) -> float:
+    """``D = delta / (2 rho (1 - rho))``, the alignment excess in Theorem 3's units."""
     if not 0 < rho < 1:
         raise ValueError(f"rho must lie in (0, 1), got {rho}")
-    d = delta / (2 * rho * (1 - rho))
+    return delta / (2 * rho * (1 - rho))
+
+
+def theorem3_bound(epsilon: float, delta: float, rho: float) -> float:
+    """Theorem 3: ``min_Q E|h - Q z|^2 <= D + (epsilon + D)^2``, D from ``theorem3_scaled_excess``."""
+    d = theorem3_scaled_excess(delta, rho)
     return d + (epsilon + d) ** 2
 
 

@@ -97,7 +97,7 @@ def test_collapse_is_far_above_the_floor_and_gradient_pushes_towards_gaussian():
     z = (0.1 * torch.randn(256, 4)).requires_grad_()
     value = reg(z, step=0)
     value.backward()
-    assert float(value) > 50 * expected_null_value()
+    assert value.item() > 50 * expected_null_value()
     # descending the gradient expands the collapsed cloud
     assert float((z - 0.01 * z.grad).std()) > float(z.std())
 
