@@ -23,10 +23,33 @@ def _group(results: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [r for r in results if r["group"] == name]
 
 
+def select_restarts(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep, per (dim, objective), the restart with the lowest alignment on fresh pairs.
+
+    The alignment ``E|h(x') - h(x)|^2`` needs no ground-truth latents, so this is ordinary
+    unsupervised model selection; the R² of every restart is kept in ``restart_r2``.
+    """
+    chosen: dict[tuple, dict[str, Any]] = {}
+    spread: dict[tuple, list[float]] = {}
+    others = []
+    for r in results:
+        if r["group"] != "scaling":
+            others.append(r)
+            continue
+        key = (r["dim"], r["objective"])
+        spread.setdefault(key, []).append(r["metrics"]["r2_h_to_z"])
+        if key not in chosen or r["metrics"]["alignment"] < chosen[key]["metrics"]["alignment"]:
+            chosen[key] = r
+    selected = [{**r, "restart_r2": spread[k]} for k, r in chosen.items()]
+    return others + selected
+
+
 def mixing_table(results, checks) -> list[str]:
     lines = ["| mixing | R²(h→z) | R²(z→h) | R²(x→z) | grid R² | orth. err | Procrustes | target |",
              "|---|---|---|---|---|---|---|---|"]
-    for r in _group(results, "mixings"):
+    realnvp = [{**r, "mixing": "realnvp"} for r in _group(results, "scaling")
+               if r["dim"] == 2 and r["objective"] == "sigreg"]
+    for r in _group(results, "mixings") + realnvp:
         m, target = r["metrics"], MIXING_TARGET.get(r["mixing"])
         if target is not None:
             checks[f"mixing {r['mixing']} R² >= {target}"] = m["r2_h_to_z"] >= target
@@ -40,20 +63,25 @@ def mixing_table(results, checks) -> list[str]:
 def scaling_table(results, checks) -> list[str]:
     rows: dict[int, dict[str, Any]] = {}
     for r in _group(results, "scaling"):
-        rows.setdefault(r["dim"], {"steps": r["steps"]})[r["objective"]] = r["metrics"]
+        row = rows.setdefault(r["dim"], {"steps": r["steps"]})
+        row[r["objective"]] = r["metrics"]
+        if r["objective"] == "sigreg" and len(r["restart_r2"]) > 1:
+            row["restart_r2"] = r["restart_r2"]
     lines = ["| N | steps | SIGReg R²(h→z) | paper SIGReg | whitening | InfoNCE | paper InfoNCE | "
-             "R²(x→z) |", "|---|---|---|---|---|---|---|---|"]
+             "R²(x→z) | SIGReg R² of each restart |", "|---|---|---|---|---|---|---|---|---|"]
     for dim in sorted(rows):
         row = rows[dim]
         get = lambda k: row[k]["r2_h_to_z"] if k in row else None  # noqa: E731
         if "sigreg" in row:
             target = 0.9995 if dim <= 256 else 0.999
             checks[f"scaling N={dim} SIGReg R² >= {target}"] = get("sigreg") >= target
-        mixing_r2 = next(iter(v for k, v in row.items() if k != "steps"))["r2_x_to_z"]
+        mixing_r2 = next(iter(v for k, v in row.items() if k not in ("steps", "restart_r2")))[
+            "r2_x_to_z"]
+        restarts = ", ".join(f"{x:.4f}" for x in row.get("restart_r2", [])) or "–"
         lines.append(f"| {dim} | {row['steps']} | {_fmt(get('sigreg'))} | "
                      f"{_fmt(PAPER_SCALING.get(dim))} | {_fmt(get('whitening'))} | "
                      f"{_fmt(get('infonce'), 4)} | {_fmt(PAPER_INFONCE.get(dim), 3)} | "
-                     f"{_fmt(mixing_r2, 4)} |")
+                     f"{_fmt(mixing_r2, 4)} | {restarts} |")
     return lines
 
 
@@ -105,8 +133,9 @@ def failure_table(results, checks) -> list[str]:
     if rows:
         fast = [r["metrics"]["r2_h_to_z_per_dim"][1] for r in rows]
         checks["failure mode shown: smallest λ loses the fast coordinate (R² < 0.5)"] = fast[0] < 0.5
-        checks["a larger λ recovers both coordinates (R² >= 0.95 each)"] = any(
-            min(r["metrics"]["r2_h_to_z_per_dim"]) >= 0.95 for r in rows)
+        fixed = [r["lam"] for r in rows if min(r["metrics"]["r2_h_to_z_per_dim"]) >= 0.95]
+        label = f"λ = {', '.join(f'{lam:g}' for lam in fixed)}" if fixed else "no λ"
+        checks[f"{label} recovers both coordinates (R² >= 0.95 each)"] = bool(fixed)
     return lines
 
 
@@ -176,6 +205,7 @@ def write_report(results: list[dict[str, Any]], out: Path, mode: str, command: s
     from worldmodel.utils import atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
+    all_runs, results = results, select_restarts(results)
     checks: dict[str, bool] = {}
     sections = [
         ("1. 2-D mixings, Gaussian latents", mixing_table),
@@ -188,16 +218,19 @@ def write_report(results: list[dict[str, Any]], out: Path, mode: str, command: s
     for title, make in sections:
         body += [f"### {title}", "", *make(results, checks), ""]
     images = plot(results, out)
-    run_seconds = sum(r["seconds"] for r in results)
+    run_seconds = sum(r["seconds"] for r in all_runs)
     header = [
         f"# Identifiability benchmark ({mode} mode)", "",
         f"Command: `{command}`  ",
-        f"Runs: {len(results)}, one seed each (the paper averages 5); summed training time "
+        f"Runs: {len(all_runs)}, one seed per cell (the paper averages 5 seeds); RealNVP runs "
+        f"with N <= 8 take the best of several random initialisations by the label-free "
+        f"alignment loss (the exact coupling inverse has local minima in low dimension; every "
+        f"restart's R² is listed). Summed training time "
         f"{run_seconds / 60:.1f} min, wall time of this invocation {wall_seconds / 60:.1f} min "
         f"on {platform.processor() or platform.machine()}; torch {torch.__version__}, "
         f"lightning {lightning.__version__}.", "",
         "Protocol (SCIENCE.md §4): two OU views per latent (ρ = 0.95), batch 256, AdamW lr 3e-3 "
-        "constant for half the steps then cosine, M = 256 directions, evaluation on 10k fresh "
+        "constant for half the steps then cosine (steps per row in the tables), M = 256 directions, evaluation on 10k fresh "
         "latents. Loss λ·reg + (1 − λ)·alignment; λ = 1e-6 with the matched RealNVP encoder, "
         "λ = 0.01 with the MLP 4×256 encoder, whitening λ = 0.5, InfoNCE σ = 1.", "",
         "Checks: " + ", ".join(f"{'PASS' if ok else 'FAIL'} {name}" for name, ok in checks.items()),
@@ -205,5 +238,6 @@ def write_report(results: list[dict[str, Any]], out: Path, mode: str, command: s
     ]
     atomic_write_text(out / "report.md", "\n".join(header + body))
     atomic_write_text(out / "results.json", json.dumps(
-        {"mode": mode, "command": command, "checks": checks, "runs": results}, indent=1))
+        {"mode": mode, "command": command, "checks": checks, "selected": results,
+         "runs": all_runs}, indent=1))
     return checks

@@ -22,13 +22,15 @@ class EncoderConfig:
     """Which encoder and its size. ``layers`` means hidden layers (mlp) or couplings.
 
     ``hidden_dim`` is the MLP width; ``coupling_width`` the tanh units per coupling of the
-    ``coupling_inverse`` encoder (0 = the exact inverse form).
+    ``coupling_inverse`` encoder (0 = the exact inverse form) and ``init_std`` the scale of its
+    random initial weights, ``N(0, init_std^2 / fan_in)`` (0 = the identity map).
     """
 
     name: str = "mlp"
     hidden_dim: int = 256
     layers: int = 4
     coupling_width: int = 0
+    init_std: float = 0.0
 
 
 class MLPEncoder(nn.Module):
@@ -55,7 +57,9 @@ class CouplingInverseEncoder(nn.Module):
 
     Layer ``l`` undoes mixing layer ``L - 1 - l``: ``x_b += tanh(x_a V)`` (or the swapped halves),
     so ``V = -W`` recovers the latent exactly. Volume preserving, hence it cannot collapse;
-    initialised at ``V = 0`` (the identity map).
+    initialised at ``V = 0`` (the identity map) or, with ``init_std > 0``, at random weights:
+    in low dimension (N <= 8) the exact form has local minima, and random restarts ranked by
+    the label-free alignment loss find the global one.
 
     With ``width > 0`` each coupling is over-parametrised as ``x_b += tanh(x_a V) U`` with
     ``width`` tanh units (``V`` random, ``U = 0`` at init): the exact inverse is still in the
@@ -63,7 +67,8 @@ class CouplingInverseEncoder(nn.Module):
     form has in very low dimension (2-D: four scalar weights behind saturating tanh).
     """
 
-    def __init__(self, obs_dim: int, latent_dim: int, layers: int = 4, width: int = 0):
+    def __init__(self, obs_dim: int, latent_dim: int, layers: int = 4, width: int = 0,
+                 init_std: float = 0.0):
         super().__init__()
         if obs_dim != latent_dim:
             raise ValueError(
@@ -77,7 +82,8 @@ class CouplingInverseEncoder(nn.Module):
         self.updates_b = [(layers - 1 - l) % 2 == 0 for l in range(layers)]
         shapes = [(da, db) if upd_b else (db, da) for upd_b in self.updates_b]
         if width == 0:
-            self.weights = nn.ParameterList(nn.Parameter(torch.zeros(shape)) for shape in shapes)
+            self.weights = nn.ParameterList(
+                nn.Parameter(torch.randn(shape) * init_std / shape[0] ** 0.5) for shape in shapes)
             self.out_weights = None
         else:
             self.weights = nn.ParameterList(
@@ -107,5 +113,6 @@ def build_encoder(cfg: EncoderConfig, obs_dim: int, latent_dim: int) -> nn.Modul
     if cfg.name == "mlp":
         return MLPEncoder(obs_dim, latent_dim, cfg.hidden_dim, cfg.layers)
     if cfg.name == "coupling_inverse":
-        return CouplingInverseEncoder(obs_dim, latent_dim, cfg.layers, cfg.coupling_width)
+        return CouplingInverseEncoder(obs_dim, latent_dim, cfg.layers, cfg.coupling_width,
+                                      cfg.init_std)
     raise ValueError(f"unknown encoder {cfg.name!r}; choose one of {list(ENCODERS)}")
