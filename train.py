@@ -42,10 +42,8 @@ class TrainResult:
 
 
 def build_world(cfg: ExperimentConfig) -> SyntheticWorld:
+    """The synthetic world of ``cfg.world``."""
     w = cfg.world
-    if cfg.model.latent_dim != w.latent_dim and cfg.model.encoder.name == "coupling_inverse":
-        raise ConfigError(f"model.latent_dim={cfg.model.latent_dim} must equal "
-                          f"world.latent_dim={w.latent_dim} for the coupling_inverse encoder")
     rho = w.rho_per_dim if w.rho_per_dim is not None else w.rho
     return SyntheticWorld(w.latent_dim, w.law, w.alpha, rho, w.mixing, w.mixing_layers,
                           w.mixing_seed)
