@@ -138,7 +138,7 @@ def run_job(job: Job, run_root: str) -> dict[str, Any]:
     torch.set_num_threads(1)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # after their import
         logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*weights_only.*")
+    warnings.filterwarnings("ignore", message=".*(weights_only|LeafSpec).*")
 
     cfg = load_config(None, [*job.overrides, f"name={job.key}", f"output_dir={run_root}"])
     start = time.perf_counter()
