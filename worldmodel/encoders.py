@@ -21,15 +21,13 @@ __all__ = ["ENCODERS", "CouplingInverseEncoder", "EncoderConfig", "MLPEncoder", 
 class EncoderConfig:
     """Which encoder and its size. ``layers`` means hidden layers (mlp) or couplings.
 
-    ``hidden_dim`` is the MLP width; ``coupling_width`` the tanh units per coupling of the
-    ``coupling_inverse`` encoder (0 = the exact inverse form) and ``init_std`` the scale of its
-    random initial weights, ``N(0, init_std^2 / fan_in)`` (0 = the identity map).
+    ``hidden_dim`` is the MLP width; ``init_std`` the scale of the ``coupling_inverse``
+    encoder's random initial weights, ``N(0, init_std^2 / fan_in)`` (0 = the identity map).
     """
 
     name: str = "mlp"
     hidden_dim: int = 256
     layers: int = 4
-    coupling_width: int = 0
     init_std: float = 0.0
 
 
@@ -59,49 +57,30 @@ class CouplingInverseEncoder(nn.Module):
     so ``V = -W`` recovers the latent exactly. Volume preserving, hence it cannot collapse;
     initialised at ``V = 0`` (the identity map) or, with ``init_std > 0``, at random weights:
     in low dimension (N <= 8) the exact form has local minima, and random restarts ranked by
-    the label-free alignment loss find the global one.
-
-    With ``width > 0`` each coupling is over-parametrised as ``x_b += tanh(x_a V) U`` with
-    ``width`` tanh units (``V`` random, ``U = 0`` at init): the exact inverse is still in the
-    family, and the extra units let gradient descent escape the local minima that the exact
-    form has in very low dimension (2-D: four scalar weights behind saturating tanh).
+    the label-free alignment loss can find the global one.
     """
 
-    def __init__(self, obs_dim: int, latent_dim: int, layers: int = 4, width: int = 0,
-                 init_std: float = 0.0):
+    def __init__(self, obs_dim: int, latent_dim: int, layers: int = 4, init_std: float = 0.0):
         super().__init__()
         if obs_dim != latent_dim:
             raise ValueError(
                 f"coupling_inverse needs obs_dim == latent_dim, got {obs_dim} and {latent_dim}"
             )
-        if width < 0:
-            raise ValueError(f"coupling width must be >= 0 (0 = exact form), got {width}")
         da, db = coupling_halves(latent_dim)
         self.split = da
         # mixing layer k updates b from a when k is even; we walk k = L-1 ... 0.
         self.updates_b = [(layers - 1 - l) % 2 == 0 for l in range(layers)]
         shapes = [(da, db) if upd_b else (db, da) for upd_b in self.updates_b]
-        if width == 0:
-            self.weights = nn.ParameterList(
-                nn.Parameter(torch.randn(shape) * init_std / shape[0] ** 0.5) for shape in shapes)
-            self.out_weights = None
-        else:
-            self.weights = nn.ParameterList(
-                nn.Parameter(torch.randn(rows, width) / rows**0.5) for rows, _ in shapes)
-            self.out_weights = nn.ParameterList(
-                nn.Parameter(torch.zeros(width, cols)) for _, cols in shapes)
-
-    def _shift(self, layer: int, x: Tensor) -> Tensor:
-        shift = torch.tanh(x @ self.weights[layer])
-        return shift if self.out_weights is None else shift @ self.out_weights[layer]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.randn(shape) * init_std / shape[0] ** 0.5) for shape in shapes)
 
     def forward(self, x: Tensor) -> Tensor:
         a, b = x[..., : self.split], x[..., self.split :]
-        for layer, upd_b in enumerate(self.updates_b):
+        for upd_b, v in zip(self.updates_b, self.weights):
             if upd_b:
-                b = b + self._shift(layer, a)
+                b = b + torch.tanh(a @ v)
             else:
-                a = a + self._shift(layer, b)
+                a = a + torch.tanh(b @ v)
         return torch.cat([a, b], dim=-1)
 
 
@@ -113,6 +92,5 @@ def build_encoder(cfg: EncoderConfig, obs_dim: int, latent_dim: int) -> nn.Modul
     if cfg.name == "mlp":
         return MLPEncoder(obs_dim, latent_dim, cfg.hidden_dim, cfg.layers)
     if cfg.name == "coupling_inverse":
-        return CouplingInverseEncoder(obs_dim, latent_dim, cfg.layers, cfg.coupling_width,
-                                      cfg.init_std)
+        return CouplingInverseEncoder(obs_dim, latent_dim, cfg.layers, cfg.init_std)
     raise ValueError(f"unknown encoder {cfg.name!r}; choose one of {list(ENCODERS)}")
