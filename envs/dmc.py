@@ -1,0 +1,104 @@
+"""A dm_control suite task as a Gymnasium env: state observations, fast ``rgb_array`` frames.
+
+The observation is the physical state (``qpos``, ``qvel``), also given as ``info["state"]``;
+``render()`` draws through one camera created on first use and reused for every frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from envs.rendering import disable_msaa, fast_scene_flags
+
+__all__ = ["DMControlEnv"]
+
+
+class DMControlEnv(gym.Env):
+    """dm_control ``suite.load(domain, task)`` behind the Gymnasium API.
+
+    Args:
+        domain, task: suite names, e.g. ``("reacher", "easy")``.
+        width, height: rendered frame size in pixels.
+        camera_id: index or name of the MuJoCo camera.
+        render_mode: only ``"rgb_array"``.
+        environment_kwargs: passed to ``suite.load`` (e.g. ``{"time_limit": 10}``).
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def __init__(self, domain: str, task: str, width: int = 64, height: int = 64,
+                 camera_id: int | str = 0, render_mode: str | None = "rgb_array",
+                 environment_kwargs: dict[str, Any] | None = None) -> None:
+        from dm_control import suite
+
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"DMControlEnv renders only 'rgb_array', got {render_mode!r}")
+        if (domain, task) not in suite.ALL_TASKS:
+            raise ValueError(f"unknown dm_control task {(domain, task)}; "
+                             f"known: {sorted(suite.ALL_TASKS)}")
+        self.render_mode = render_mode
+        self._env = suite.load(domain, task, task_kwargs={"random": 0},
+                               environment_kwargs=dict(environment_kwargs or {}))
+        physics = self._env.physics
+        disable_msaa(physics.model)
+        vis = physics.model.vis.global_
+        vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
+        self._size = (height, width)
+        self._camera_id = camera_id
+        self._camera = None
+        spec = self._env.action_spec()
+        self.action_space = gym.spaces.Box(spec.minimum.astype(np.float32),
+                                           spec.maximum.astype(np.float32), dtype=np.float32)
+        n = physics.model.nq + physics.model.nv
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+        self.state_names = self._state_names(physics.model)
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self._env.control_timestep())}
+
+    @staticmethod
+    def _state_names(model) -> list[str]:
+        names = [model.id2name(i, "joint") or f"joint{i}" for i in range(model.njnt)]
+        if model.nq != model.njnt or model.nv != model.njnt:  # free or ball joints
+            return [f"qpos[{i}]" for i in range(model.nq)] + [f"qvel[{i}]" for i in range(model.nv)]
+        return [f"{n}_pos" for n in names] + [f"{n}_vel" for n in names]
+
+    @property
+    def physics(self):
+        """The dm_control ``Physics`` (named accessors: ``physics.named.data.qpos``)."""
+        return self._env.physics
+
+    def _state(self) -> np.ndarray:
+        data = self._env.physics.data
+        return np.concatenate([data.qpos, data.qvel]).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._env.task.random.seed(seed)
+        self._env.reset()
+        state = self._state()
+        return state, {"state": state}
+
+    def step(self, action):
+        ts = self._env.step(np.asarray(action, dtype=np.float64))
+        last = ts.last()
+        terminated = bool(last and ts.discount == 0.0)
+        state = self._state()
+        return state, float(ts.reward or 0.0), terminated, bool(last and not terminated), \
+            {"state": state}
+
+    def render(self) -> np.ndarray:
+        if self._camera is None:
+            from dm_control.mujoco import Camera
+
+            self._camera = Camera(self._env.physics, *self._size, camera_id=self._camera_id)
+            fast_scene_flags(self._camera._scene)
+        return self._camera.render()
+
+    def close(self) -> None:
+        if self._camera is not None:
+            self._camera._scene.free()
+            self._camera = None
+        self._env.physics.free()

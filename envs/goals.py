@@ -1,0 +1,98 @@
+"""Goal coordinates, success tolerance and goal source an env declares for goal reaching.
+
+The evaluation protocol (DESIGN.md section 3) reads these; they are fixed per env, never tuned
+per result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["GoalSpec"]
+
+GOAL_SOURCES = ("policy", "state_sampler")
+NORMS = ("max", "l2")
+
+
+@dataclass(frozen=True)
+class GoalSpec:
+    """Which state entries a goal fixes, and when a state counts as having reached it.
+
+    Attributes:
+        indices: positions in ``info["state"]`` that form the goal coordinates.
+        tolerance: success when ``distance(state, goal) < tolerance``.
+        angular: per goal coordinate, whether differences wrap to [-pi, pi] (joint angles).
+        norm: ``"max"`` (every coordinate within tolerance) or ``"l2"`` (Euclidean).
+        source: ``"policy"`` (the goal is where the goal policy leads after ``goal_offset``
+            steps) or ``"state_sampler"`` (uniform in ``[sample_low, sample_high]``).
+        goal_offset: goal-policy control steps before the goal frame (source ``policy``).
+        budget: control steps the agent gets (before any action repeat).
+        sample_low, sample_high: bounds of the state sampler, one per goal coordinate.
+    """
+
+    indices: tuple[int, ...]
+    tolerance: float
+    angular: tuple[bool, ...] = ()
+    norm: str = "max"
+    source: str = "policy"
+    goal_offset: int = 25
+    budget: int = 50
+    sample_low: tuple[float, ...] | None = None
+    sample_high: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
+        angular = tuple(bool(a) for a in self.angular) or (False,) * len(self.indices)
+        object.__setattr__(self, "angular", angular)
+        if not self.indices:
+            raise ValueError("GoalSpec.indices must name at least one state entry")
+        if len(self.angular) != len(self.indices):
+            raise ValueError(f"GoalSpec.angular has {len(self.angular)} entries for "
+                             f"{len(self.indices)} goal coordinates; give one per index")
+        if self.tolerance <= 0:
+            raise ValueError(f"GoalSpec.tolerance must be > 0, got {self.tolerance}")
+        if self.norm not in NORMS:
+            raise ValueError(f"GoalSpec.norm must be one of {NORMS}, got {self.norm!r}")
+        if self.source not in GOAL_SOURCES:
+            raise ValueError(f"GoalSpec.source must be one of {GOAL_SOURCES}, got {self.source!r}")
+        if self.goal_offset < 1 or self.budget < 1:
+            raise ValueError(f"goal_offset and budget must be >= 1, got {self.goal_offset}, "
+                             f"{self.budget}")
+        if self.source == "state_sampler":
+            for name in ("sample_low", "sample_high"):
+                bound = getattr(self, name)
+                if bound is None or len(bound) != len(self.indices):
+                    raise ValueError(f"GoalSpec.{name} needs one value per goal coordinate "
+                                     f"for source='state_sampler', got {bound}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GoalSpec:
+        """Build from a plain dict (a config or a dataset's meta.json)."""
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown GoalSpec keys {sorted(unknown)}; "
+                             f"known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def to_dict(self) -> dict:
+        """Plain, JSON-ready form."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    def coordinates(self, state: np.ndarray) -> np.ndarray:
+        """Goal coordinates of ``state`` (..., S) -> (..., G)."""
+        return np.asarray(state)[..., list(self.indices)]
+
+    def distance(self, state: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
+        """Distance on the goal coordinates, angles wrapped; (..., S), (..., S) -> (...)."""
+        diff = self.coordinates(state) - self.coordinates(goal_state)
+        wrap = np.asarray(self.angular)
+        diff = np.where(wrap, (diff + np.pi) % (2 * np.pi) - np.pi, diff)
+        if self.norm == "max":
+            return np.abs(diff).max(axis=-1)
+        return np.linalg.norm(diff, axis=-1)
+
+    def success(self, state: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
+        """Whether ``state`` is within tolerance of ``goal_state``."""
+        return self.distance(state, goal_state) < self.tolerance

@@ -1,0 +1,243 @@
+"""``PixelEnv``: turn any Gymnasium env with ``rgb_array`` rendering into a pixel env.
+
+Contract (DESIGN.md section 3): observations are ``uint8 (H, W, 3)`` frames of the configured
+size, actions a ``Box`` in [-1, 1] rescaled to the wrapped env's bounds, ``info["state"]`` the
+true low-dimensional ``float32`` state, optional action repeat. Deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium.envs.registration import load_env_creator
+
+from envs.goals import GoalSpec
+from envs.rendering import disable_msaa, fast_scene_flags
+
+__all__ = ["PixelEnv", "make_pixel_env", "resize_frame"]
+
+STATE_SOURCES = ("auto", "info", "mujoco", "observation")
+
+
+def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """Antialiased bilinear resize of ``uint8 (H, W, 3)`` to ``(size, size, 3)``."""
+    if frame.shape[:2] == (size, size):
+        return np.ascontiguousarray(frame)
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _mujoco_parts(env: gym.Env):
+    """``(MjModel, MjData)`` of a gymnasium MuJoCo env, else ``(None, None)``."""
+    model, data = getattr(env, "model", None), getattr(env, "data", None)
+    if model is None or data is None or not hasattr(data, "qpos") or not hasattr(model, "vis"):
+        return None, None
+    return model, data
+
+
+def _mujoco_state_names(model) -> list[str]:
+    import mujoco
+
+    sizes = {mujoco.mjtJoint.mjJNT_FREE: (7, 6), mujoco.mjtJoint.mjJNT_BALL: (4, 3)}
+    pos, vel = [], []
+    for j in range(model.njnt):
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or f"joint{j}"
+        nq, nv = sizes.get(model.jnt_type[j], (1, 1))
+        pos += [f"{name}_pos"] if nq == 1 else [f"{name}_pos[{i}]" for i in range(nq)]
+        vel += [f"{name}_vel"] if nv == 1 else [f"{name}_vel[{i}]" for i in range(nv)]
+    return pos + vel
+
+
+def _make_rendering_env(env_id: str, size: int, kwargs: dict[str, Any]) -> gym.Env:
+    """``gym.make`` with ``rgb_array`` rendering, at ``size`` pixels where the env accepts it."""
+    try:
+        return gym.make(env_id, render_mode="rgb_array", width=size, height=size, **kwargs)
+    except TypeError as err:  # env without width/height arguments: render, then resize
+        if "width" not in str(err) and "height" not in str(err):
+            raise
+    return gym.make(env_id, render_mode="rgb_array", **kwargs)
+
+
+class PixelEnv(gym.Env):
+    """Pixels + true state adapter around a Gymnasium env (composition, not a wrapper).
+
+    Args:
+        env: an env instance with ``render_mode="rgb_array"``, or a Gymnasium id (also
+            ``"module:EnvName-v0"``, which imports ``module`` first: the plug-in hook).
+        image_size: side of the square frames, in pixels.
+        action_repeat: inner steps per ``step`` call (rewards summed; stops at episode end).
+        state: where ``info["state"]`` comes from: ``"info"`` (the inner env's
+            ``info["state"]``), ``"mujoco"`` (``qpos`` and ``qvel``), ``"observation"`` (the
+            flattened inner observation), or ``"auto"`` (the first of these that exists).
+        goal: goal coordinates and tolerance for goal reaching (a ``GoalSpec`` or its dict).
+        env_kwargs: passed to ``gym.make`` when ``env`` is an id.
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def __init__(self, env: gym.Env | str, image_size: int = 64, action_repeat: int = 1,
+                 state: str = "auto", goal: GoalSpec | dict | None = None,
+                 env_kwargs: dict[str, Any] | None = None) -> None:
+        if image_size < 8:
+            raise ValueError(f"image_size must be >= 8 pixels, got {image_size}")
+        if action_repeat < 1:
+            raise ValueError(f"action_repeat must be >= 1, got {action_repeat}")
+        if state not in STATE_SOURCES:
+            raise ValueError(f"state must be one of {STATE_SOURCES}, got {state!r}")
+        if isinstance(env, str):
+            self.env_id = env
+            env = _make_rendering_env(env, image_size, dict(env_kwargs or {}))
+        else:
+            if env_kwargs:
+                raise ValueError("env_kwargs only apply when env is given as an id")
+            self.env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        if env.render_mode != "rgb_array":
+            raise ValueError(f"{self.env_id}: PixelEnv needs render_mode='rgb_array', got "
+                             f"{env.render_mode!r}; create it with gym.make(id, "
+                             f"render_mode='rgb_array')")
+        space = env.action_space
+        if not isinstance(space, gym.spaces.Box):
+            raise TypeError(f"{self.env_id}: PixelEnv needs a continuous Box action space, got "
+                            f"{space}; discretised control is not supported")
+        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            raise ValueError(f"{self.env_id}: action bounds must be finite to rescale to "
+                             f"[-1, 1], got low={space.low}, high={space.high}")
+        self.env = env
+        self.image_size = int(image_size)
+        self.action_repeat = int(action_repeat)
+        self.render_mode = "rgb_array"
+        self._low = space.low.astype(np.float64)
+        self._scale = (space.high.astype(np.float64) - self._low) / 2.0
+        self.action_space = gym.spaces.Box(-1.0, 1.0, space.shape, np.float32)
+        self.observation_space = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
+        self._state_source, self.state_names = self._resolve_state(state)
+        self.state_dim = len(self.state_names)
+        self.goal = GoalSpec.from_dict(goal) if isinstance(goal, dict) else goal
+        if self.goal is not None and max(self.goal.indices) >= self.state_dim:
+            raise ValueError(f"{self.env_id}: goal indices {self.goal.indices} exceed the state "
+                             f"size {self.state_dim} ({self.state_names})")
+        fps = env.metadata.get("render_fps") or 30
+        self.metadata = {**self.metadata, "render_fps": max(1, round(fps / action_repeat))}
+        self._frame: np.ndarray | None = None
+        self._tuned = False
+        model, _ = _mujoco_parts(env.unwrapped)
+        if model is not None:
+            disable_msaa(model)
+
+    # -- state -------------------------------------------------------------------------
+
+    def _resolve_state(self, source: str) -> tuple[str, list[str]]:
+        inner = self.env.unwrapped
+        names = getattr(inner, "state_names", None)
+        if source in ("auto", "info") and names is not None:
+            return "info", list(names)
+        if source == "info":
+            raise ValueError(f"{self.env_id}: state='info' needs the env to declare "
+                             "state_names and return info['state']")
+        model, _ = _mujoco_parts(inner)
+        if source in ("auto", "mujoco") and model is not None:
+            return "mujoco", _mujoco_state_names(model)
+        if source == "mujoco":
+            raise ValueError(f"{self.env_id}: state='mujoco' needs a MuJoCo env with "
+                             "model/data attributes")
+        obs_space = self.env.observation_space
+        if not isinstance(obs_space, gym.spaces.Box):
+            raise TypeError(f"{self.env_id}: cannot derive a state vector from observation "
+                            f"space {obs_space}; give the env info['state'] and state_names")
+        return "observation", [f"obs[{i}]" for i in range(int(np.prod(obs_space.shape)))]
+
+    def _state(self, obs: Any, info: dict) -> np.ndarray:
+        if self._state_source == "info":
+            state = info["state"]
+        elif self._state_source == "mujoco":
+            _, data = _mujoco_parts(self.env.unwrapped)
+            state = np.concatenate([data.qpos, data.qvel])
+        else:
+            state = np.ravel(obs)
+        return np.asarray(state, dtype=np.float32)
+
+    # -- pixels ------------------------------------------------------------------------
+
+    def _render(self) -> np.ndarray:
+        frame = self.env.render()
+        if not self._tuned:  # the MuJoCo viewer exists only after the first render
+            self._tuned = True
+            viewer = getattr(getattr(self.env.unwrapped, "mujoco_renderer", None), "viewer", None)
+            if getattr(viewer, "scn", None) is not None:
+                fast_scene_flags(viewer.scn)
+                frame = self.env.render()
+        if frame is None or np.ndim(frame) != 3 or np.shape(frame)[-1] != 3:
+            raise RuntimeError(f"{self.env_id}: render() must return an (H, W, 3) array, got "
+                               f"{None if frame is None else np.shape(frame)}")
+        self._frame = resize_frame(np.asarray(frame, dtype=np.uint8), self.image_size)
+        return self._frame
+
+    # -- gymnasium API -----------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.env.action_space.seed(seed)
+        obs, info = self.env.reset(seed=seed, options=options)
+        info = dict(info)
+        info["state"] = self._state(obs, info)
+        return self._render(), info
+
+    def step(self, action):
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"{self.env_id}: action shape {action.shape} does not match "
+                             f"the action space {self.action_space.shape}")
+        inner_action = (self._low + (np.clip(action, -1.0, 1.0) + 1.0) * self._scale)
+        inner_action = inner_action.astype(self.env.action_space.dtype)
+        total = 0.0
+        for _ in range(self.action_repeat):
+            obs, reward, terminated, truncated, info = self.env.step(inner_action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        info = dict(info)
+        info["state"] = self._state(obs, info)
+        return self._render(), total, bool(terminated), bool(truncated), info
+
+    def render(self) -> np.ndarray | None:
+        return None if self._frame is None else self._frame.copy()
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def make_pixel_env(env_id: str, image_size: int = 64, action_repeat: int = 1,
+                   env_kwargs: dict[str, Any] | None = None, state: str = "auto",
+                   goal: GoalSpec | dict | None = None) -> PixelEnv:
+    """A ``PixelEnv`` for any id: built-in ``wm/...`` ids, Gymnasium ids, ``module:Env-vN``.
+
+    A ``wm/`` id (or a plug-in id whose entry point already returns a ``PixelEnv``) is made
+    directly; anything else is wrapped by ``PixelEnv``. ``goal`` overrides the declared one.
+    """
+    import envs  # noqa: F401  (registers the wm/ ids)
+
+    kwargs = dict(env_kwargs or {})
+    spec = gym.spec(env_id)  # imports "module:" plug-ins; raises a clear NameNotFound otherwise
+    if _returns_pixel_env(spec):
+        if state != "auto":
+            raise ValueError(f"{env_id} declares its own state; remove the state={state!r} option")
+        env = gym.make(env_id, image_size=image_size, action_repeat=action_repeat,
+                       disable_env_checker=True, **kwargs).unwrapped
+        if goal is not None:
+            env.goal = GoalSpec.from_dict(goal) if isinstance(goal, dict) else goal
+        return env
+    return PixelEnv(env_id, image_size, action_repeat, state, goal, kwargs)
+
+
+def _returns_pixel_env(spec) -> bool:
+    """Whether the id's entry point builds a ``PixelEnv`` itself (marked ``returns_pixel_env``)."""
+    creator = spec.entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    return creator is PixelEnv or bool(getattr(creator, "returns_pixel_env", False))

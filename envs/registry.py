@@ -1,0 +1,78 @@
+"""The built-in ``wm/`` ids: dm_control and gymnasium MuJoCo tasks as pixel envs with goals.
+
+Each id is a factory returning a ``PixelEnv`` and declares its goal coordinates, success
+tolerance and goal source (DESIGN.md section 3, fixed there and not tuned per result).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from envs.dmc import DMControlEnv
+from envs.goals import GoalSpec
+from envs.pixel_env import PixelEnv
+
+__all__ = ["GOALS", "WM_ENV_IDS", "register_envs"]
+
+GOALS: dict[str, GoalSpec] = {
+    # every joint within 0.05 rad of the goal configuration (stable-worldmodel's qpos_match)
+    "wm/reacher-v0": GoalSpec(indices=(0, 1), tolerance=0.05, angular=(True, True)),
+    # position drawn uniformly in [-0.2, 0.2]^2: a random policy barely moves the mass
+    "wm/point_mass-v0": GoalSpec(indices=(0, 1), tolerance=0.02, norm="l2",
+                                 source="state_sampler", budget=300,
+                                 sample_low=(-0.2, -0.2), sample_high=(0.2, 0.2)),
+    "wm/gym-reacher-v5": GoalSpec(indices=(0, 1), tolerance=0.05, angular=(True, True)),
+    # cart position and pole angle
+    "wm/gym-inverted_pendulum-v5": GoalSpec(indices=(0, 1), tolerance=0.05,
+                                            angular=(False, True)),
+}
+
+
+def _pixel_factory(env_id: str, build_inner: Callable[[int, dict], gym.Env]) -> Callable:
+    def factory(image_size: int = 64, action_repeat: int = 1, render_mode: str = "rgb_array",
+                **env_kwargs: Any) -> PixelEnv:
+        if render_mode != "rgb_array":
+            raise ValueError(f"{env_id} renders only 'rgb_array', got {render_mode!r}")
+        env = PixelEnv(build_inner(image_size, env_kwargs), image_size, action_repeat,
+                       goal=GOALS[env_id])
+        env.env_id = env_id
+        return env
+
+    factory.returns_pixel_env = True
+    factory.__name__ = factory.__qualname__ = "make_" + env_id.split("/")[1].replace("-", "_")
+    return factory
+
+
+def _dmc(domain: str, task: str) -> Callable[[int, dict], gym.Env]:
+    return lambda size, kw: DMControlEnv(domain, task, size, size, **kw)
+
+
+def _gym(gym_id: str, **defaults: Any) -> Callable[[int, dict], gym.Env]:
+    return lambda size, kw: gym.make(gym_id, render_mode="rgb_array", width=size, height=size,
+                                     **{**defaults, **kw})
+
+
+# top-down view of the whole arena (the stock camera shows the arm a few pixels wide at 64 px)
+_REACHER_CAMERA = {"distance": 0.85, "elevation": -90.0, "azimuth": 90.0,
+                   "lookat": np.zeros(3)}
+
+
+_INNER = {
+    "wm/reacher-v0": _dmc("reacher", "easy"),
+    "wm/point_mass-v0": _dmc("point_mass", "easy"),
+    "wm/gym-reacher-v5": _gym("Reacher-v5", default_camera_config=_REACHER_CAMERA),
+    "wm/gym-inverted_pendulum-v5": _gym("InvertedPendulum-v5"),
+}
+WM_ENV_IDS: tuple[str, ...] = tuple(_INNER)
+assert set(GOALS) == set(_INNER), "every wm/ id declares a goal"
+
+
+def register_envs() -> None:
+    """Register every ``wm/`` id with Gymnasium (idempotent)."""
+    for env_id, build_inner in _INNER.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=_pixel_factory(env_id, build_inner))
