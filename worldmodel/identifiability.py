@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "alignment_excess",
     "affine_fit",
+    "alignment_excess",
     "control_cost_ratio",
     "evaluate_on_grid",
     "grid_points",

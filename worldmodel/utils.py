@@ -3,38 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-import os
-import tempfile
-from pathlib import Path
 
 import torch
 
+from envs.fileio import atomic_write_text, available_cores
+
 __all__ = ["atomic_write_text", "available_cores", "configure_threads", "keep_freed_memory"]
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def available_cores() -> int:
-    """Cores this process may run on (respects affinity masks and cgroup-pinned CPU sets)."""
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not on Linux
-        return max(os.cpu_count() or 1, 1)
 
 
 def configure_threads(num_threads: int = 0) -> int:

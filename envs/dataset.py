@@ -1,0 +1,248 @@
+"""The on-disk dataset format: ``meta.json`` + complete, memory-mappable shards.
+
+Layout (DESIGN.md section 2)::
+
+    <dataset>/meta.json                 what was collected, how, and with which versions
+    <dataset>/shard-00000/pixels.npy    uint8   (N, H, W, 3)
+                          actions.npy   float32 (N, A)  action taken after frame t
+                          states.npy    float32 (N, S)  info["state"] at frame t
+                          rewards.npy   float32 (N,)    reward after action t
+                          episodes.npy  int64   (E, 3)  [episode index, first row, length]
+                          shard.json    counts, shapes and CRC32 of every array
+
+An episode of ``L`` frames has ``L - 1`` actions; its last action and reward rows are NaN.
+A shard is written under a temporary name and renamed when complete, so a reader (or a resumed
+collector) never sees half a shard. Arrays are plain ``.npy`` files loaded with
+``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.fileio import current_umask
+
+__all__ = ["FORMAT_VERSION", "DatasetError", "PixelDataset", "Shard", "read_meta",
+           "shard_name", "write_shard"]
+
+FORMAT_VERSION = 1
+META = "meta.json"
+ARRAYS = {"pixels": np.uint8, "actions": np.float32, "states": np.float32,
+          "rewards": np.float32, "episodes": np.int64}
+
+
+class DatasetError(RuntimeError):
+    """A dataset directory that is missing, incomplete, corrupt or does not match."""
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}"
+
+
+def read_meta(root: str | Path) -> dict[str, Any]:
+    """The parsed ``meta.json`` of a dataset directory, checked for format version."""
+    path = Path(root) / META
+    if not path.is_file():
+        raise DatasetError(f"{path} not found: {root} is not a dataset directory (collect one "
+                           "with `python -m envs.collect --out DIR ...`)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DatasetError(f"{path} is corrupt ({err}); delete the dataset directory and "
+                           "collect again") from None
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise DatasetError(f"{path}: format version {version!r}, this code reads "
+                           f"{FORMAT_VERSION}; collect the dataset again")
+    return meta
+
+
+def _crc(array: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_shard(root: str | Path, index: int, arrays: dict[str, np.ndarray]) -> Path:
+    """Write one complete shard atomically: temp directory, fsync, rename.
+
+    Args:
+        arrays: ``pixels, actions, states, rewards, episodes`` as in the module docstring.
+    """
+    root = Path(root)
+    missing = set(ARRAYS) - set(arrays)
+    if missing:
+        raise ValueError(f"shard arrays missing {sorted(missing)}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{shard_name(index)}.tmp-", dir=root))
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 directories
+        files = {}
+        for name, dtype in ARRAYS.items():
+            array = np.ascontiguousarray(arrays[name], dtype=dtype)
+            with open(tmp / f"{name}.npy", "wb") as f:
+                np.save(f, array, allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+            files[name] = {"shape": list(array.shape), "dtype": np.dtype(dtype).name,
+                           "crc32": _crc(array)}
+        info = {"index": index, "num_frames": int(arrays["pixels"].shape[0]),
+                "num_episodes": int(arrays["episodes"].shape[0]), "files": files}
+        (tmp / "shard.json").write_text(json.dumps(info, indent=1))
+        _fsync_dir(tmp)
+        final = root / shard_name(index)
+        os.rename(tmp, final)  # atomic; fails if a complete shard already exists
+        _fsync_dir(root)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@dataclass
+class Shard:
+    """One complete shard; arrays are memory-mapped on first access in each process."""
+
+    path: Path
+    info: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict:  # DataLoader workers re-open their own maps
+        return {"path": self.path, "info": self.info}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self.info = state["path"], state["info"]
+        self.__post_init__()
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.info["num_frames"])
+
+    def array(self, name: str) -> np.ndarray:
+        """The memory-mapped array ``name`` (``pixels``, ``actions``, ...)."""
+        if self._pid != os.getpid():
+            self._arrays, self._pid = {}, os.getpid()
+        if name not in self._arrays:
+            self._arrays[name] = self._open(name)
+        return self._arrays[name]
+
+    def _open(self, name: str) -> np.ndarray:
+        file = self.path / f"{name}.npy"
+        expected = self.info["files"][name]
+        try:
+            array = np.load(file, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DatasetError(f"{file} is corrupt or truncated ({err}); delete {self.path} "
+                               "and rerun the collect command to rewrite it") from None
+        if list(array.shape) != expected["shape"] or array.dtype.name != expected["dtype"]:
+            raise DatasetError(f"{file} holds {array.dtype.name} {list(array.shape)}, shard.json "
+                               f"says {expected['dtype']} {expected['shape']}; delete "
+                               f"{self.path} and rerun the collect command")
+        return array
+
+    def verify(self) -> None:
+        """Check every array's CRC32 against shard.json (reads the whole shard)."""
+        for name, expected in self.info["files"].items():
+            if _crc(self.array(name)) != expected["crc32"]:
+                raise DatasetError(f"{self.path / (name + '.npy')} fails its checksum; delete "
+                                   f"{self.path} and rerun the collect command")
+
+
+class PixelDataset:
+    """A collected dataset: its meta and complete shards, checked against each other.
+
+    Args:
+        root: the dataset directory.
+        allow_incomplete: accept a dataset with shards still missing (a collection that is
+            running or was interrupted); by default that is an error naming the shards.
+    """
+
+    def __init__(self, root: str | Path, allow_incomplete: bool = False) -> None:
+        self.root = Path(root)
+        self.meta = read_meta(self.root)
+        expected = int(self.meta["num_shards"])
+        self.shards: list[Shard] = []
+        missing = []
+        for index in range(expected):
+            path = self.root / shard_name(index)
+            if not path.is_dir():
+                missing.append(index)
+                continue
+            self.shards.append(Shard(path, self._read_info(path, index)))
+        if missing and not allow_incomplete:
+            raise DatasetError(f"{self.root} is incomplete: {len(missing)} of {expected} shards "
+                               f"missing (first: {shard_name(missing[0])}); rerun the collect "
+                               "command to resume it")
+        if not self.shards:
+            raise DatasetError(f"{self.root} has no complete shard yet")
+        self.missing_shards = missing
+
+    def _read_info(self, path: Path, index: int) -> dict[str, Any]:
+        file = path / "shard.json"
+        try:
+            info = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DatasetError(f"{file} is missing or corrupt ({err}); delete {path} and rerun "
+                               "the collect command") from None
+        m, files = self.meta, info.get("files", {})
+        size, n = m["env"]["image_size"], info.get("num_frames")
+        want = {"pixels": [n, size, size, 3], "actions": [n, m["action_dim"]],
+                "states": [n, m["state_dim"]], "rewards": [n]}
+        for name, shape in want.items():
+            got = files.get(name, {}).get("shape")
+            if got != shape:
+                raise DatasetError(f"{path / (name + '.npy')} has shape {got}, the dataset's "
+                                   f"meta.json implies {shape}: the shard was collected with "
+                                   "other settings; delete it and rerun the collect command")
+        if info.get("index") != index or "episodes" not in files:
+            raise DatasetError(f"{file} does not describe {shard_name(index)}; delete {path}")
+        return info
+
+    # -- views ---------------------------------------------------------------------------
+
+    @property
+    def num_frames(self) -> int:
+        return sum(s.num_frames for s in self.shards)
+
+    @property
+    def num_episodes(self) -> int:
+        return sum(int(s.info["num_episodes"]) for s in self.shards)
+
+    def episodes(self) -> np.ndarray:
+        """``int64 (E, 4)``: [episode index, shard position, first row, length] of every episode."""
+        rows = [np.column_stack([s.array("episodes")[:, 0], np.full(len(s.array("episodes")), k),
+                                 s.array("episodes")[:, 1:]]) for k, s in enumerate(self.shards)]
+        return np.concatenate(rows).astype(np.int64)
+
+    def episode(self, index: int) -> dict[str, np.ndarray]:
+        """All arrays of the episode with global index ``index`` (copies)."""
+        table = self.episodes()
+        row = np.flatnonzero(table[:, 0] == index)
+        if row.size == 0:
+            raise KeyError(f"episode {index} is not in {self.root}")
+        _, k, start, length = table[row[0]]
+        shard = self.shards[k]
+        return {name: np.array(shard.array(name)[start:start + length])
+                for name in ("pixels", "actions", "states", "rewards")}
+
+    def verify(self) -> None:
+        """Check every shard's checksums (reads the whole dataset)."""
+        for shard in self.shards:
+            shard.verify()

@@ -1,0 +1,94 @@
+"""Data-collection policies: uniform random, temporally correlated random, plug-ins.
+
+A policy acts in the pixel env's normalised action space [-1, 1]. ``reset(seed)`` starts an
+episode with its own seed, so a dataset is reproducible whatever worker collects an episode.
+A plug-in is ``"module:factory"``; ``factory(action_dim, **kwargs)`` returns an object with
+``reset(seed)`` and ``act(pixels, info) -> action``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = ["POLICIES", "OUNoisePolicy", "Policy", "UniformRandomPolicy", "make_policy"]
+
+
+class Policy(Protocol):
+    def reset(self, seed: int) -> None: ...
+
+    def act(self, pixels: np.ndarray, info: dict[str, Any]) -> np.ndarray: ...
+
+
+class UniformRandomPolicy:
+    """Independent uniform actions in [-1, 1] at every step."""
+
+    def __init__(self, action_dim: int) -> None:
+        self.action_dim = action_dim
+        self._rng = np.random.default_rng(0)
+
+    def reset(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def act(self, pixels: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        return self._rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
+
+
+class OUNoisePolicy:
+    """Ornstein-Uhlenbeck actions ``a' = rho a + sqrt(1 - rho^2) std eps``, clipped to [-1, 1].
+
+    Correlated actions push the system consistently for several steps, so the data covers
+    far more of the state space than independent noise of the same size.
+
+    Args:
+        rho: step-to-step correlation in [0, 1).
+        std: stationary standard deviation before clipping.
+    """
+
+    def __init__(self, action_dim: int, rho: float = 0.9, std: float = 0.7) -> None:
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"OU rho must be in [0, 1), got {rho}")
+        if std <= 0:
+            raise ValueError(f"OU std must be > 0, got {std}")
+        self.action_dim, self.rho, self.std = action_dim, rho, std
+        self._rng = np.random.default_rng(0)
+        self._a = np.zeros(action_dim)
+
+    def reset(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._a = self._rng.normal(0.0, self.std, self.action_dim)  # start stationary
+
+    def act(self, pixels: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        eps = self._rng.normal(0.0, 1.0, self.action_dim)
+        self._a = self.rho * self._a + np.sqrt(1.0 - self.rho**2) * self.std * eps
+        return np.clip(self._a, -1.0, 1.0).astype(np.float32)
+
+
+POLICIES = {"random": UniformRandomPolicy, "ou": OUNoisePolicy}
+
+
+def make_policy(name: str, action_dim: int, kwargs: dict[str, Any] | None = None) -> Policy:
+    """A policy by name (``random``, ``ou``) or plug-in path ``"module:factory"``."""
+    kwargs = dict(kwargs or {})
+    if name in POLICIES:
+        factory = POLICIES[name]
+    elif ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"cannot load policy {name!r}: {err}") from None
+    else:
+        raise ValueError(f"unknown policy {name!r}; use one of {sorted(POLICIES)} or "
+                         "'module:factory' for your own")
+    try:
+        policy = factory(action_dim, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"policy {name!r} rejected its arguments {kwargs}: {err}") from None
+    for method in ("reset", "act"):
+        if not callable(getattr(policy, method, None)):
+            raise TypeError(f"policy {name!r} has no {method}() method; a policy needs "
+                            "reset(seed) and act(pixels, info)")
+    return policy
