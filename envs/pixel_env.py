@@ -125,6 +125,7 @@ class PixelEnv(gym.Env):
         self.metadata = {**self.metadata, "render_fps": max(1, round(fps / action_repeat))}
         self._frame: np.ndarray | None = None
         self._tuned = False
+        self._closed = False
         model, _ = _mujoco_parts(env.unwrapped)
         if model is not None:
             disable_msaa(model)
@@ -179,7 +180,12 @@ class PixelEnv(gym.Env):
 
     # -- gymnasium API -----------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self.env_id}: the env is closed; make a new one")
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._check_open()
         super().reset(seed=seed)
         if seed is not None:
             self.env.action_space.seed(seed)
@@ -189,6 +195,7 @@ class PixelEnv(gym.Env):
         return self._render(), info
 
     def step(self, action):
+        self._check_open()
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_space.shape:
             raise ValueError(f"{self.env_id}: action shape {action.shape} does not match "
@@ -209,7 +216,9 @@ class PixelEnv(gym.Env):
         return None if self._frame is None else self._frame.copy()
 
     def close(self) -> None:
-        self.env.close()
+        if not self._closed:
+            self._closed = True
+            self.env.close()
 
 
 def make_pixel_env(env_id: str, image_size: int = 64, action_repeat: int = 1,

@@ -1,0 +1,201 @@
+"""Collection: dataset layout, determinism, resume, crash safety, clear errors."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from envs.collect import CollectConfig, EnvConfig, collect_rollouts, episode_seeds, main
+from envs.dataset import DatasetError, PixelDataset
+from envs.pixel_env import make_pixel_env
+from envs.policies import OUNoisePolicy, UniformRandomPolicy, make_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = dict(episodes=4, episode_steps=8, episodes_per_shard=2, workers=1, seed=5)
+
+
+def _collect(root, env=None, **kw):
+    return collect_rollouts(root, env or EnvConfig(image_size=24),
+                            CollectConfig(**{**SMALL, **kw}), progress=False)
+
+
+def _arrays(root):
+    data = PixelDataset(root)
+    return {(k, name): np.array(s.array(name)) for k, s in enumerate(data.shards)
+            for name in ("pixels", "actions", "states", "rewards", "episodes")}
+
+
+def test_dataset_layout_and_contents(tiny_dataset):
+    data = PixelDataset(tiny_dataset)
+    meta = data.meta
+    assert meta["env"]["id"] == "wm/reacher-v0" and meta["num_shards"] == 3
+    assert meta["complete"] and meta["num_frames"] == data.num_frames == 6 * 21
+    assert meta["state_names"][:2] == ["shoulder_pos", "wrist_pos"]
+    assert meta["goal"]["tolerance"] == 0.05 and "mujoco" in meta["versions"]
+    episodes = data.episodes()
+    assert sorted(episodes[:, 0]) == list(range(6)) and np.all(episodes[:, 3] == 21)
+    ep = data.episode(4)
+    assert ep["pixels"].dtype == np.uint8 and ep["pixels"].shape == (21, 32, 32, 3)
+    assert np.all(np.isnan(ep["actions"][-1])) and np.all(np.isfinite(ep["actions"][:-1]))
+    assert np.all(np.abs(ep["actions"][:-1]) <= 1)
+    # the stored episode replays exactly in a fresh env from its seed and actions
+    env = make_pixel_env("wm/reacher-v0", image_size=32)
+    pixels, info = env.reset(seed=episode_seeds(meta["seed"], 4)[0])
+    np.testing.assert_array_equal(pixels, ep["pixels"][0])
+    for t in range(20):
+        pixels, _, _, _, info = env.step(ep["actions"][t])
+    np.testing.assert_array_equal(pixels, ep["pixels"][-1])
+    np.testing.assert_array_equal(info["state"], ep["states"][-1])
+    env.close()
+    data.verify()
+
+
+def test_same_seed_same_data_whatever_the_workers(tmp_path):
+    _collect(tmp_path / "one", workers=1)
+    result = _collect(tmp_path / "two", workers=2)
+    assert result.complete and result.shards_written == [0, 1]
+    one, two = _arrays(tmp_path / "one"), _arrays(tmp_path / "two")
+    assert one.keys() == two.keys()
+    for key in one:
+        np.testing.assert_array_equal(one[key], two[key], err_msg=str(key))
+    _collect(tmp_path / "other", seed=6)
+    assert not np.array_equal(_arrays(tmp_path / "other")[(0, "pixels")], one[(0, "pixels")])
+
+
+def test_array_jobs_write_disjoint_shards_and_resume(tmp_path):
+    cfg = CollectConfig(**{**SMALL, "episodes": 6})
+    first = collect_rollouts(tmp_path / "d", EnvConfig(image_size=24), cfg, shard=(1, 2),
+                             progress=False)
+    assert first.shards_written == [1] and not first.complete
+    with pytest.raises(DatasetError, match="incomplete.*shard-00000"):
+        PixelDataset(tmp_path / "d")
+    assert len(PixelDataset(tmp_path / "d", allow_incomplete=True).shards) == 1
+    stale = tmp_path / "d" / ".shard-00000.tmp-killed"
+    stale.mkdir()
+    (stale / "pixels.npy").write_bytes(b"half a shard")
+    rest = collect_rollouts(tmp_path / "d", EnvConfig(image_size=24), cfg, progress=False)
+    assert rest.shards_written == [0, 2] and rest.shards_skipped == [1] and rest.complete
+    assert not stale.exists()
+    again = collect_rollouts(tmp_path / "d", EnvConfig(image_size=24), cfg, progress=False)
+    assert again.shards_written == [] and again.frames == 0
+    fresh = collect_rollouts(tmp_path / "f", EnvConfig(image_size=24), cfg, progress=False)
+    assert fresh.complete
+    a, b = _arrays(tmp_path / "d"), _arrays(tmp_path / "f")
+    for key in b:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=str(key))
+
+
+def test_killed_collector_leaves_only_complete_shards_and_resumes(tmp_path):
+    out = tmp_path / "d"
+    cmd = [sys.executable, "-m", "envs.collect", "--out", str(out), "--episodes", "40",
+           "--steps", "30", "--episodes-per-shard", "2", "--image-size", "24", "--workers", "1",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / "shard-00001").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    visible = sorted(p.name for p in out.glob("shard-*"))
+    assert 1 <= len(visible) < 20
+    partial = PixelDataset(out, allow_incomplete=True)
+    assert sorted(s.path.name for s in partial.shards) == visible
+    for shard in partial.shards:  # every visible shard is whole
+        shard.verify()
+    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    data = PixelDataset(out)
+    assert data.num_episodes == 40 and sorted(data.episodes()[:, 0]) == list(range(40))
+    assert not list(out.glob(".shard-*"))
+    data.verify()
+
+
+def test_mismatched_settings_are_refused(tmp_path):
+    _collect(tmp_path / "d")
+    with pytest.raises(DatasetError, match="episode_steps: on disk 8, requested 9"):
+        _collect(tmp_path / "d", episode_steps=9)
+    with pytest.raises(DatasetError, match="other settings.*env"):
+        _collect(tmp_path / "d", env=EnvConfig(image_size=32))
+
+
+def test_corrupt_files_give_errors_naming_the_file(tmp_path):
+    root = tmp_path / "d"
+    _collect(root)
+    pixels = root / "shard-00001" / "pixels.npy"
+    pixels.write_bytes(pixels.read_bytes()[:1000])
+    data = PixelDataset(root)
+    with pytest.raises(DatasetError, match=r"shard-00001/pixels\.npy is corrupt"):
+        data.shards[1].array("pixels")
+    states = root / "shard-00000" / "states.npy"
+    arr = np.load(states)
+    arr[0, 0] += 1
+    np.save(states, arr)
+    with pytest.raises(DatasetError, match=r"shard-00000/states\.npy fails its checksum"):
+        PixelDataset(root).shards[0].verify()
+    info = json.loads((root / "shard-00000" / "shard.json").read_text())
+    info["files"]["actions"]["shape"] = [3, 2]
+    (root / "shard-00000" / "shard.json").write_text(json.dumps(info))
+    with pytest.raises(DatasetError, match=r"shard-00000/actions\.npy has shape \[3, 2\]"):
+        PixelDataset(root)
+    (root / "meta.json").write_text("{not json")
+    with pytest.raises(DatasetError, match=r"meta\.json is corrupt"):
+        PixelDataset(root)
+    shutil.rmtree(root)
+    with pytest.raises(DatasetError, match="not a dataset directory"):
+        PixelDataset(root)
+
+
+def test_policies_are_seeded_and_ou_is_correlated():
+    ou, uniform = OUNoisePolicy(2, rho=0.9), UniformRandomPolicy(2)
+    runs = []
+    for policy in (ou, uniform, ou):
+        policy.reset(11)
+        runs.append(np.stack([policy.act(None, {}) for _ in range(2000)]))
+    np.testing.assert_array_equal(runs[0], runs[2])
+    lag1 = [np.corrcoef(r[:-1, 0], r[1:, 0])[0, 1] for r in runs[:2]]
+    assert lag1[0] > 0.8 and abs(lag1[1]) < 0.1
+    assert np.all(np.abs(runs[0]) <= 1)
+    with pytest.raises(ValueError, match="unknown policy"):
+        make_policy("greedy", 2)
+    with pytest.raises(ValueError, match="rejected its arguments"):
+        make_policy("ou", 2, {"sigma": 1})
+
+
+def constant_policy(action_dim, value=0.5):
+    """A plug-in policy factory (used as 'test_collect:constant_policy')."""
+
+    class Constant:
+        def reset(self, seed):
+            pass
+
+        def act(self, pixels, info):
+            assert pixels.dtype == np.uint8 and "state" in info
+            return np.full(action_dim, value, np.float32)
+
+    return Constant()
+
+
+def test_plug_in_policy_by_module_path(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    _collect(tmp_path / "d", policy="test_collect:constant_policy",
+             policy_kwargs={"value": -0.25})
+    actions = PixelDataset(tmp_path / "d").episode(0)["actions"][:-1]
+    assert np.all(actions == -0.25)
+
+
+def test_cli(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "d"), "--episodes", "2", "--steps", "4",
+                 "--image-size", "16", "--workers", "1", "--no-progress"]) == 0
+    assert "dataset complete" in capsys.readouterr().out
+    assert main(["--out", str(tmp_path / "d"), "--episodes", "3", "--steps", "4",
+                 "--image-size", "16", "--no-progress"]) == 2
+    assert "num_episodes: on disk 2, requested 3" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "e"), "--shard", "1-of-2"])
+    assert main(["--out", str(tmp_path / "e"), "--shard", "2/2", "--no-progress"]) == 2

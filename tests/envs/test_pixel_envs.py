@@ -1,0 +1,152 @@
+"""The pixel-environment contract, over every registered wm/ id, and the PixelEnv adapter."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from envs import WM_ENV_IDS, GoalSpec, PixelEnv, make_pixel_env
+
+
+def _rollout(env, seed, actions):
+    frames, states = [], []
+    obs, info = env.reset(seed=seed)
+    frames.append(obs)
+    states.append(info["state"])
+    for a in actions:
+        obs, _, terminated, truncated, info = env.step(a)
+        frames.append(obs)
+        states.append(info["state"])
+        if terminated or truncated:
+            break
+    return np.stack(frames), np.stack(states)
+
+
+@pytest.fixture(scope="module", params=WM_ENV_IDS)
+def wm_env(request):
+    env = make_pixel_env(request.param, image_size=48)
+    yield env
+    env.close()
+
+
+def test_registered_ids_are_gymnasium_envs():
+    for env_id in WM_ENV_IDS:
+        assert env_id in gym.registry and env_id.startswith("wm/")
+
+
+@pytest.mark.parametrize("env_id", WM_ENV_IDS)
+def test_check_env(env_id):
+    check_env(make_pixel_env(env_id, image_size=48), skip_render_check=False)  # closes the env
+
+
+def test_contract_spaces_state_and_goal(wm_env):
+    assert wm_env.observation_space == gym.spaces.Box(0, 255, (48, 48, 3), np.uint8)
+    assert np.all(wm_env.action_space.low == -1) and np.all(wm_env.action_space.high == 1)
+    obs, info = wm_env.reset(seed=0)
+    assert obs.dtype == np.uint8 and obs.shape == (48, 48, 3)
+    state = info["state"]
+    assert state.dtype == np.float32 and state.shape == (wm_env.state_dim,)
+    assert len(wm_env.state_names) == wm_env.state_dim and np.all(np.isfinite(state))
+    assert isinstance(wm_env.goal, GoalSpec) and max(wm_env.goal.indices) < wm_env.state_dim
+
+
+def test_deterministic_under_seed_and_frames_change(wm_env):
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (15, *wm_env.action_space.shape)).astype(np.float32)
+    frames_a, states_a = _rollout(wm_env, 7, actions)
+    frames_b, states_b = _rollout(wm_env, 7, actions)
+    np.testing.assert_array_equal(frames_a, frames_b)
+    np.testing.assert_array_equal(states_a, states_b)
+    assert np.all(np.isfinite(states_a))
+    moved = [not np.array_equal(frames_a[0], f) for f in frames_a[1:]]
+    assert sum(moved) >= len(moved) // 2, "frames should change as the robot moves"
+    frames_c, _ = _rollout(wm_env, 8, actions)
+    assert not np.array_equal(frames_a[0], frames_c[0]), "another seed, another start"
+
+
+class _Recorder(gym.Env):
+    """A non-MuJoCo env: Box actions in [0, 10], 20x10 frames, observation = last action."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
+
+    def __init__(self, render_mode="rgb_array", action_space=None):
+        self.render_mode = render_mode
+        self.action_space = action_space or gym.spaces.Box(0.0, 10.0, (2,), np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.received, self._x = [], np.zeros(2, np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._x = self.np_random.uniform(0, 10, 2).astype(np.float32)
+        return self._x.copy(), {}
+
+    def step(self, action):
+        self.received.append(np.array(action))
+        self._x = np.asarray(action, np.float32)
+        return self._x.copy(), 1.0, False, False, {}
+
+    def render(self):
+        frame = np.zeros((20, 10, 3), np.uint8)
+        frame[..., 0] = int(self._x[0] * 25)
+        return frame
+
+
+def test_adapter_rescales_actions_repeats_and_resizes():
+    inner = _Recorder()
+    env = PixelEnv(inner, image_size=16, action_repeat=3)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (16, 16, 3)
+    assert env.state_names == ["obs[0]", "obs[1]"]
+    _, reward, _, _, info = env.step(np.array([-1.0, 0.5], np.float32))
+    assert reward == 3.0 and len(inner.received) == 3
+    np.testing.assert_allclose(inner.received[-1], [0.0, 7.5])
+    np.testing.assert_allclose(info["state"], [0.0, 7.5])
+    env.step(np.array([5.0, -9.0], np.float32))  # out of range: clipped to the bounds
+    np.testing.assert_allclose(inner.received[-1], [10.0, 0.0])
+    with pytest.raises(ValueError, match="action shape"):
+        env.step(np.zeros(3, np.float32))
+
+
+def test_adapter_on_a_gymnasium_mujoco_id_uses_qpos_qvel():
+    env = PixelEnv("InvertedPendulum-v5", image_size=24)
+    try:
+        obs, info = env.reset(seed=1)
+        assert obs.shape == (24, 24, 3)
+        assert env.state_names == ["slider_pos", "hinge_pos", "slider_vel", "hinge_vel"]
+        np.testing.assert_allclose(info["state"][:2], env.env.unwrapped.data.qpos, rtol=1e-6)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"action_space": gym.spaces.Discrete(3)}, TypeError, "continuous Box"),
+    ({"action_space": gym.spaces.Box(-np.inf, np.inf, (2,))}, ValueError, "finite"),
+    ({"render_mode": None}, ValueError, "render_mode='rgb_array'"),
+])
+def test_adapter_rejects_unsupported_envs(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        PixelEnv(_Recorder(**kwargs))
+
+
+def test_adapter_rejects_bad_options():
+    with pytest.raises(ValueError, match="goal indices"):
+        PixelEnv(_Recorder(), goal={"indices": [5], "tolerance": 0.1})
+    with pytest.raises(ValueError, match="action_repeat"):
+        PixelEnv(_Recorder(), action_repeat=0)
+    with pytest.raises(gym.error.NameNotFound):
+        make_pixel_env("NoSuchEnv-v0")
+
+
+def test_goal_spec_distance_wraps_angles():
+    goal = GoalSpec(indices=(0, 1), tolerance=0.05, angular=(True, False))
+    a = np.array([np.pi - 0.01, 0.0, 9.0])
+    b = np.array([-np.pi + 0.01, 0.03, -9.0])
+    assert goal.distance(a, b) == pytest.approx(0.03)
+    assert goal.success(a, b)
+    l2 = GoalSpec(indices=(0, 1), tolerance=0.02, norm="l2")
+    assert l2.distance(np.array([0.0, 0.0]), np.array([0.03, 0.04])) == pytest.approx(0.05)
+    assert GoalSpec.from_dict(goal.to_dict()) == goal
+    with pytest.raises(ValueError, match="sample_low"):
+        GoalSpec(indices=(0,), tolerance=0.1, source="state_sampler")
+    with pytest.raises(ValueError, match="unknown GoalSpec keys"):
+        GoalSpec.from_dict({"indices": [0], "tolerance": 0.1, "tol": 1})

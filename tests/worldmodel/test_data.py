@@ -1,0 +1,63 @@
+"""Training windows: inside one episode, right frames and action blocks, split by episode."""
+
+import numpy as np
+import pytest
+import torch
+
+from envs.dataset import PixelDataset
+from worldmodel.data import DataConfig, PixelDataModule, WindowDataset, split_episodes
+
+
+@pytest.mark.parametrize("num_frames, frameskip", [(2, 1), (4, 1), (3, 5), (4, 5)])
+def test_windows_never_cross_episodes_and_match_the_episode(tiny_dataset, num_frames, frameskip):
+    data = PixelDataset(tiny_dataset)
+    table = data.episodes()
+    windows = WindowDataset(data, np.arange(len(table)), num_frames, frameskip)
+    # every valid start: L - T*k per episode of L = 21 frames
+    assert len(windows) == len(table) * (21 - num_frames * frameskip)
+    batch = windows.__getitems__(list(range(len(windows))))
+    assert batch["pixels"].dtype == torch.uint8
+    assert batch["pixels"].shape == (len(windows), num_frames, 32, 32, 3)
+    assert batch["actions"].shape == (len(windows), num_frames, frameskip * 2)
+    assert torch.isfinite(batch["actions"]).all()  # never the undefined last action row
+    for i in range(len(windows)):
+        ep = data.episode(int(windows.episode[i]))
+        start = windows.start[i] - table[table[:, 0] == windows.episode[i], 2][0]
+        rows = start + np.arange(num_frames) * frameskip
+        assert rows[-1] + frameskip <= len(ep["pixels"]) - 1
+        np.testing.assert_array_equal(batch["pixels"][i].numpy(), ep["pixels"][rows])
+        np.testing.assert_array_equal(batch["states"][i].numpy(), ep["states"][rows])
+        blocks = ep["actions"][start:start + num_frames * frameskip].reshape(num_frames, -1)
+        np.testing.assert_array_equal(batch["actions"][i].numpy(), blocks)
+    single = windows[3]
+    np.testing.assert_array_equal(single["pixels"].numpy(), batch["pixels"][3].numpy())
+
+
+def test_window_longer_than_episodes_is_a_clear_error(tiny_dataset):
+    data = PixelDataset(tiny_dataset)
+    with pytest.raises(ValueError, match="collect longer episodes"):
+        WindowDataset(data, np.arange(6), num_frames=5, frameskip=5)
+
+
+def test_split_by_episode():
+    train, val = split_episodes(100, 0.1, seed=0)
+    assert len(val) == 10 and not set(train) & set(val) and len(train) + len(val) == 100
+    np.testing.assert_array_equal(split_episodes(100, 0.1, seed=0)[1], val)
+    assert len(split_episodes(3, 0.01, seed=0)[1]) == 1  # at least one validation episode
+    assert len(split_episodes(5, 0.0, seed=0)[1]) == 0
+
+
+def test_datamodule_splits_by_episode_and_loads_in_workers(tiny_dataset):
+    cfg = DataConfig(history=2, num_preds=1, frameskip=2, val_fraction=0.34, num_workers=2)
+    dm = PixelDataModule(tiny_dataset, cfg, batch_size=8, seed=1)
+    train_eps, val_eps = set(dm.train_set.episode), set(dm.val_set.episode)
+    assert len(val_eps) == 2 and len(train_eps) == 4 and not train_eps & val_eps
+    batches = list(dm.train_dataloader())
+    assert len(batches) == len(dm.train_set) // 8
+    b = batches[0]
+    assert b["pixels"].shape == (8, 3, 32, 32, 3) and b["actions"].shape == (8, 3, 4)
+    assert sum(len(v["pixels"]) for v in dm.val_dataloader()) == len(dm.val_set)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        PixelDataModule(tiny_dataset, cfg, batch_size=10_000)
+    with pytest.raises(ValueError, match="history >= 1"):
+        DataConfig(history=0)

@@ -1,0 +1,157 @@
+"""Training windows from a pixel dataset: ``history + num_preds`` frames inside one episode.
+
+A window of ``T = history + num_preds`` frames starting at row ``s`` of an episode holds the
+frames ``s, s + k, ..., s + (T - 1) k`` (``k`` = frameskip) and, for each of them, the block
+of the ``k`` actions taken until the next frame, flattened to ``k * A`` values. Windows never
+cross an episode boundary and never touch an episode's last (undefined) action row. Pixels stay
+``uint8`` until the model; memory maps are opened lazily in every DataLoader worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from envs.dataset import PixelDataset
+
+__all__ = ["DataConfig", "PixelDataModule", "WindowDataset", "split_episodes"]
+
+
+@dataclass
+class DataConfig:
+    """Windows and loading; ``path = None`` uses the default dataset of the env config."""
+
+    path: str | None = None
+    history: int = 3
+    num_preds: int = 1
+    frameskip: int = 1
+    val_fraction: float = 0.05
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.history < 1 or self.num_preds < 0 or self.frameskip < 1:
+            raise ValueError(f"need history >= 1, num_preds >= 0, frameskip >= 1; got "
+                             f"{self.history}, {self.num_preds}, {self.frameskip}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    @property
+    def window(self) -> int:
+        return self.history + self.num_preds
+
+
+def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of train and validation episodes; at least one of each when both are asked."""
+    order = np.random.default_rng(seed).permutation(num_episodes)
+    n_val = round(val_fraction * num_episodes)
+    if val_fraction > 0 and num_episodes >= 2:
+        n_val = min(max(n_val, 1), num_episodes - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+class WindowDataset(Dataset):
+    """Every window of ``num_frames`` frames (stride ``frameskip``) in the given episodes.
+
+    Items are dicts: ``pixels uint8 (T, H, W, 3)``, ``actions float32 (T, k*A)``,
+    ``states float32 (T, S)``. ``__getitems__`` serves a whole batch with one gather per shard.
+    """
+
+    def __init__(self, dataset: PixelDataset, episodes: np.ndarray, num_frames: int,
+                 frameskip: int = 1) -> None:
+        if num_frames < 1 or frameskip < 1:
+            raise ValueError(f"num_frames and frameskip must be >= 1, got {num_frames}, {frameskip}")
+        self.dataset, self.num_frames, self.frameskip = dataset, num_frames, frameskip
+        table = dataset.episodes()[np.asarray(episodes, dtype=np.int64)]  # (E, 4)
+        span = num_frames * frameskip  # rows covered by frames and their action blocks
+        counts = np.maximum(table[:, 3] - span, 0)  # valid starts s <= L - 1 - span
+        self.shard = np.repeat(table[:, 1], counts)  # (M,)
+        offsets = np.concatenate([np.arange(c) for c in counts]) if counts.sum() else \
+            np.zeros(0, np.int64)
+        self.start = np.repeat(table[:, 2], counts) + offsets  # (M,) first row in its shard
+        self.episode = np.repeat(table[:, 0], counts)  # (M,) global episode index
+        if len(self.start) == 0 and len(table):
+            raise ValueError(f"no window of {num_frames} frames with frameskip {frameskip} "
+                             f"fits in episodes of at most {table[:, 3].max()} frames; shorten "
+                             "history/num_preds/frameskip or collect longer episodes")
+        self._frame_offsets = np.arange(num_frames) * frameskip  # (T,)
+        self._action_offsets = np.arange(span)  # (T*k,)
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        batch = self.__getitems__([index])
+        return {k: v[0] for k, v in batch.items()}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = np.asarray(indices, dtype=np.int64)
+        B, T, k = len(idx), self.num_frames, self.frameskip
+        meta = self.dataset.meta
+        size, A, S = meta["env"]["image_size"], meta["action_dim"], meta["state_dim"]
+        pixels = np.empty((B, T, size, size, 3), np.uint8)
+        actions = np.empty((B, T, k * A), np.float32)
+        states = np.empty((B, T, S), np.float32)
+        for shard_pos in np.unique(self.shard[idx]):
+            sel = np.flatnonzero(self.shard[idx] == shard_pos)
+            shard = self.dataset.shards[shard_pos]
+            start = self.start[idx[sel]]  # (b,)
+            rows = (start[:, None] + self._frame_offsets).ravel()  # (b*T,)
+            pixels[sel] = shard.array("pixels")[rows].reshape(len(sel), T, size, size, 3)
+            states[sel] = shard.array("states")[rows].reshape(len(sel), T, S)
+            a_rows = (start[:, None] + self._action_offsets).ravel()  # (b*T*k,)
+            actions[sel] = shard.array("actions")[a_rows].reshape(len(sel), T, k * A)
+        return {"pixels": torch.from_numpy(pixels), "actions": torch.from_numpy(actions),
+                "states": torch.from_numpy(states)}
+
+
+def _batched(batch: Any) -> Any:
+    return batch  # ``__getitems__`` already returns a batch
+
+
+class PixelDataModule(L.LightningDataModule):
+    """Train/validation windows of a dataset directory, split by episode.
+
+    Args:
+        path: the dataset directory.
+        config: windows, split and workers.
+        batch_size: windows per batch (per rank).
+        seed: episode split and shuffling.
+    """
+
+    def __init__(self, path: str | Path, config: DataConfig, batch_size: int, seed: int = 0
+                 ) -> None:
+        super().__init__()
+        self.path, self.config, self.batch_size, self.seed = Path(path), config, batch_size, seed
+        self.dataset = PixelDataset(self.path)
+        train_eps, val_eps = split_episodes(len(self.dataset.episodes()), config.val_fraction,
+                                            seed)
+        self.train_set, self.val_set = (
+            WindowDataset(self.dataset, eps, config.window, config.frameskip)
+            for eps in (train_eps, val_eps))
+        if len(self.train_set) < batch_size:
+            raise ValueError(f"{self.path} yields {len(self.train_set)} training windows, fewer "
+                             f"than one batch of {batch_size}; collect more episodes or lower "
+                             "trainer.batch_size")
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.dataset.meta
+
+    def _loader(self, data: WindowDataset, shuffle: bool, drop_last: bool) -> DataLoader:
+        workers = self.config.num_workers
+        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
+                          num_workers=workers, collate_fn=_batched,
+                          persistent_workers=workers > 0,
+                          generator=torch.Generator().manual_seed(self.seed))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False, drop_last=False)
