@@ -1,7 +1,8 @@
 """Train a model from a config: ``python train.py [--config NAME|PATH] [key=value ...]``.
 
-config -> data -> LightningModule -> Trainer.fit -> checkpoint + metrics.json. With no
-arguments it runs the embedded default (configs/identifiability.yaml).
+config -> data -> LightningModule -> Trainer.fit -> checkpoint + metrics.json. A config with
+an ``env`` trains a pixel world model, collecting its dataset first when it is missing; one
+without trains an encoder on a synthetic world (the identifiability lab, the default).
 """
 
 from __future__ import annotations
@@ -11,23 +12,28 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import lightning as L  # noqa: E402
-import torch  # noqa: E402
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from callbacks.identifiability import SyntheticIdentifiabilityProbe  # noqa: E402
+from callbacks.state_probe import state_probe  # noqa: E402
 from configs.loader import ConfigError, load_config  # noqa: E402
 from configs.schema import ExperimentConfig  # noqa: E402
+from envs.collect import default_dataset_dir, ensure_dataset  # noqa: E402
+from envs.dataset import DatasetError  # noqa: E402
+from worldmodel.data import PixelDataModule  # noqa: E402
 from worldmodel.module import JEPAModule  # noqa: E402
 from worldmodel.synthetic import SyntheticDataModule, SyntheticWorld  # noqa: E402
 from worldmodel.utils import atomic_write_text, configure_threads, keep_freed_memory  # noqa: E402
+from worldmodel.world_module import WorldModelModule  # noqa: E402
 
 log = logging.getLogger("train")
 
@@ -49,12 +55,35 @@ def build_world(cfg: ExperimentConfig) -> SyntheticWorld:
                           w.mixing_seed)
 
 
-def train(cfg: ExperimentConfig, run_dir: Path | None = None) -> TrainResult:
-    """Train the model described by ``cfg``; files go to ``run_dir`` (rank 0 only)."""
-    configure_threads(cfg.trainer.num_threads)
-    keep_freed_memory()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    run_dir = Path(run_dir or Path(cfg.output_dir) / cfg.name)
+def dataset_path(cfg: ExperimentConfig) -> Path:
+    """``data.path``, or the default folder for this env and collection setting."""
+    if cfg.data.path:
+        return Path(cfg.data.path)
+    return default_dataset_dir(Path(cfg.output_dir) / "datasets", cfg.env, cfg.collect)
+
+
+def _trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list, **kwargs: Any) -> L.Trainer:
+    t = cfg.trainer
+    return L.Trainer(
+        max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
+        num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
+        logger=CSVLogger(run_dir, name="logs"), callbacks=callbacks,
+        enable_progress_bar=t.progress_bar, enable_model_summary=False,
+        log_every_n_steps=t.log_every_n_steps, default_root_dir=run_dir, **kwargs)
+
+
+def _finish(cfg: ExperimentConfig, trainer: L.Trainer, run_dir: Path,
+            metrics: dict[str, Any]) -> TrainResult:
+    checkpoint = run_dir / "model.ckpt"
+    trainer.save_checkpoint(checkpoint, weights_only=False)  # rank 0 writes; optimiser kept
+    if trainer.is_global_zero:
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    return TrainResult(run_dir, checkpoint, metrics)
+
+
+def train_synthetic(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
+    """Encoder on a synthetic world; identifiability metrics on fresh samples."""
     world = build_world(cfg)
     module = JEPAModule.from_configs(
         obs_dim=world.latent_dim, latent_dim=cfg.model.latent_dim, encoder=cfg.model.encoder,
@@ -62,21 +91,65 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None) -> TrainResult:
         max_steps=cfg.trainer.max_steps)
     probe = SyntheticIdentifiabilityProbe(world, cfg.eval.num_samples, cfg.eval.seed,
                                           cfg.eval.every_n_steps)
+    trainer = _trainer(cfg, run_dir, [probe], enable_checkpointing=False, limit_val_batches=0,
+                       num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=SyntheticDataModule(world, cfg.trainer.batch_size, cfg.seed))
+    return _finish(cfg, trainer, run_dir, probe.metrics)
+
+
+def train_world_model(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
+    """Pixel world model: collect the dataset if missing, train, probe the latent."""
+    path = ensure_dataset(dataset_path(cfg), cfg.env, cfg.collect, cfg.trainer.progress_bar)
+    data = PixelDataModule(path, cfg.data, cfg.trainer.batch_size, cfg.seed)
+    meta = {**data.meta, "path": str(path), "history": cfg.data.history,
+            "num_preds": cfg.data.num_preds, "frameskip": cfg.data.frameskip}
+    module = WorldModelModule.from_configs(cfg.world_model, cfg.loss, cfg.optim, meta,
+                                           cfg.trainer.max_steps)
     t = cfg.trainer
-    trainer = L.Trainer(
-        max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
-        num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
-        logger=CSVLogger(run_dir, name="logs"), callbacks=[probe],
-        enable_checkpointing=False, enable_progress_bar=t.progress_bar,
-        enable_model_summary=False, log_every_n_steps=t.log_every_n_steps,
-        limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=run_dir)
-    trainer.fit(module, datamodule=SyntheticDataModule(world, t.batch_size, cfg.seed))
-    checkpoint = run_dir / "model.ckpt"
-    trainer.save_checkpoint(checkpoint, weights_only=False)  # rank 0 writes; optimiser kept
-    if trainer.is_global_zero:
-        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-        atomic_write_text(run_dir / "metrics.json", json.dumps(probe.metrics, indent=2))
-    return TrainResult(run_dir, checkpoint, probe.metrics)
+    last = ModelCheckpoint(run_dir / "checkpoints", save_last=True, save_top_k=0,
+                           every_n_train_steps=t.checkpoint_every_n_steps)
+    trainer = _trainer(cfg, run_dir, [last], val_check_interval=t.val_every_n_steps,
+                       check_val_every_n_epoch=None, num_sanity_val_steps=0,
+                       limit_val_batches=20)
+    resume = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_path = str(resume) if t.resume and resume.exists() else None
+    if ckpt_path:
+        log.info("resuming from %s", resume)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics.update(state_probe(module.world_model, data.train_dataloader(),
+                               data.val_dataloader(), meta["state_names"]))
+    metrics["dataset"] = str(path)
+    return _finish(cfg, trainer, run_dir, metrics)
+
+
+def train(cfg: ExperimentConfig, run_dir: Path | None = None) -> TrainResult:
+    """Train what ``cfg`` describes; files go to ``run_dir`` (rank 0 only)."""
+    configure_threads(cfg.trainer.num_threads)
+    keep_freed_memory()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    run_dir = Path(run_dir or Path(cfg.output_dir) / cfg.name)
+    if cfg.env is None:
+        return train_synthetic(cfg, run_dir)
+    return train_world_model(cfg, run_dir)
+
+
+def _summary(result: TrainResult) -> str:
+    m = result.metrics
+    lines = [f"\ncheckpoint: {result.checkpoint}", f"metrics:    {result.run_dir / 'metrics.json'}"]
+    if "r2_h_to_z" in m:
+        lines.append(f"R2(h->z) = {m['r2_h_to_z']:.6f}  (mixing alone R2(x->z) = "
+                     f"{m['r2_x_to_z']:.4f})")
+        if "bound" in m:
+            lines.append(f"Procrustes error {m['procrustes_error']:.2e} <= Theorem-3 bound "
+                         f"{m['bound']:.2e}")
+    else:
+        per_dim = ", ".join(f"{k.removeprefix('probe/r2_')} {v:.3f}" for k, v in m.items()
+                            if k.startswith("probe/r2_"))
+        lines.append(f"dataset:    {m['dataset']}")
+        lines.append(f"held-out linear probe R2(latent -> state) = {m['probe/r2']:.3f} "
+                     f"({per_dim})")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,18 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="name in configs/ or a YAML path")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.max_steps=500")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)
     try:
         cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:
+        result = train(cfg)
+    except (ConfigError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result = train(cfg)
-    m = result.metrics
-    print(f"\ncheckpoint: {result.checkpoint}\nmetrics:    {result.run_dir / 'metrics.json'}")
-    print(f"R2(h->z) = {m['r2_h_to_z']:.6f}  (mixing alone R2(x->z) = {m['r2_x_to_z']:.4f})")
-    if "bound" in m:
-        print(f"Procrustes error {m['procrustes_error']:.2e} <= Theorem-3 bound {m['bound']:.2e}")
+    print(_summary(result))
     return 0
 
 

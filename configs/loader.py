@@ -84,3 +84,5 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[st
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise _explain(err, "resolution") from None
+    except ValueError as err:  # a component config's own validation (__post_init__)
+        raise ConfigError(f"invalid config ({path}): {err}") from None

@@ -9,9 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from envs.collect import CollectConfig, EnvConfig
+from worldmodel.data import DataConfig
 from worldmodel.encoders import EncoderConfig
 from worldmodel.module import OptimConfig
 from worldmodel.objectives import ObjectiveConfig
+from worldmodel.world_model import WorldModelConfig
+from worldmodel.world_module import LossConfig
 
 __all__ = [
     "EvalConfig",
@@ -59,6 +63,9 @@ class TrainerConfig:
     num_threads: int = 0
     log_every_n_steps: int = 100
     progress_bar: bool = True
+    val_every_n_steps: int = 500  # pixel world models: validation losses
+    checkpoint_every_n_steps: int = 500  # pixel world models: last.ckpt for resuming
+    resume: bool = True  # continue from <run>/checkpoints/last.ckpt when it exists
 
 
 @dataclass
@@ -72,7 +79,12 @@ class EvalConfig:
 
 @dataclass
 class ExperimentConfig:
-    """The whole experiment: what ``train.py`` reads."""
+    """The whole experiment: what ``train.py`` reads.
+
+    With ``env`` unset it trains an encoder on a synthetic ``world`` (the identifiability lab:
+    ``model``, ``objective``); with ``env`` set it collects (if needed) a pixel dataset and
+    trains a world model on it (``collect``, ``data``, ``world_model``, ``loss``).
+    """
 
     name: str = "identifiability"
     seed: int = 0
@@ -80,6 +92,11 @@ class ExperimentConfig:
     world: SyntheticWorldConfig = field(default_factory=SyntheticWorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    env: Optional[EnvConfig] = None
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import queue
 import shutil
 import sys
 import time
 import traceback
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,8 @@ from envs.dataset import FORMAT_VERSION, META, DatasetError, read_meta, shard_na
 from envs.fileio import atomic_write_text, available_cores
 from envs.policies import make_policy
 
-__all__ = ["CollectConfig", "CollectResult", "EnvConfig", "collect_rollouts", "main"]
+__all__ = ["CollectConfig", "CollectResult", "EnvConfig", "collect_rollouts", "default_dataset_dir",
+           "ensure_dataset", "main"]
 
 # meta.json keys that must agree between a dataset on disk and a collector resuming it
 _IDENTITY = ("format_version", "env", "policy", "seed", "num_episodes", "episode_steps",
@@ -139,9 +142,7 @@ def _collect_shard(env, policy, root: Path, shard: int, collect: CollectConfig, 
 def _worker(job: dict[str, Any], tasks, events) -> None:
     """Worker process: one env and one renderer for its life, shards from ``tasks``."""
     try:
-        import torch
-
-        torch.set_num_threads(1)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker, also for resizing
         env_cfg, collect = EnvConfig(**job["env"]), CollectConfig(**job["collect"])
         env = make_env(env_cfg)
         policy = make_policy(collect.policy, env.action_space.shape[0], collect.policy_kwargs)
@@ -340,6 +341,34 @@ def _run_pool(job: dict[str, Any], todo: list[int], workers: int, bar) -> int:
                 p.terminate()
             p.join()
     return frames
+
+
+def default_dataset_dir(base: str | Path, env: EnvConfig, collect: CollectConfig) -> Path:
+    """``base/<env>-<size>px-<policy>-<episodes>x<steps>-seed<seed>-<hash>``: one per setting."""
+    spec = json.dumps({"env": asdict(env), "collect": {k: v for k, v in asdict(collect).items()
+                                                        if k != "workers"}}, sort_keys=True)
+    digest = zlib.crc32(spec.encode()) & 0xFFFFFFFF
+    name = (f"{env.id.replace('/', '-').replace(':', '-')}-{env.image_size}px-"
+            f"{collect.policy.split(':')[-1]}-{collect.episodes}x{collect.episode_steps}-"
+            f"seed{collect.seed}-{digest:08x}")
+    return Path(base) / name
+
+
+def ensure_dataset(path: str | Path, env: EnvConfig, collect: CollectConfig,
+                   progress: bool = True) -> Path:
+    """Collect the dataset at ``path`` unless it is complete there already (resumes a partial one).
+
+    Under ``torchrun``/SLURM only local rank 0 collects; the other ranks wait for it.
+    """
+    path = Path(path)
+    if (path / META).exists() and read_meta(path).get("complete"):
+        return path
+    if int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))) == 0:
+        collect_rollouts(path, env, collect, progress=progress)
+    else:
+        while not ((path / META).exists() and read_meta(path).get("complete")):
+            time.sleep(5.0)
+    return path
 
 
 def _parse_shard(text: str) -> tuple[int, int]:

@@ -11,8 +11,6 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-import torch
-import torch.nn.functional as F
 from gymnasium.envs.registration import load_env_creator
 
 from envs.goals import GoalSpec
@@ -27,6 +25,9 @@ def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
     """Antialiased bilinear resize of ``uint8 (H, W, 3)`` to ``(size, size, 3)``."""
     if frame.shape[:2] == (size, size):
         return np.ascontiguousarray(frame)
+    import torch  # only envs that cannot render at the target size pay for the import
+    import torch.nn.functional as F
+
     x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
     x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()

@@ -1,0 +1,58 @@
+"""Linear probe of a pixel world model's latent: how much of ``info["state"]`` it holds.
+
+Fits an affine map latent -> state on training windows and reports R² on held-out windows,
+pooled and per state dimension (SCIENCE.md section 3 on pixel rollouts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from worldmodel.identifiability import affine_fit
+from worldmodel.world_model import JEPAWorldModel
+
+__all__ = ["encode_frames", "heldout_r2", "state_probe"]
+
+
+@torch.no_grad()
+def encode_frames(world_model: JEPAWorldModel, batches: Iterable[dict[str, Tensor]],
+                  max_frames: int) -> tuple[Tensor, Tensor]:
+    """Latents ``(N, D)`` and states ``(N, S)`` of up to ``max_frames`` window frames."""
+    was_training = world_model.training
+    world_model.eval()
+    device = next(world_model.parameters()).device
+    latents, states, n = [], [], 0
+    for batch in batches:
+        z = world_model.encode(batch["pixels"].to(device))  # (B, T, D)
+        latents.append(z.flatten(0, 1).float().cpu())
+        states.append(batch["states"].flatten(0, 1))
+        n += len(latents[-1])
+        if n >= max_frames:
+            break
+    world_model.train(was_training)
+    return torch.cat(latents)[:max_frames], torch.cat(states)[:max_frames]
+
+
+def heldout_r2(fit_x: Tensor, fit_y: Tensor, x: Tensor, y: Tensor) -> dict[str, Any]:
+    """R² on ``(x, y)`` of the affine map fitted on ``(fit_x, fit_y)``; pooled and per dim."""
+    coef, bias = affine_fit(fit_x, fit_y)
+    y64 = y.double()
+    resid = (y64 - (x.double() @ coef + bias)).pow(2).sum(0)  # (S,)
+    total = (y64 - y64.mean(0)).pow(2).sum(0).clamp_min(1e-12)  # (S,)
+    return {"r2": float(1 - resid.sum() / total.sum()), "r2_per_dim": (1 - resid / total).tolist()}
+
+
+def state_probe(world_model: JEPAWorldModel, fit_batches: Iterable[dict[str, Tensor]],
+                eval_batches: Iterable[dict[str, Tensor]], state_names: list[str],
+                max_frames: int = 20000) -> dict[str, Any]:
+    """Held-out R² of latent -> state, with ``probe/r2_<state name>`` entries."""
+    fit_z, fit_s = encode_frames(world_model, fit_batches, max_frames)
+    z, s = encode_frames(world_model, eval_batches, max_frames)
+    result = heldout_r2(fit_z, fit_s, z, s)
+    out: dict[str, Any] = {"probe/r2": result["r2"]}
+    out.update({f"probe/r2_{name}": r for name, r in zip(state_names, result["r2_per_dim"])})
+    return out

@@ -1,0 +1,76 @@
+"""Pixel encoders: ``uint8 (N, H, W, 3)`` frames -> feature vectors ``(N, F)``.
+
+``conv`` is the CPU default (four strided convolutions, no normalisation: cheap per frame);
+``deep_conv`` is the paper's 4 x [conv k4 s2, BatchNorm, GELU] 32-64-128-256 with average
+pooling. Both run in ``channels_last`` layout, which oneDNN convolutions prefer on CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["PIXEL_ENCODERS", "ConvEncoder", "DeepConvEncoder", "build_pixel_encoder",
+           "pixels_to_float"]
+
+
+def pixels_to_float(pixels: Tensor) -> Tensor:
+    """``uint8 (N, H, W, 3)`` -> ``float (N, 3, H, W)`` in [-1, 1], channels-last in memory."""
+    if pixels.dtype != torch.uint8 or pixels.dim() != 4 or pixels.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames (N, H, W, 3), got {pixels.dtype} "
+                         f"{tuple(pixels.shape)}")
+    x = pixels.permute(0, 3, 1, 2).float().mul_(2.0 / 255.0).sub_(1.0)  # (N, 3, H, W)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _stride2_convs(widths: list[int], norm: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip([3, *widths[:-1]], widths):
+        layers.append(nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=not norm))
+        if norm:
+            layers.append(nn.BatchNorm2d(c_out))
+        layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+class ConvEncoder(nn.Module):
+    """Small CPU-fast encoder: 4 strided convs (32-64-128-128), flatten, linear to ``F``."""
+
+    def __init__(self, image_size: int, feature_dim: int = 256, widths=(32, 64, 128, 128)):
+        super().__init__()
+        if image_size % 16:
+            raise ValueError(f"conv encoder needs image_size divisible by 16, got {image_size}")
+        self.convs = _stride2_convs(list(widths), norm=False)
+        side = image_size // 16
+        self.head = nn.Linear(widths[-1] * side * side, feature_dim)
+        self.feature_dim = feature_dim
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        x = self.convs(pixels_to_float(pixels))  # (N, C, H/16, W/16)
+        return self.head(x.flatten(1))  # (N, F)
+
+
+class DeepConvEncoder(nn.Module):
+    """The paper's encoder: 4 x [conv k4 s2, BN, GELU] 32-64-128-256, average pool, linear."""
+
+    def __init__(self, image_size: int, feature_dim: int = 256, widths=(32, 64, 128, 256)):
+        super().__init__()
+        if image_size % 16:
+            raise ValueError(f"deep_conv needs image_size divisible by 16, got {image_size}")
+        self.convs = _stride2_convs(list(widths), norm=True)
+        self.head = nn.Linear(widths[-1], feature_dim)
+        self.feature_dim = feature_dim
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        x = self.convs(pixels_to_float(pixels))  # (N, C, h, w)
+        return self.head(x.mean(dim=(2, 3)))  # (N, F)
+
+
+PIXEL_ENCODERS = {"conv": ConvEncoder, "deep_conv": DeepConvEncoder}
+
+
+def build_pixel_encoder(name: str, image_size: int, feature_dim: int) -> nn.Module:
+    """The pixel encoder called ``name``."""
+    if name not in PIXEL_ENCODERS:
+        raise ValueError(f"unknown pixel encoder {name!r}; choose one of {sorted(PIXEL_ENCODERS)}")
+    return PIXEL_ENCODERS[name](image_size, feature_dim)
