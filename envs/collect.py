@@ -96,16 +96,26 @@ def episode_seeds(seed: int, episode: int) -> tuple[int, int]:
     return int(env_seed), int(policy_seed)
 
 
-def collect_episode(env, policy, seed: int, episode: int, steps: int) -> dict[str, np.ndarray]:
-    """Run one episode of at most ``steps`` actions; frames (L, H, W, 3) with L <= steps + 1."""
+def episode_buffers(env, frames: int) -> dict[str, np.ndarray]:
+    """Empty arrays for ``frames`` rows of the env's pixels, actions, states and rewards."""
+    size, a_dim = env.observation_space.shape, env.action_space.shape[0]
+    return {"pixels": np.empty((frames, *size), np.uint8),
+            "actions": np.full((frames, a_dim), np.nan, np.float32),
+            "states": np.empty((frames, env.state_dim), np.float32),
+            "rewards": np.full(frames, np.nan, np.float32)}
+
+
+def collect_episode(env, policy, seed: int, episode: int, steps: int,
+                    out: dict[str, np.ndarray] | None = None) -> int:
+    """Run one episode of at most ``steps`` actions into ``out`` (rows from 0); its length.
+
+    ``out`` defaults to fresh ``episode_buffers(env, steps + 1)``; the episode fills rows
+    ``[0, L)`` with ``L <= steps + 1`` frames, and its last action and reward stay NaN.
+    """
+    out = episode_buffers(env, steps + 1) if out is None else out
     env_seed, policy_seed = episode_seeds(seed, episode)
     pixels, info = env.reset(seed=env_seed)
     policy.reset(policy_seed)
-    a_dim, s_dim = env.action_space.shape[0], env.state_dim
-    out = {"pixels": np.empty((steps + 1, *pixels.shape), np.uint8),
-           "actions": np.full((steps + 1, a_dim), np.nan, np.float32),
-           "states": np.empty((steps + 1, s_dim), np.float32),
-           "rewards": np.full(steps + 1, np.nan, np.float32)}
     out["pixels"][0], out["states"][0] = pixels, info["state"]
     length = 1
     for t in range(steps):
@@ -116,7 +126,7 @@ def collect_episode(env, policy, seed: int, episode: int, steps: int) -> dict[st
         length += 1
         if terminated or truncated:
             break
-    return {k: v[:length] for k, v in out.items()}
+    return length
 
 
 def _episodes_of(shard: int, collect: CollectConfig) -> range:
@@ -125,15 +135,16 @@ def _episodes_of(shard: int, collect: CollectConfig) -> range:
 
 
 def _collect_shard(env, policy, root: Path, shard: int, collect: CollectConfig, report) -> None:
-    parts, table, row = [], [], 0
-    for e in _episodes_of(shard, collect):
-        ep = collect_episode(env, policy, collect.seed, e, collect.episode_steps)
-        n = len(ep["pixels"])
-        parts.append(ep)
+    episodes = _episodes_of(shard, collect)
+    arrays = episode_buffers(env, len(episodes) * (collect.episode_steps + 1))  # shard-sized
+    table, row = [], 0
+    for e in episodes:  # each episode writes straight into its rows of the shard
+        view = {k: v[row:] for k, v in arrays.items()}
+        n = collect_episode(env, policy, collect.seed, e, collect.episode_steps, view)
         table.append((e, row, n))
         row += n
         report("frames", n)
-    arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    arrays = {k: v[:row] for k, v in arrays.items()}
     arrays["episodes"] = np.asarray(table, np.int64)
     write_shard(root, shard, arrays)
     report("shard", shard)
@@ -146,11 +157,7 @@ def _worker(job: dict[str, Any], tasks, events) -> None:
         env_cfg, collect = EnvConfig(**job["env"]), CollectConfig(**job["collect"])
         env = make_env(env_cfg)
         policy = make_policy(collect.policy, env.action_space.shape[0], collect.policy_kwargs)
-        while True:
-            try:
-                shard = tasks.get_nowait()
-            except queue.Empty:
-                break
+        while (shard := tasks.get()) is not None:  # None: no more shards
             _collect_shard(env, policy, Path(job["root"]), shard, collect,
                            lambda kind, value: events.put((kind, value)))
         env.close()
@@ -261,72 +268,95 @@ def collect_rollouts(out: str | Path, env: EnvConfig | None = None,
     """
     env, collect = env or EnvConfig(), collect or CollectConfig()
     _check_config(collect, shard)
-    root = Path(out)
-    meta = _build_meta(env, collect)
-    _open_dataset(root, meta)
-    mine = [k for k in range(meta["num_shards"]) if k % shard[1] == shard[0]]
-    for k in mine:  # leftovers of a killed run of this job
-        for stale in root.glob(f".{shard_name(k)}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-    todo = [k for k in mine if not (root / shard_name(k)).is_dir()]
-    skipped = [k for k in mine if k not in todo]
-    total = sum(len(_episodes_of(k, collect)) for k in todo) * (collect.episode_steps + 1)
-    job = {"root": str(root), "env": asdict(env), "collect": asdict(collect)}
-    workers = min(collect.workers or available_cores(), max(len(todo), 1))
     start = time.perf_counter()
-    frames = _run_workers(job, todo, workers, total, progress, env.id)
-    seconds = time.perf_counter() - start
+    root = Path(out)
+    num_shards = -(-collect.episodes // collect.episodes_per_shard)
+    planned = [k for k in range(num_shards) if k % shard[1] == shard[0]]
+    pending = [k for k in planned if not (root / shard_name(k)).is_dir()]
+    workers = min(collect.workers or available_cores(), max(len(pending), 1))
+    job = {"root": str(root), "env": asdict(env), "collect": asdict(collect)}
+    # workers boot (imports, env, renderer) while this process checks the dataset
+    pool = _WorkerPool(job, workers) if workers > 1 and pending else None
+    try:
+        _open_dataset(root, _build_meta(env, collect))
+        for k in planned:  # leftovers of a killed run of this job
+            for stale in root.glob(f".{shard_name(k)}.tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+        todo = [k for k in planned if not (root / shard_name(k)).is_dir()]
+        total = sum(len(_episodes_of(k, collect)) for k in todo) * (collect.episode_steps + 1)
+        frames = _run_workers(job, todo, pool, total, progress, env.id)
+    finally:
+        if pool is not None:
+            pool.close()
+    seconds = time.perf_counter() - start  # the whole call: start-up and checks included
+    skipped = [k for k in planned if k not in todo]
     return CollectResult(root, frames, seconds, todo, skipped, _finalise(root))
 
 
-def _run_workers(job: dict[str, Any], todo: list[int], workers: int, total: int,
+def _run_workers(job: dict[str, Any], todo: list[int], pool: _WorkerPool | None, total: int,
                  progress: bool, label: str) -> int:
     from tqdm.auto import tqdm
 
-    frames = 0
     bar = tqdm(total=total, unit="frame", desc=f"collect {label}", disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
     try:
         if not todo:
             return 0
-        if workers == 1:  # in-process: no start-up or hand-off cost
-            def report(kind: str, value: int) -> None:
-                nonlocal frames
-                if kind == "frames":
-                    frames += value
-                    bar.update(value)
-            env_cfg, collect = EnvConfig(**job["env"]), CollectConfig(**job["collect"])
-            env = make_env(env_cfg)
-            policy = make_policy(collect.policy, env.action_space.shape[0], collect.policy_kwargs)
-            try:
-                for k in todo:
-                    _collect_shard(env, policy, Path(job["root"]), k, collect, report)
-            finally:
-                env.close()
-            return frames
-        return _run_pool(job, todo, workers, bar)
+        if pool is not None:
+            return pool.run(todo, bar)
+        frames = 0  # one worker: in this process, no start-up or hand-off cost
+
+        def report(kind: str, value: int) -> None:
+            nonlocal frames
+            if kind == "frames":
+                frames += value
+                bar.update(value)
+
+        env_cfg, collect = EnvConfig(**job["env"]), CollectConfig(**job["collect"])
+        env = make_env(env_cfg)
+        policy = make_policy(collect.policy, env.action_space.shape[0], collect.policy_kwargs)
+        try:
+            for k in todo:
+                _collect_shard(env, policy, Path(job["root"]), k, collect, report)
+        finally:
+            env.close()
+        return frames
     finally:
         bar.close()
 
 
-def _run_pool(job: dict[str, Any], todo: list[int], workers: int, bar) -> int:
-    ctx = mp.get_context("spawn")  # fork after GL / torch initialisation is unsafe
-    tasks, events = ctx.Queue(), ctx.Queue()
-    for k in todo:
-        tasks.put(k)
-    procs = [ctx.Process(target=_worker, args=(job, tasks, events), daemon=True)
-             for _ in range(workers)]
-    for p in procs:
-        p.start()
-    frames, running = 0, len(procs)
-    try:
+class _WorkerPool:
+    """Spawned collection workers; they start booting at construction and wait for shards."""
+
+    def __init__(self, job: dict[str, Any], workers: int) -> None:
+        ctx = mp.get_context("spawn")  # fork after GL / torch initialisation is unsafe
+        self.tasks, self.events = ctx.Queue(), ctx.Queue()
+        self.procs = [ctx.Process(target=_worker, args=(job, self.tasks, self.events),
+                                  daemon=True) for _ in range(workers)]
+        for p in self.procs:
+            p.start()
+        self._released = False
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            for _ in self.procs:
+                self.tasks.put(None)
+
+    def run(self, todo: list[int], bar) -> int:
+        """Hand out ``todo`` and follow progress until every worker is done; frames written."""
+        for k in todo:
+            self.tasks.put(k)
+        self._release()
+        frames, running = 0, len(self.procs)
         while running:
             try:
-                kind, value = events.get(timeout=1.0)
+                kind, value = self.events.get(timeout=1.0)
             except queue.Empty:
-                if not any(p.is_alive() for p in procs):
-                    raise RuntimeError("collection workers exited without reporting; "
-                                       "rerun to resume") from None
+                if not any(p.is_alive() for p in self.procs):
+                    codes = [p.exitcode for p in self.procs]
+                    raise RuntimeError(f"collection workers exited without reporting (exit codes "
+                                       f"{codes}); rerun the same command to resume") from None
                 continue
             if kind == "frames":
                 frames += value
@@ -335,12 +365,16 @@ def _run_pool(job: dict[str, Any], todo: list[int], workers: int, bar) -> int:
                 running -= 1
             elif kind == "error":
                 raise RuntimeError(f"a collection worker failed:\n{value}")
-    finally:
-        for p in procs:
+        return frames
+
+    def close(self) -> None:
+        """Stop the workers (terminating any still busy after an error)."""
+        self._release()
+        for p in self.procs:
+            p.join(timeout=0.5 if p.is_alive() else None)
             if p.is_alive():
                 p.terminate()
-            p.join()
-    return frames
+                p.join()
 
 
 def default_dataset_dir(base: str | Path, env: EnvConfig, collect: CollectConfig) -> Path:

@@ -1,0 +1,217 @@
+"""Collection and data-loading throughput against raw MuJoCo step+render speed, in one run.
+
+Measures, each in a fresh process (one renderer per process):
+  1. raw: the env's own ``step`` + fast-camera ``render`` loop, one process (the reference);
+  2. the collector (``envs.collect``) with 1 and with 2 workers, whole call (start-up, policy,
+     shard writes included);
+  3. the data module's training windows/s, against the training step's samples/s of the
+     default pixel world model (``configs/reacher.yaml``) on the same machine.
+
+    python benchmarks/collect.py            # ~2 min on 2 cores; the 2-worker run is 1000 episodes
+    python benchmarks/collect.py --quick    # ~20 s, fewer frames (noisier)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "benchmarks" / "results" / "collect"
+GOAL_EFFICIENCY = 0.8  # collector >= 0.8 x raw x workers
+GOAL_FPS_2_WORKERS = 1500
+GOAL_LOADING_HEADROOM = 10  # windows/s >= 10 x training samples/s
+
+
+def raw_fps(env_id: str, image_size: int, frames: int, episode_steps: int) -> float:
+    """Step + render of the env underneath the PixelEnv layer, random actions, one process."""
+    import numpy as np
+
+    from envs import make_pixel_env
+
+    inner = make_pixel_env(env_id, image_size).env  # the gym env PixelEnv wraps
+    rng = np.random.default_rng(0)
+    low, high = inner.action_space.low, inner.action_space.high
+    inner.reset(seed=0)
+    inner.render()
+    for _ in range(50):  # warm-up
+        inner.step(rng.uniform(low, high))
+        inner.render()
+    start = time.perf_counter()
+    for t in range(frames):
+        if t % episode_steps == 0:
+            inner.reset(seed=t)
+        inner.step(rng.uniform(low, high))
+        inner.render()
+    seconds = time.perf_counter() - start
+    inner.close()
+    return frames / seconds
+
+
+def collector_fps(env_id: str, image_size: int, episodes: int, episode_steps: int,
+                  workers: int, out: str) -> dict[str, float]:
+    from envs.collect import CollectConfig, EnvConfig, collect_rollouts
+
+    start = time.perf_counter()
+    result = collect_rollouts(out, EnvConfig(id=env_id, image_size=image_size),
+                              CollectConfig(episodes=episodes, episode_steps=episode_steps,
+                                            workers=workers, episodes_per_shard=10),
+                              progress=False)
+    seconds = time.perf_counter() - start  # the whole call, as a user waits for it
+    return {"frames": result.frames, "seconds": seconds, "fps": result.frames / seconds}
+
+
+def loading_and_training(dataset: str, batches: int) -> dict[str, float]:
+    """Windows/s of the train loader, and samples/s of the default model's training step."""
+    import torch
+
+    from configs.loader import load_config
+    from worldmodel.data import PixelDataModule
+    from worldmodel.utils import configure_threads, keep_freed_memory
+    from worldmodel.world_module import WorldModelModule
+
+    configure_threads(0)
+    keep_freed_memory()
+    cfg = load_config("reacher")
+    data = PixelDataModule(dataset, cfg.data, cfg.trainer.batch_size, seed=0)
+    loader = data.train_dataloader()
+    n, start = 0, time.perf_counter()
+    for i, batch in enumerate(loader):
+        n += len(batch["pixels"])
+        if i + 1 >= batches:
+            break
+    windows_per_s = n / (time.perf_counter() - start)
+
+    meta = {**data.meta, "history": cfg.data.history, "frameskip": cfg.data.frameskip}
+    module = WorldModelModule.from_configs(cfg.world_model, cfg.loss, cfg.optim, meta, 1000)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
+    batch = next(iter(loader))
+    steps, warmup = 12, 3
+    for i in range(steps + warmup):
+        if i == warmup:
+            start = time.perf_counter()
+        loss = module.losses(batch)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    train_per_s = steps * len(batch["pixels"]) / (time.perf_counter() - start)
+    return {"windows_per_s": windows_per_s, "train_samples_per_s": train_per_s,
+            "batch_size": cfg.trainer.batch_size, "window_frames": cfg.data.window,
+            "bf16": bool(cfg.loss.bf16)}
+
+
+def _call_and_send(fn, args, results) -> None:
+    results.put(fn(*args))
+
+
+def _in_fresh_process(fn, *args) -> Any:
+    """``fn(*args)`` in a new (non-daemonic: it may start workers) spawned process."""
+    ctx = get_context("spawn")
+    results = ctx.Queue()
+    proc = ctx.Process(target=_call_and_send, args=(fn, args, results))
+    proc.start()
+    try:
+        value = results.get(timeout=1800)
+    finally:
+        proc.join()
+    if proc.exitcode:
+        raise RuntimeError(f"{fn.__name__} failed in its process (exit code {proc.exitcode})")
+    return value
+
+
+def run(env_id: str, image_size: int, frames_per_worker: int, episode_steps: int
+        ) -> dict[str, Any]:
+    episodes = max(frames_per_worker // (episode_steps + 1), 2)
+    with tempfile.TemporaryDirectory(prefix="bench-collect-") as tmp:
+        raw_before = _in_fresh_process(raw_fps, env_id, image_size, frames_per_worker,
+                                       episode_steps)
+        one = _in_fresh_process(collector_fps, env_id, image_size, episodes, episode_steps, 1,
+                                f"{tmp}/one")
+        two = _in_fresh_process(collector_fps, env_id, image_size, 2 * episodes,
+                                episode_steps, 2, f"{tmp}/two")
+        raw_after = _in_fresh_process(raw_fps, env_id, image_size, frames_per_worker,
+                                      episode_steps)
+        loading = _in_fresh_process(loading_and_training, f"{tmp}/two", 200)
+    raw = (raw_before + raw_after) / 2  # the reference drifts with machine load; average it
+    results = {
+        "env": env_id, "image_size": image_size, "episode_steps": episode_steps,
+        "raw_fps": raw, "raw_fps_runs": [raw_before, raw_after],
+        "collector_1_worker": one, "collector_2_workers": two,
+        "efficiency_1_worker": one["fps"] / raw, "efficiency_2_workers": two["fps"] / (2 * raw),
+        **loading,
+        "loading_headroom": loading["windows_per_s"] / loading["train_samples_per_s"],
+        "cores": os.cpu_count(),
+    }
+    results["checks"] = {
+        f"collector, 1 worker >= {GOAL_EFFICIENCY} x raw": results["efficiency_1_worker"]
+        >= GOAL_EFFICIENCY,
+        f"collector, 2 workers >= {GOAL_EFFICIENCY} x 2 x raw": results["efficiency_2_workers"]
+        >= GOAL_EFFICIENCY,
+        f"collector, 2 workers >= {GOAL_FPS_2_WORKERS} frames/s": two["fps"] >= GOAL_FPS_2_WORKERS,
+        f"windows/s >= {GOAL_LOADING_HEADROOM} x training samples/s":
+            results["loading_headroom"] >= GOAL_LOADING_HEADROOM,
+    }
+    return results
+
+
+def report(r: dict[str, Any]) -> str:
+    one, two = r["collector_1_worker"], r["collector_2_workers"]
+    lines = [
+        f"# Collection benchmark: {r['env']} at {r['image_size']}x{r['image_size']}, "
+        f"{r['cores']} cores",
+        "",
+        "| measurement | frames/s | ratio |",
+        "|---|---|---|",
+        f"| raw step + render, 1 process (reference; runs {r['raw_fps_runs'][0]:.0f}, "
+        f"{r['raw_fps_runs'][1]:.0f}) | {r['raw_fps']:.0f} | 1.00 |",
+        f"| collector, 1 worker ({one['frames']} frames, {one['seconds']:.1f} s) | "
+        f"{one['fps']:.0f} | {r['efficiency_1_worker']:.2f} x raw |",
+        f"| collector, 2 workers ({two['frames']} frames, {two['seconds']:.1f} s) | "
+        f"{two['fps']:.0f} | {r['efficiency_2_workers']:.2f} x (2 x raw) |",
+        "",
+        "| data loading vs training | samples/s |",
+        "|---|---|",
+        f"| train loader, windows of {r['window_frames']} frames, batch {r['batch_size']} | "
+        f"{r['windows_per_s']:.0f} |",
+        f"| training step of the default world model (bf16 {r['bf16']}) | "
+        f"{r['train_samples_per_s']:.0f} |",
+        f"| headroom | {r['loading_headroom']:.0f} x |",
+        "",
+    ]
+    lines += [f"- [{'x' if ok else ' '}] {name}" for name, ok in r["checks"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer frames: faster, noisier")
+    p.add_argument("--env", default="wm/reacher-v0")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args(argv)
+    frames = 4000 if args.quick else 50500  # full: 2 workers collect 1000 episodes of 100 steps
+    results = run(args.env, args.image_size, frames, episode_steps=100)
+    text = report(results)
+    print(text)
+    if not args.quick:
+        from envs.fileio import atomic_write_text
+
+        atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
+        atomic_write_text(args.out / "report.md", text)
+        print(f"wrote {args.out / 'report.md'}")
+    return 0 if all(results["checks"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
