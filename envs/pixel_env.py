@@ -7,6 +7,7 @@ true low-dimensional ``float32`` state, optional action repeat. Deterministic gi
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -16,7 +17,7 @@ from gymnasium.envs.registration import load_env_creator
 from envs.goals import GoalSpec
 from envs.rendering import disable_msaa, fast_scene_flags
 
-__all__ = ["PixelEnv", "make_pixel_env", "resize_frame"]
+__all__ = ["PixelEnv", "env_spec", "make_pixel_env", "resize_frame"]
 
 STATE_SOURCES = ("auto", "info", "mujoco", "observation")
 
@@ -233,7 +234,7 @@ def make_pixel_env(env_id: str, image_size: int = 64, action_repeat: int = 1,
     import envs  # noqa: F401  (registers the wm/ ids)
 
     kwargs = dict(env_kwargs or {})
-    spec = gym.spec(env_id)  # imports "module:" plug-ins; raises a clear NameNotFound otherwise
+    spec = env_spec(env_id)
     if _returns_pixel_env(spec):
         if state != "auto":
             raise ValueError(f"{env_id} declares its own state; remove the state={state!r} option")
@@ -243,6 +244,18 @@ def make_pixel_env(env_id: str, image_size: int = 64, action_repeat: int = 1,
             env.goal = GoalSpec.from_dict(goal) if isinstance(goal, dict) else goal
         return env
     return PixelEnv(env_id, image_size, action_repeat, state, goal, kwargs)
+
+
+def env_spec(env_id: str):
+    """The Gymnasium spec of ``env_id``, importing ``module`` first for ``"module:Env-vN"``."""
+    if ":" in env_id:
+        module, _, env_id = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ImportError(f"cannot import {module!r} for env id {module}:{env_id} ({err}); "
+                              "is it on PYTHONPATH?") from err
+    return gym.spec(env_id)  # raises gymnasium's NameNotFound, with a suggestion
 
 
 def _returns_pixel_env(spec) -> bool:
