@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test test-slow bench-quick bench-full clean
+.PHONY: demo test test-slow bench-quick bench-full bench-collect clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench-quick: $(STAMP)
 
 bench-full: $(STAMP)
 	$(PY) benchmarks/identifiability.py --full
+
+bench-collect: $(STAMP)
+	$(PY) benchmarks/collect.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
