@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PIXEL_ENCODERS", "ConvEncoder", "DeepConvEncoder", "build_pixel_encoder",
-           "pixels_to_float"]
+__all__ = ["PIXEL_ENCODERS", "ConvEncoder", "DeepConvEncoder", "StridedConvEncoder",
+           "build_pixel_encoder", "pixels_to_float"]
 
 
 def pixels_to_float(pixels: Tensor) -> Tensor:
@@ -33,37 +33,46 @@ def _stride2_convs(widths: list[int], norm: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class ConvEncoder(nn.Module):
-    """Small CPU-fast encoder: 4 strided convs (32-64-128-128), flatten, linear to ``F``."""
+class StridedConvEncoder(nn.Module):
+    """Strided 4x4 convolutions (each halves the image), then a linear head to ``F`` features.
 
-    def __init__(self, image_size: int, feature_dim: int = 256, widths=(32, 64, 128, 128)):
+    Args:
+        widths: output channels of each convolution.
+        norm: BatchNorm after each convolution.
+        pool: average the last feature map over space (else flatten it).
+    """
+
+    def __init__(self, image_size: int, feature_dim: int, widths: tuple[int, ...],
+                 norm: bool, pool: bool):
         super().__init__()
-        if image_size % 16:
-            raise ValueError(f"conv encoder needs image_size divisible by 16, got {image_size}")
-        self.convs = _stride2_convs(list(widths), norm=False)
-        side = image_size // 16
+        shrink = 2 ** len(widths)
+        if image_size % shrink:
+            raise ValueError(f"{len(widths)} stride-2 convolutions need image_size divisible by "
+                             f"{shrink}, got {image_size}")
+        self.convs = _stride2_convs(list(widths), norm)
+        self.pool = pool
+        side = 1 if pool else image_size // shrink
         self.head = nn.Linear(widths[-1] * side * side, feature_dim)
         self.feature_dim = feature_dim
 
     def forward(self, pixels: Tensor) -> Tensor:
-        x = self.convs(pixels_to_float(pixels))  # (N, C, H/16, W/16)
-        return self.head(x.flatten(1))  # (N, F)
+        x = self.convs(pixels_to_float(pixels))  # (N, C, h, w)
+        x = x.mean(dim=(2, 3)) if self.pool else x.flatten(1)  # (N, C) or (N, C*h*w)
+        return self.head(x)  # (N, F)
 
 
-class DeepConvEncoder(nn.Module):
+class ConvEncoder(StridedConvEncoder):
+    """Small CPU-fast encoder: 4 strided convs (32-64-128-128), no norm, flatten, linear."""
+
+    def __init__(self, image_size: int, feature_dim: int = 256):
+        super().__init__(image_size, feature_dim, (32, 64, 128, 128), norm=False, pool=False)
+
+
+class DeepConvEncoder(StridedConvEncoder):
     """The paper's encoder: 4 x [conv k4 s2, BN, GELU] 32-64-128-256, average pool, linear."""
 
-    def __init__(self, image_size: int, feature_dim: int = 256, widths=(32, 64, 128, 256)):
-        super().__init__()
-        if image_size % 16:
-            raise ValueError(f"deep_conv needs image_size divisible by 16, got {image_size}")
-        self.convs = _stride2_convs(list(widths), norm=True)
-        self.head = nn.Linear(widths[-1], feature_dim)
-        self.feature_dim = feature_dim
-
-    def forward(self, pixels: Tensor) -> Tensor:
-        x = self.convs(pixels_to_float(pixels))  # (N, C, h, w)
-        return self.head(x.mean(dim=(2, 3)))  # (N, F)
+    def __init__(self, image_size: int, feature_dim: int = 256):
+        super().__init__(image_size, feature_dim, (32, 64, 128, 256), norm=True, pool=True)
 
 
 PIXEL_ENCODERS = {"conv": ConvEncoder, "deep_conv": DeepConvEncoder}

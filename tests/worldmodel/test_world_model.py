@@ -1,0 +1,63 @@
+"""The pixel world model: shapes of DESIGN.md, causal prediction, rollout consistent with predict."""
+
+import pytest
+import torch
+
+from worldmodel.world_model import JEPAWorldModel, WorldModelConfig
+
+SMALL = WorldModelConfig(feature_dim=32, projector_dim=32, latent_dim=8, predictor_hidden=32)
+
+
+def _model(encoder="conv", history=3, seed=0):
+    torch.manual_seed(seed)
+    model = JEPAWorldModel(WorldModelConfig(**{**SMALL.__dict__, "encoder": encoder}),
+                           image_size=32, action_dim=4, history=history)
+    with torch.no_grad():  # leave the zero-initialised residual: make the predictor non-trivial
+        model.predictor.net[-1].weight.normal_(0, 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("encoder", ["conv", "deep_conv"])
+def test_encode_shapes(encoder):
+    model = _model(encoder)
+    pixels = torch.randint(0, 256, (2, 5, 32, 32, 3), dtype=torch.uint8)
+    assert model.encode(pixels).shape == (2, 5, 8)
+    with pytest.raises(ValueError, match="uint8"):
+        model.encode(pixels.float())
+
+
+def test_predict_is_causal():
+    model = _model(history=3)
+    z, a = torch.randn(3, 6, 8), torch.randn(3, 6, 4)
+    out = model.predict(z, a)
+    assert out.shape == (3, 6, 8)
+    for t in range(5):
+        z2, a2 = z.clone(), a.clone()
+        z2[:, t + 1:] += 1.0
+        a2[:, t + 1:] -= 1.0
+        torch.testing.assert_close(model.predict(z2, a2)[:, :t + 1], out[:, :t + 1])
+        z3 = z.clone()
+        z3[:, t] += 1.0
+        assert not torch.allclose(model.predict(z3, a)[:, t], out[:, t])  # it does use z[t]
+
+
+def test_rollout_is_predict_fed_with_its_own_outputs():
+    model = _model(history=2)
+    z_ctx, actions = torch.randn(2, 3, 8), torch.randn(2, 3 - 1 + 4, 4)
+    out = model.rollout(z_ctx, actions)
+    assert out.shape == (2, 3 + 4, 8)
+    torch.testing.assert_close(out[:, :3], z_ctx)
+    seq = z_ctx
+    for _ in range(4):
+        nxt = model.predict(seq, actions[:, :seq.shape[1]])[:, -1:]
+        seq = torch.cat([seq, nxt], dim=1)
+    torch.testing.assert_close(out, seq)
+    with pytest.raises(ValueError, match="at least T0"):
+        model.rollout(z_ctx, actions[:, :1])
+
+
+def test_fresh_predictor_predicts_no_change():
+    torch.manual_seed(0)
+    model = JEPAWorldModel(SMALL, image_size=32, action_dim=4, history=3)
+    z = torch.randn(2, 4, 8)
+    torch.testing.assert_close(model.predict(z, torch.randn(2, 4, 4)), z)
