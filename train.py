@@ -117,8 +117,10 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
         log.info("resuming from %s", resume)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    goal = meta.get("goal") or {}
+    angular = [i for i, a in zip(goal.get("indices", []), goal.get("angular", [])) if a]
     metrics.update(state_probe(module.world_model, data.train_dataloader(),
-                               data.val_dataloader(), meta["state_names"]))
+                               data.val_dataloader(), meta["state_names"], angular))
     metrics["dataset"] = str(path)
     return _finish(cfg, trainer, run_dir, metrics)
 
@@ -147,8 +149,8 @@ def _summary(result: TrainResult) -> str:
         per_dim = ", ".join(f"{k.removeprefix('probe/r2_')} {v:.3f}" for k, v in m.items()
                             if k.startswith("probe/r2_"))
         lines.append(f"dataset:    {m['dataset']}")
-        lines.append(f"held-out linear probe R2(latent -> state) = {m['probe/r2']:.3f} "
-                     f"({per_dim})")
+        lines.append(f"held-out linear probe R2(latent -> state; angles as sin, cos) = "
+                     f"{m['probe/r2']:.3f} ({per_dim})")
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """Linear probe of a pixel world model's latent: how much of ``info["state"]`` it holds.
 
 Fits an affine map latent -> state on training windows and reports R² on held-out windows,
-pooled and per state dimension (SCIENCE.md section 3 on pixel rollouts).
+pooled and per state entry, joint angles through their (sin, cos) (SCIENCE.md section 3).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch import Tensor
 from worldmodel.identifiability import affine_fit
 from worldmodel.world_model import JEPAWorldModel
 
-__all__ = ["encode_frames", "heldout_r2", "state_probe"]
+__all__ = ["encode_frames", "heldout_r2", "probe_targets", "state_probe"]
 
 
 @torch.no_grad()
@@ -37,22 +37,51 @@ def encode_frames(world_model: JEPAWorldModel, batches: Iterable[dict[str, Tenso
     return torch.cat(latents)[:max_frames], torch.cat(states)[:max_frames]
 
 
-def heldout_r2(fit_x: Tensor, fit_y: Tensor, x: Tensor, y: Tensor) -> dict[str, Any]:
-    """R² on ``(x, y)`` of the affine map fitted on ``(fit_x, fit_y)``; pooled and per dim."""
+def heldout_r2(fit_x: Tensor, fit_y: Tensor, x: Tensor, y: Tensor,
+               groups: list[list[int]] | None = None) -> dict[str, Any]:
+    """R² on ``(x, y)`` of the affine map fitted on ``(fit_x, fit_y)``.
+
+    Returns the pooled R², one per target column, and one per group of columns (pooled within
+    the group, e.g. the sin and cos of one joint angle) when ``groups`` is given.
+    """
     coef, bias = affine_fit(fit_x, fit_y)
     y64 = y.double()
     resid = (y64 - (x.double() @ coef + bias)).pow(2).sum(0)  # (S,)
     total = (y64 - y64.mean(0)).pow(2).sum(0).clamp_min(1e-12)  # (S,)
-    return {"r2": float(1 - resid.sum() / total.sum()), "r2_per_dim": (1 - resid / total).tolist()}
+    out = {"r2": float(1 - resid.sum() / total.sum()), "r2_per_dim": (1 - resid / total).tolist()}
+    if groups is not None:
+        out["r2_per_group"] = [float(1 - resid[g].sum() / total[g].sum()) for g in groups]
+    return out
+
+
+def probe_targets(states: Tensor, angular: set[int]) -> tuple[Tensor, list[list[int]]]:
+    """State columns as probe targets: angles as (sin, cos) pairs, the rest as they are.
+
+    Hinge angles are unbounded (a spinning joint accumulates turns), so a linear probe is only
+    meaningful on their sine and cosine. Returns the targets and each state entry's columns.
+    """
+    columns, groups = [], []
+    for i in range(states.shape[-1]):
+        start = len(columns)
+        if i in angular:
+            columns += [torch.sin(states[:, i]), torch.cos(states[:, i])]
+        else:
+            columns.append(states[:, i])
+        groups.append(list(range(start, len(columns))))
+    return torch.stack(columns, dim=-1), groups
 
 
 def state_probe(world_model: JEPAWorldModel, fit_batches: Iterable[dict[str, Tensor]],
                 eval_batches: Iterable[dict[str, Tensor]], state_names: list[str],
-                max_frames: int = 20000) -> dict[str, Any]:
-    """Held-out R² of latent -> state, with ``probe/r2_<state name>`` entries."""
+                angular: Iterable[int] = (), max_frames: int = 20000) -> dict[str, Any]:
+    """Held-out R² of latent -> state: pooled (``probe/r2``) and per state entry
+    (``probe/r2_<name>``; angles in ``angular`` through their sin and cos)."""
+    angular = set(angular)
     fit_z, fit_s = encode_frames(world_model, fit_batches, max_frames)
     z, s = encode_frames(world_model, eval_batches, max_frames)
-    result = heldout_r2(fit_z, fit_s, z, s)
+    fit_y, groups = probe_targets(fit_s, angular)
+    y, _ = probe_targets(s, angular)
+    result = heldout_r2(fit_z, fit_y, z, y, groups)
     out: dict[str, Any] = {"probe/r2": result["r2"]}
-    out.update({f"probe/r2_{name}": r for name, r in zip(state_names, result["r2_per_dim"])})
+    out.update({f"probe/r2_{name}": r for name, r in zip(state_names, result["r2_per_group"])})
     return out
