@@ -18,22 +18,23 @@ from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import lightning as L  # noqa: E402
-from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
-from lightning.pytorch.loggers import CSVLogger  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import OmegaConf
 
-from callbacks.identifiability import SyntheticIdentifiabilityProbe  # noqa: E402
-from callbacks.state_probe import state_probe  # noqa: E402
-from configs.loader import ConfigError, load_config  # noqa: E402
-from configs.schema import ExperimentConfig  # noqa: E402
-from envs.collect import default_dataset_dir, ensure_dataset  # noqa: E402
-from envs.dataset import DatasetError  # noqa: E402
-from worldmodel.data import PixelDataModule  # noqa: E402
-from worldmodel.module import JEPAModule  # noqa: E402
-from worldmodel.synthetic import SyntheticDataModule, SyntheticWorld  # noqa: E402
-from worldmodel.utils import atomic_write_text, configure_threads, keep_freed_memory  # noqa: E402
-from worldmodel.world_module import WorldModelModule  # noqa: E402
+from callbacks.identifiability import SyntheticIdentifiabilityProbe
+from callbacks.latent_stats import LatentStats
+from callbacks.state_probe import StateProbe
+from configs.loader import ConfigError, load_config
+from configs.schema import ExperimentConfig
+from envs.collect import default_dataset_dir, ensure_dataset
+from envs.dataset import DatasetError
+from worldmodel.data import PixelDataModule
+from worldmodel.module import JEPAModule
+from worldmodel.synthetic import SyntheticDataModule, SyntheticWorld
+from worldmodel.utils import atomic_write_text, configure_threads, keep_freed_memory
+from worldmodel.world_module import WorldModelModule
 
 log = logging.getLogger("train")
 
@@ -62,12 +63,35 @@ def dataset_path(cfg: ExperimentConfig) -> Path:
     return default_dataset_dir(Path(cfg.output_dir) / "datasets", cfg.env, cfg.collect)
 
 
+def make_logger(name: str, run_dir: Path, run_name: str):
+    """``csv`` (no extra install), ``tensorboard`` or ``wandb`` (when installed)."""
+    if name == "csv":
+        return CSVLogger(run_dir, name="logs")
+    if name == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        try:
+            return TensorBoardLogger(run_dir, name="logs")
+        except ModuleNotFoundError as err:
+            raise ConfigError("trainer.logger=tensorboard needs `pip install tensorboard`"
+                              ) from err
+    if name == "wandb":
+        try:
+            import wandb  # noqa: F401
+        except ModuleNotFoundError as err:
+            raise ConfigError("trainer.logger=wandb needs `pip install wandb`") from err
+        from lightning.pytorch.loggers import WandbLogger
+
+        return WandbLogger(name=run_name, save_dir=str(run_dir))
+    raise ConfigError(f"unknown trainer.logger {name!r}; use csv, tensorboard or wandb")
+
+
 def _trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list, **kwargs: Any) -> L.Trainer:
     t = cfg.trainer
     return L.Trainer(
         max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
-        logger=CSVLogger(run_dir, name="logs"), callbacks=callbacks,
+        logger=make_logger(t.logger, run_dir, cfg.name), callbacks=callbacks,
         enable_progress_bar=t.progress_bar, enable_model_summary=False,
         log_every_n_steps=t.log_every_n_steps, default_root_dir=run_dir, **kwargs)
 
@@ -108,7 +132,11 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
     t = cfg.trainer
     last = ModelCheckpoint(run_dir / "checkpoints", save_last=True, save_top_k=0,
                            every_n_train_steps=t.checkpoint_every_n_steps)
-    trainer = _trainer(cfg, run_dir, [last], val_check_interval=t.val_every_n_steps,
+    goal = meta.get("goal") or {}
+    angular = [i for i, a in zip(goal.get("indices", []), goal.get("angular", [])) if a]
+    probe = StateProbe(meta["state_names"], angular, cfg.eval.every_n_steps)
+    stats = LatentStats(every_n_steps=max(t.log_every_n_steps, 1))
+    trainer = _trainer(cfg, run_dir, [last, probe, stats], val_check_interval=t.val_every_n_steps,
                        check_val_every_n_epoch=None, num_sanity_val_steps=0,
                        limit_val_batches=20)
     resume = run_dir / "checkpoints" / "last.ckpt"
@@ -117,10 +145,8 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
         log.info("resuming from %s", resume)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    goal = meta.get("goal") or {}
-    angular = [i for i, a in zip(goal.get("indices", []), goal.get("angular", [])) if a]
-    metrics.update(state_probe(module.world_model, data.train_dataloader(),
-                               data.val_dataloader(), meta["state_names"], angular))
+    metrics.update(probe.metrics)
+    metrics.update({f"latent/{k}": v for k, v in stats.last.items()})
     metrics["dataset"] = str(path)
     return _finish(cfg, trainer, run_dir, metrics)
 

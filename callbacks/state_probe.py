@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import lightning as L
 import torch
 from torch import Tensor
 
-from worldmodel.identifiability import affine_fit
+from worldmodel.identifiability import affine_fit, orthogonality_error, procrustes_error
 from worldmodel.world_model import JEPAWorldModel
 
-__all__ = ["encode_frames", "heldout_r2", "probe_targets", "state_probe"]
+__all__ = ["StateProbe", "encode_frames", "heldout_r2", "probe_targets", "state_probe"]
 
 
 @torch.no_grad()
@@ -84,4 +85,41 @@ def state_probe(world_model: JEPAWorldModel, fit_batches: Iterable[dict[str, Ten
     result = heldout_r2(fit_z, fit_y, z, y, groups)
     out: dict[str, Any] = {"probe/r2": result["r2"]}
     out.update({f"probe/r2_{name}": r for name, r in zip(state_names, result["r2_per_group"])})
+    # how close the latent is to a rotation of the (standardised) state: SCIENCE.md section 3
+    y_std = (y - y.mean(0)) / y.std(0).clamp_min(1e-8)
+    out["probe/orthogonality_error"] = orthogonality_error(z, y_std)
+    out["probe/procrustes_error"] = procrustes_error(z, y_std)
     return out
+
+
+class StateProbe(L.Callback):
+    """Logs the held-out state probe every ``every_n_steps`` and at the end of training.
+
+    Uses the datamodule's train windows to fit and its validation windows to score; the last
+    result is kept in ``self.metrics``.
+    """
+
+    def __init__(self, state_names: list[str], angular: Iterable[int] = (),
+                 every_n_steps: int = 0, max_frames: int = 20000) -> None:
+        self.state_names, self.angular = list(state_names), list(angular)
+        self.every_n_steps, self.max_frames = every_n_steps, max_frames
+        self.metrics: dict[str, Any] = {}
+
+    def _run(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:  # a diagnostic: rank 0 measures and logs it
+            return
+        data = trainer.datamodule
+        self.metrics = state_probe(module.world_model, data.train_dataloader(),
+                                   data.val_dataloader(), self.state_names, self.angular,
+                                   self.max_frames)
+        logged = {f"val/{k.replace('/', '_')}": v for k, v in self.metrics.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(logged, step=trainer.global_step)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and step < trainer.max_steps:
+            self._run(trainer, module)
+
+    def on_train_end(self, trainer, module) -> None:
+        self._run(trainer, module)

@@ -63,6 +63,7 @@ class TrainerConfig:
     num_threads: int = 0
     log_every_n_steps: int = 100
     progress_bar: bool = True
+    logger: str = "csv"  # csv | tensorboard | wandb (the last two when installed)
     val_every_n_steps: int = 500  # pixel world models: validation losses
     checkpoint_every_n_steps: int = 500  # pixel world models: last.ckpt for resuming
     resume: bool = True  # continue from <run>/checkpoints/last.ckpt when it exists

@@ -22,7 +22,8 @@ def test_pixel_run_on_a_collected_dataset_reloads_identically(tiny_dataset, tmp_
                                   "env.image_size=32"])
     result = train.train(cfg)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
-    for key in ("train/loss", "val/pred_loss", "val/sigreg", "probe/r2", "probe/r2_wrist_pos"):
+    for key in ("train/loss", "val/pred_loss", "val/sigreg", "probe/r2", "probe/r2_wrist_pos",
+                "probe/orthogonality_error", "probe/procrustes_error", "latent/effective_rank"):
         assert math.isfinite(metrics[key]), key
     module = WorldModelModule.load_from_checkpoint(result.checkpoint, weights_only=True)
     assert module.hparams.data_meta["env"]["id"] == "wm/reacher-v0"

@@ -77,6 +77,7 @@ class WorldModelModule(L.LightningModule):
         with self._autocast():
             z = self.world_model.encode(batch["pixels"])  # (B, T, D)
             pred = self.world_model.predict(z[:, :-1], batch["actions"][:, :-1])  # (B, T-1, D)
+        self.last_latents = z.detach()  # (B, T, D), read by the latent-statistics callback
         pred_loss = F.mse_loss(pred, z[:, 1:])
         reg = self.sigreg(z.transpose(0, 1), step=self.global_step)  # per time step, averaged
         lam = self.loss_cfg.lam

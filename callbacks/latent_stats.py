@@ -1,0 +1,78 @@
+"""Latent statistics during training: SIGReg against its floor, spread, effective rank, collapse.
+
+A LeJEPA latent should look like N(0, I): SIGReg near its null value (~1.05 for the default
+quadrature), every coordinate with unit spread, and a full effective rank. A collapsing
+encoder shows up here first, as shrinking per-dimension std and effective rank.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from worldmodel.sigreg import expected_null_value
+
+__all__ = ["LatentStats", "effective_rank", "latent_statistics"]
+
+log = logging.getLogger(__name__)
+
+
+def effective_rank(z: Tensor) -> float:
+    """``exp(entropy)`` of the normalised singular values of centred ``z (N, D)``; in [1, D]."""
+    s = torch.linalg.svdvals(z.double() - z.double().mean(0))
+    p = s / s.sum().clamp_min(1e-300)
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def latent_statistics(z: Tensor) -> dict[str, float]:
+    """Spread and rank of latents ``z (N, D)``."""
+    std = z.double().std(0)
+    return {"std_mean": float(std.mean()), "std_min": float(std.min()),
+            "std_max": float(std.max()), "effective_rank": effective_rank(z),
+            "effective_rank_fraction": effective_rank(z) / z.shape[1]}
+
+
+class LatentStats(L.Callback):
+    """Every ``every_n_steps``: log ``train/latent_*`` and warn once when the latent collapses.
+
+    Reads the latents of the last training batch (``module.last_latents``, ``(B, T, D)``).
+    Collapse: some coordinate's std under ``min_std`` or effective rank under
+    ``min_rank_fraction`` of ``D``.
+    """
+
+    def __init__(self, every_n_steps: int = 100, min_std: float = 0.05,
+                 min_rank_fraction: float = 0.25) -> None:
+        self.every_n_steps, self.min_std = every_n_steps, min_std
+        self.min_rank_fraction = min_rank_fraction
+        self.null_value = expected_null_value()
+        self.warned = False
+        self.last: dict[str, float] = {}
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        z = getattr(module, "last_latents", None)
+        if z is not None and trainer.global_step % self.every_n_steps == 0:
+            module.log_dict({f"train/latent_{k}": v for k, v in self._measure(z, trainer).items()})
+
+    def on_train_end(self, trainer, module) -> None:
+        z = getattr(module, "last_latents", None)
+        if z is not None:
+            self._measure(z, trainer)
+
+    def _measure(self, z: Tensor, trainer) -> dict[str, float]:
+        stats = latent_statistics(z.flatten(0, 1).float())
+        stats["sigreg_null_value"] = self.null_value
+        self.last = stats
+        collapsed = stats["std_min"] < self.min_std or \
+            stats["effective_rank_fraction"] < self.min_rank_fraction
+        if collapsed and not self.warned:
+            self.warned = True
+            log.warning(
+                "latent collapse at step %d: min per-dimension std %.3g (want ~1), effective "
+                "rank %.1f of %d. Raise loss.lam (SIGReg weight), lower optim.lr, or check the "
+                "data varies.", trainer.global_step, stats["std_min"], stats["effective_rank"],
+                z.shape[-1])
+        return stats

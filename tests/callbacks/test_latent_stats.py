@@ -1,0 +1,39 @@
+"""Latent statistics: effective rank and the collapse warning."""
+
+import logging
+from types import SimpleNamespace
+
+import torch
+
+from callbacks.latent_stats import LatentStats, effective_rank, latent_statistics
+
+
+def test_effective_rank_of_isotropic_and_collapsed_latents():
+    g = torch.Generator().manual_seed(0)
+    iso = torch.randn(20000, 16, generator=g)
+    assert effective_rank(iso) > 15.5
+    line = torch.randn(20000, 1, generator=g) * torch.ones(1, 16)
+    assert effective_rank(line) < 1.01
+    stats = latent_statistics(iso)
+    assert abs(stats["std_mean"] - 1) < 0.02 and stats["effective_rank_fraction"] > 0.97
+
+
+def _step(callback, z, step=0):
+    logged = {}
+    module = SimpleNamespace(last_latents=z, log_dict=logged.update)
+    callback.on_train_batch_end(SimpleNamespace(global_step=step), module, None, None, 0)
+    return logged
+
+
+def test_collapse_warns_once_with_the_fix(caplog):
+    callback = LatentStats(every_n_steps=1)
+    g = torch.Generator().manual_seed(0)
+    with caplog.at_level(logging.WARNING):
+        logged = _step(callback, torch.randn(64, 4, 8, generator=g))
+        assert not caplog.records and logged["train/latent_effective_rank"] > 6
+        collapsed = torch.randn(64, 4, 1, generator=g) * torch.ones(8) * 1e-3
+        _step(callback, collapsed, step=1)
+        _step(callback, collapsed, step=2)
+    assert len(caplog.records) == 1
+    assert "latent collapse" in caplog.text and "loss.lam" in caplog.text
+    assert _step(LatentStats(every_n_steps=10), collapsed, step=3) == {}  # not its step
