@@ -121,7 +121,8 @@ def train_synthetic(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
     return _finish(cfg, trainer, run_dir, probe.metrics)
 
 
-def train_world_model(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
+def train_world_model(cfg: ExperimentConfig, run_dir: Path,
+                      extra_callbacks: list[L.Callback] = ()) -> TrainResult:
     """Pixel world model: collect the dataset if missing, train, probe the latent."""
     path = ensure_dataset(dataset_path(cfg), cfg.env, cfg.collect, cfg.trainer.progress_bar)
     data = PixelDataModule(path, cfg.data, cfg.trainer.batch_size, cfg.seed)
@@ -136,7 +137,7 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
     angular = [i for i, a in zip(goal.get("indices", []), goal.get("angular", [])) if a]
     probe = StateProbe(meta["state_names"], angular, cfg.eval.every_n_steps)
     stats = LatentStats(every_n_steps=max(t.log_every_n_steps, 1))
-    trainer = _trainer(cfg, run_dir, [last, probe, stats], val_check_interval=t.val_every_n_steps,
+    trainer = _trainer(cfg, run_dir, [last, probe, stats, *extra_callbacks], val_check_interval=t.val_every_n_steps,
                        check_val_every_n_epoch=None, num_sanity_val_steps=0,
                        limit_val_batches=20)
     resume = run_dir / "checkpoints" / "last.ckpt"
@@ -151,15 +152,19 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
     return _finish(cfg, trainer, run_dir, metrics)
 
 
-def train(cfg: ExperimentConfig, run_dir: Path | None = None) -> TrainResult:
-    """Train what ``cfg`` describes; files go to ``run_dir`` (rank 0 only)."""
+def train(cfg: ExperimentConfig, run_dir: Path | None = None,
+          extra_callbacks: list[L.Callback] = ()) -> TrainResult:
+    """Train what ``cfg`` describes; files go to ``run_dir`` (rank 0 only).
+
+    ``extra_callbacks`` join the pixel world model's own (benchmarks use it for timing).
+    """
     configure_threads(cfg.trainer.num_threads)
     keep_freed_memory()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(run_dir or Path(cfg.output_dir) / cfg.name)
     if cfg.env is None:
         return train_synthetic(cfg, run_dir)
-    return train_world_model(cfg, run_dir)
+    return train_world_model(cfg, run_dir, extra_callbacks)
 
 
 def _summary(result: TrainResult) -> str:

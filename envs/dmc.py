@@ -25,13 +25,16 @@ class DMControlEnv(gym.Env):
         camera_id: index or name of the MuJoCo camera.
         render_mode: only ``"rgb_array"``.
         environment_kwargs: passed to ``suite.load`` (e.g. ``{"time_limit": 10}``).
+        invisible_geoms: names of geoms drawn fully transparent (physics unchanged), e.g.
+            reacher's ``"target"``, a per-episode constant that a world model can latch onto.
     """
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 50}
 
     def __init__(self, domain: str, task: str, width: int = 64, height: int = 64,
                  camera_id: int | str = 0, render_mode: str | None = "rgb_array",
-                 environment_kwargs: dict[str, Any] | None = None) -> None:
+                 environment_kwargs: dict[str, Any] | None = None,
+                 invisible_geoms: tuple[str, ...] | list[str] = ()) -> None:
         from dm_control import suite
 
         if render_mode not in (None, "rgb_array"):
@@ -44,6 +47,11 @@ class DMControlEnv(gym.Env):
                                environment_kwargs=dict(environment_kwargs or {}))
         physics = self._env.physics
         disable_msaa(physics.model)
+        for name in invisible_geoms:
+            try:
+                physics.named.model.geom_rgba[name, 3] = 0.0
+            except KeyError:
+                raise ValueError(f"{domain}: no geom named {name!r} to hide") from None
         vis = physics.model.vis.global_
         vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
         self._size = (height, width)

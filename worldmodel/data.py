@@ -143,15 +143,18 @@ class PixelDataModule(L.LightningDataModule):
     def meta(self) -> dict[str, Any]:
         return self.dataset.meta
 
-    def _loader(self, data: WindowDataset, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(self, data: WindowDataset, drop_last: bool, sampler=None) -> DataLoader:
         workers = self.config.num_workers
-        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
-                          num_workers=workers, collate_fn=_batched,
-                          persistent_workers=workers > 0,
+        return DataLoader(data, batch_size=self.batch_size, shuffle=sampler is None,
+                          sampler=sampler, drop_last=drop_last, num_workers=workers,
+                          collate_fn=_batched, persistent_workers=workers > 0,
                           generator=torch.Generator().manual_seed(self.seed))
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True, drop_last=True)
+        return self._loader(self.train_set, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False, drop_last=False)
+        # one fixed random order: batches mix episodes (SIGReg assumes i.i.d. samples, and
+        # consecutive windows of one episode are not), and every validation sees the same ones
+        order = np.random.default_rng(self.seed).permutation(len(self.val_set)).tolist()
+        return self._loader(self.val_set, drop_last=False, sampler=order)

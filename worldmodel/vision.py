@@ -2,7 +2,7 @@
 
 ``conv`` is the CPU default (four strided convolutions, no normalisation: cheap per frame);
 ``deep_conv`` is the paper's 4 x [conv k4 s2, BatchNorm, GELU] 32-64-128-256 with average
-pooling. Both run in ``channels_last`` layout, which oneDNN convolutions prefer on CPU.
+pooling; ``vit`` a ViT-tiny for GPUs. Inputs are ``channels_last``, which oneDNN prefers.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PIXEL_ENCODERS", "ConvEncoder", "DeepConvEncoder", "StridedConvEncoder",
+__all__ = ["PIXEL_ENCODERS", "ConvEncoder", "DeepConvEncoder", "StridedConvEncoder", "ViTEncoder",
            "build_pixel_encoder", "pixels_to_float"]
 
 
@@ -75,7 +75,36 @@ class DeepConvEncoder(StridedConvEncoder):
         super().__init__(image_size, feature_dim, (32, 64, 128, 256), norm=True, pool=True)
 
 
-PIXEL_ENCODERS = {"conv": ConvEncoder, "deep_conv": DeepConvEncoder}
+class ViTEncoder(nn.Module):
+    """ViT-tiny (width 192, 12 pre-norm blocks, 3 heads) on an 8 x 8 grid of patches; for GPUs.
+
+    The CLS token's output goes through a linear head to ``F`` features (LeWM's encoder).
+    """
+
+    def __init__(self, image_size: int, feature_dim: int = 256, width: int = 192,
+                 depth: int = 12, heads: int = 3, grid: int = 8):
+        super().__init__()
+        if image_size % grid:
+            raise ValueError(f"vit needs image_size divisible by {grid}, got {image_size}")
+        patch = image_size // grid
+        self.patchify = nn.Conv2d(3, width, kernel_size=patch, stride=patch)
+        self.cls = nn.Parameter(torch.zeros(1, 1, width))
+        self.position = nn.Parameter(torch.randn(1, grid * grid + 1, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, feature_dim)
+        self.feature_dim = feature_dim
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        x = self.patchify(pixels_to_float(pixels)).flatten(2).transpose(1, 2)  # (N, P, W)
+        x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1) + self.position
+        x = self.blocks(x)  # (N, P+1, W)
+        return self.head(self.norm(x[:, 0]))  # (N, F)
+
+
+PIXEL_ENCODERS = {"conv": ConvEncoder, "deep_conv": DeepConvEncoder, "vit": ViTEncoder}
 
 
 def build_pixel_encoder(name: str, image_size: int, feature_dim: int) -> nn.Module:

@@ -8,16 +8,19 @@ from worldmodel.world_model import JEPAWorldModel, WorldModelConfig
 SMALL = WorldModelConfig(feature_dim=32, projector_dim=32, latent_dim=8, predictor_hidden=32)
 
 
-def _model(encoder="conv", history=3, seed=0):
+def _model(encoder="conv", history=3, seed=0, predictor="mlp"):
     torch.manual_seed(seed)
-    model = JEPAWorldModel(WorldModelConfig(**{**SMALL.__dict__, "encoder": encoder}),
-                           image_size=32, action_dim=4, history=history)
-    with torch.no_grad():  # leave the zero-initialised residual: make the predictor non-trivial
-        model.predictor.net[-1].weight.normal_(0, 0.1)
+    cfg = WorldModelConfig(**{**SMALL.__dict__, "encoder": encoder, "predictor": predictor,
+                              "predictor_layers": 2})
+    model = JEPAWorldModel(cfg, image_size=32, action_dim=4, history=history)
+    with torch.no_grad():  # leave the zero-initialised "no change" start: a non-trivial map
+        for p in model.predictor.parameters():
+            if not p.any():
+                p.normal_(0, 0.1)
     return model.eval()
 
 
-@pytest.mark.parametrize("encoder", ["conv", "deep_conv"])
+@pytest.mark.parametrize("encoder", ["conv", "deep_conv", "vit"])
 def test_encode_shapes(encoder):
     model = _model(encoder)
     pixels = torch.randint(0, 256, (2, 5, 32, 32, 3), dtype=torch.uint8)
@@ -26,8 +29,9 @@ def test_encode_shapes(encoder):
         model.encode(pixels.float())
 
 
-def test_predict_is_causal():
-    model = _model(history=3)
+@pytest.mark.parametrize("predictor", ["mlp", "transformer"])
+def test_predict_is_causal(predictor):
+    model = _model(history=6, predictor=predictor)
     z, a = torch.randn(3, 6, 8), torch.randn(3, 6, 4)
     out = model.predict(z, a)
     assert out.shape == (3, 6, 8)
@@ -41,8 +45,9 @@ def test_predict_is_causal():
         assert not torch.allclose(model.predict(z3, a)[:, t], out[:, t])  # it does use z[t]
 
 
-def test_rollout_is_predict_fed_with_its_own_outputs():
-    model = _model(history=2)
+@pytest.mark.parametrize("predictor", ["mlp", "transformer"])
+def test_rollout_is_predict_fed_with_its_own_outputs(predictor):
+    model = _model(history=2, predictor=predictor)
     z_ctx, actions = torch.randn(2, 3, 8), torch.randn(2, 3 - 1 + 4, 4)
     out = model.rollout(z_ctx, actions)
     assert out.shape == (2, 3 + 4, 8)
@@ -56,8 +61,10 @@ def test_rollout_is_predict_fed_with_its_own_outputs():
         model.rollout(z_ctx, actions[:, :1])
 
 
-def test_fresh_predictor_predicts_no_change():
+@pytest.mark.parametrize("predictor", ["mlp", "transformer"])
+def test_fresh_predictor_predicts_no_change(predictor):
     torch.manual_seed(0)
-    model = JEPAWorldModel(SMALL, image_size=32, action_dim=4, history=3)
+    cfg = WorldModelConfig(**{**SMALL.__dict__, "predictor": predictor})
+    model = JEPAWorldModel(cfg, image_size=32, action_dim=4, history=3)
     z = torch.randn(2, 4, 8)
     torch.testing.assert_close(model.predict(z, torch.randn(2, 4, 4)), z)
