@@ -52,9 +52,10 @@ def test_rollout_is_predict_fed_with_its_own_outputs(predictor):
     out = model.rollout(z_ctx, actions)
     assert out.shape == (2, 3 + 4, 8)
     torch.testing.assert_close(out[:, :3], z_ctx)
-    seq = z_ctx
+    seq, h = z_ctx, model.predictor.history  # the context the predictor was trained on
     for _ in range(4):
-        nxt = model.predict(seq, actions[:, :seq.shape[1]])[:, -1:]
+        t = seq.shape[1]
+        nxt = model.predict(seq[:, max(0, t - h):], actions[:, max(0, t - h):t])[:, -1:]
         seq = torch.cat([seq, nxt], dim=1)
     torch.testing.assert_close(out, seq)
     with pytest.raises(ValueError, match="at least T0"):
