@@ -140,7 +140,7 @@ def run_job(job: Job, run_root: str) -> dict[str, Any]:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*(weights_only|LeafSpec).*")
 
-    cfg = load_config(None, [*job.overrides, f"name={job.key}", f"output_dir={run_root}"])
+    cfg = load_config("identifiability", [*job.overrides, f"name={job.key}", f"output_dir={run_root}"])
     start = time.perf_counter()
     result = train.train(cfg)
     return {"key": job.key, "group": job.group, **job.meta, "metrics": result.metrics,

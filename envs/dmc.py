@@ -97,6 +97,14 @@ class DMControlEnv(gym.Env):
         return state, float(ts.reward or 0.0), terminated, bool(last and not terminated), \
             {"state": state}
 
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray | None = None) -> np.ndarray:
+        """Put the physics in a given configuration (velocities zero unless given); the state."""
+        physics = self._env.physics
+        with physics.reset_context():  # recomputes positions, contacts and sensors
+            physics.data.qpos[:] = qpos
+            physics.data.qvel[:] = 0.0 if qvel is None else qvel
+        return self._state()
+
     def render(self) -> np.ndarray:
         if self._camera is None:
             from dm_control.mujoco import Camera

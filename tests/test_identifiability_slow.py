@@ -11,7 +11,7 @@ COMMON = ["trainer.progress_bar=false", "trainer.num_threads=1", "eval.num_sampl
 
 
 def test_sigreg_recovers_banana_latents(tmp_path):
-    cfg = load_config(None, [*COMMON, f"output_dir={tmp_path}", "world.mixing=banana",
+    cfg = load_config("identifiability", [*COMMON, f"output_dir={tmp_path}", "world.mixing=banana",
                              "objective.lam=0.01", "trainer.max_steps=5000"])
     metrics = train.train(cfg).metrics
     assert metrics["r2_h_to_z"] >= 0.98
@@ -19,7 +19,7 @@ def test_sigreg_recovers_banana_latents(tmp_path):
 
 
 def test_matched_encoder_recovers_64d_realnvp(tmp_path):
-    cfg = load_config(None, [*COMMON, f"output_dir={tmp_path}", "world.latent_dim=64",
+    cfg = load_config("identifiability", [*COMMON, f"output_dir={tmp_path}", "world.latent_dim=64",
                              "model.latent_dim=64", "world.mixing=realnvp",
                              "model.encoder.name=coupling_inverse", "objective.lam=1e-6",
                              "trainer.max_steps=3000"])

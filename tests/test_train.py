@@ -16,7 +16,7 @@ TINY = ["trainer.max_steps=30", "trainer.batch_size=64", "trainer.progress_bar=f
 
 
 def test_tiny_run_writes_metrics_and_a_self_describing_checkpoint(tmp_path):
-    cfg = load_config(None, [*TINY, f"output_dir={tmp_path}"])
+    cfg = load_config("identifiability", [*TINY, f"output_dir={tmp_path}"])
     result = train.train(cfg)
     assert result.checkpoint.is_file()
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
@@ -36,8 +36,8 @@ def test_tiny_run_writes_metrics_and_a_self_describing_checkpoint(tmp_path):
 
 def test_training_improves_identifiability_over_the_untrained_encoder(tmp_path):
     overrides = [*TINY, f"output_dir={tmp_path}", "world.mixing=banana", "objective.lam=0.01"]
-    before = train.train(load_config(None, [*overrides, "trainer.max_steps=1"])).metrics
-    after = train.train(load_config(None, [*overrides, "trainer.max_steps=400"])).metrics
+    before = train.train(load_config("identifiability", [*overrides, "trainer.max_steps=1"])).metrics
+    after = train.train(load_config("identifiability", [*overrides, "trainer.max_steps=400"])).metrics
     assert after["r2_h_to_z"] > before["r2_h_to_z"] + 0.1
 
 

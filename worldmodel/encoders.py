@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from worldmodel.synthetic import coupling_halves
 
-__all__ = ["ENCODERS", "CouplingInverseEncoder", "EncoderConfig", "MLPEncoder", "build_encoder"]
+__all__ = ["ENCODERS", "CouplingInverseEncoder", "EncoderConfig", "MLPEncoder", "PixelEncoder",
+           "build_encoder"]
 
 
 @dataclass
@@ -84,11 +85,33 @@ class CouplingInverseEncoder(nn.Module):
         return torch.cat([a, b], dim=-1)
 
 
-ENCODERS = ("mlp", "coupling_inverse")
+class PixelEncoder(nn.Module):
+    """A pixel encoder body (``conv``, ``deep_conv``, ``vit``), GELU, linear to the latent.
+
+    Maps ``uint8 (*, H, W, 3)`` frames to ``(*, latent_dim)`` over any leading dims, like the
+    vector encoders (the paper's pixel encoder: deep conv, pool, MLP to 2-D).
+    """
+
+    def __init__(self, name: str, image_size: int, latent_dim: int, hidden_dim: int = 256):
+        super().__init__()
+        from worldmodel.vision import build_pixel_encoder
+
+        self.body = build_pixel_encoder(name, image_size, hidden_dim)
+        self.head = nn.Sequential(nn.GELU(), nn.Linear(hidden_dim, latent_dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        lead = x.shape[:-3]
+        h = self.head(self.body(x.reshape(-1, *x.shape[-3:])))  # (N, latent)
+        return h.float().view(*lead, -1)
+
+
+ENCODERS = ("mlp", "coupling_inverse", "conv", "deep_conv", "vit")
 
 
 def build_encoder(cfg: EncoderConfig, obs_dim: int, latent_dim: int) -> nn.Module:
-    """The encoder named by ``cfg.name`` for flat observations of size ``obs_dim``."""
+    """The encoder named by ``cfg.name``; ``obs_dim`` is the flat size, or the image side."""
+    if cfg.name in ("conv", "deep_conv", "vit"):
+        return PixelEncoder(cfg.name, obs_dim, latent_dim, cfg.hidden_dim)
     if cfg.name == "mlp":
         return MLPEncoder(obs_dim, latent_dim, cfg.hidden_dim, cfg.layers)
     if cfg.name == "coupling_inverse":

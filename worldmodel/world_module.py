@@ -26,13 +26,19 @@ __all__ = ["LossConfig", "WorldModelModule", "cpu_bf16_supported"]
 
 @dataclass
 class LossConfig:
-    """SIGReg weight and knobs; ``bf16`` autocasts the model on CPUs with native bf16."""
+    """SIGReg weight and knobs; ``bf16`` autocasts the model on CPUs with native bf16.
+
+    ``rollout_weight`` adds the multi-step loss: from the first ``history`` latents, roll the
+    predictor forward open-loop through the window's actions and compare every predicted latent
+    with the encoded one (needs ``num_preds >= 2`` to differ from the one-step loss).
+    """
 
     lam: float = 0.1
     num_directions: int = 256
     num_knots: int = 17
     t_max: float = 3.0
     bf16: bool = True
+    rollout_weight: float = 0.0  # > 0 adds an open-loop rollout MSE over the num_preds steps
 
 
 def cpu_bf16_supported() -> bool:
@@ -81,8 +87,15 @@ class WorldModelModule(L.LightningModule):
         pred_loss = F.mse_loss(pred, z[:, 1:])
         reg = self.sigreg(z.transpose(0, 1), step=self.global_step)  # per time step, averaged
         lam = self.loss_cfg.lam
-        return {"loss": pred_loss + lam * reg, "pred_loss": pred_loss, "sigreg": reg,
-                "latent_std": z.detach().flatten(0, 1).std(dim=0).mean()}
+        out = {"loss": pred_loss + lam * reg, "pred_loss": pred_loss, "sigreg": reg,
+               "latent_std": z.detach().flatten(0, 1).std(dim=0).mean()}
+        if self.loss_cfg.rollout_weight > 0:
+            h = self.hparams.data_meta.get("history", 1)
+            with self._autocast():
+                rolled = self.world_model.rollout(z[:, :h], batch["actions"][:, :-1])  # (B, T, D)
+            out["rollout_loss"] = F.mse_loss(rolled[:, h:].float(), z[:, h:])
+            out["loss"] = out["loss"] + self.loss_cfg.rollout_weight * out["rollout_loss"]
+        return out
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self.losses(batch)

@@ -19,31 +19,31 @@ def test_every_shipped_yaml_is_valid(path):
 
 
 def test_overrides_are_applied_and_typed():
-    cfg = load_config(None, ["trainer.max_steps=12", "objective.lam=0.25",
+    cfg = load_config("identifiability", ["trainer.max_steps=12", "objective.lam=0.25",
                              "world.rho_per_dim=[0.99,0.8]", "world.mixing=banana"])
     assert cfg.trainer.max_steps == 12 and cfg.objective.lam == 0.25
     assert cfg.world.rho_per_dim == [0.99, 0.8] and cfg.world.mixing == "banana"
 
 
 def test_loading_does_not_share_state_between_calls():
-    a = load_config(None, ["trainer.max_steps=5"])
+    a = load_config("identifiability", ["trainer.max_steps=5"])
     b = load_config()
     assert a.trainer.max_steps == 5 and b.trainer.max_steps != 5
 
 
 def test_unknown_override_key_is_named():
     with pytest.raises(ConfigError, match="trainer.max_stepz"):
-        load_config(None, ["trainer.max_stepz=3"])
+        load_config("identifiability", ["trainer.max_stepz=3"])
 
 
 def test_wrong_type_is_named():
     with pytest.raises(ConfigError, match="trainer.max_steps"):
-        load_config(None, ["trainer.max_steps=many"])
+        load_config("identifiability", ["trainer.max_steps=many"])
 
 
 def test_malformed_override_is_rejected():
     with pytest.raises(ConfigError, match="key=value"):
-        load_config(None, ["trainer.max_steps"])
+        load_config("identifiability", ["trainer.max_steps"])
 
 
 def test_unknown_key_in_yaml_is_named(tmp_path):

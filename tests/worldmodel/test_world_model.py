@@ -69,3 +69,21 @@ def test_fresh_predictor_predicts_no_change(predictor):
     model = JEPAWorldModel(cfg, image_size=32, action_dim=4, history=3)
     z = torch.randn(2, 4, 8)
     torch.testing.assert_close(model.predict(z, torch.randn(2, 4, 4)), z)
+
+
+def test_module_losses_with_rollout_term_and_bf16():
+    from worldmodel.module import OptimConfig
+    from worldmodel.world_module import LossConfig, WorldModelModule
+
+    meta = {"action_dim": 2, "frameskip": 2, "history": 2, "env": {"image_size": 32}}
+    torch.manual_seed(0)
+    module = WorldModelModule.from_configs(
+        SMALL, LossConfig(num_directions=16, rollout_weight=0.5), OptimConfig(), meta, 10)
+    batch = {"pixels": torch.randint(0, 256, (6, 4, 32, 32, 3), dtype=torch.uint8),
+             "actions": torch.randn(6, 4, 4)}
+    out = module.losses(batch)
+    assert set(out) >= {"loss", "pred_loss", "sigreg", "rollout_loss"}
+    expected = out["pred_loss"] + 0.1 * out["sigreg"] + 0.5 * out["rollout_loss"]
+    torch.testing.assert_close(out["loss"], expected)
+    out["loss"].backward()
+    assert module.world_model.encoder.head.weight.grad.abs().sum() > 0

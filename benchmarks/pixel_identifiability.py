@@ -1,0 +1,178 @@
+"""The paper's pixel experiment (SCIENCE.md section 4, "Pixels") on dm_control reacher, 64x64.
+
+An encoder (the paper's: 4 x [conv k4 s2, BN, GELU] 32-64-128-256, pool, MLP to 2-D) is trained
+with alignment + SIGReg (``JEPAModule``, identity predictor) on frame pairs:
+  * OU pairs: joint angles z ~ N(0, I) and z' = rho z + sqrt(1 - rho^2) eta, both rendered
+    (target hidden, so the joint angles are the whole latent), rho in {0.5, 0.9, 0.99};
+    scored by R²(h -> z) on fresh pairs;
+  * trajectory pairs: consecutive frames of OU-policy episodes, scored per joint on the
+    (sin, cos) of each angle (the joints turn freely along a trajectory) and in total.
+
+    python benchmarks/pixel_identifiability.py           # < 45 min on 2 cores
+    python benchmarks/pixel_identifiability.py --quick   # a few minutes, short training
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from callbacks.state_probe import heldout_r2, probe_targets
+from envs import make_pixel_env
+from envs.collect import CollectConfig, EnvConfig, ensure_dataset
+from envs.dataset import PixelDataset
+from envs.fileio import atomic_write_text
+from worldmodel.encoders import EncoderConfig
+from worldmodel.identifiability import r2_score
+from worldmodel.module import JEPAModule, OptimConfig
+from worldmodel.objectives import ObjectiveConfig
+from worldmodel.utils import configure_threads, keep_freed_memory
+from worldmodel.world_module import cpu_bf16_supported
+
+OUT = ROOT / "benchmarks" / "results" / "pixel-identifiability"
+HIDE_TARGET = {"invisible_geoms": ["target"]}
+RHOS = (0.5, 0.9, 0.99)
+
+
+def render_ou_pairs(rho: float, n: int, image_size: int, seed: int) -> dict[str, torch.Tensor]:
+    """``obs uint8 (n, 2, H, W, 3)`` rendered at OU joint-angle pairs ``state (n, 2, 2)``."""
+    env = make_pixel_env("wm/reacher-v0", image_size, env_kwargs=HIDE_TARGET)
+    physics_env = env.env  # the DMControlEnv under the adapter
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 2))
+    z_next = rho * z + np.sqrt(1 - rho**2) * rng.standard_normal((n, 2))
+    obs = np.empty((n, 2, image_size, image_size, 3), np.uint8)
+    for i in range(n):
+        for v, angles in enumerate((z[i], z_next[i])):
+            physics_env.set_state(angles)
+            obs[i, v] = physics_env.render()
+    env.close()
+    state = np.stack([z, z_next], axis=1).astype(np.float32)
+    return {"obs": torch.from_numpy(obs), "state": torch.from_numpy(state)}
+
+
+def trajectory_pairs(dataset: PixelDataset, episodes: range) -> dict[str, torch.Tensor]:
+    """Consecutive frames ``(t, t+1)`` of the given episodes, with their joint angles."""
+    obs, state = [], []
+    for e in episodes:
+        ep = dataset.episode(e)
+        obs.append(np.stack([ep["pixels"][:-1], ep["pixels"][1:]], axis=1))
+        state.append(np.stack([ep["states"][:-1, :2], ep["states"][1:, :2]], axis=1))
+    return {"obs": torch.from_numpy(np.concatenate(obs)),
+            "state": torch.from_numpy(np.concatenate(state))}
+
+
+class RandomBatches(IterableDataset):
+    """Endless random batches of in-memory pairs, from a seeded generator."""
+
+    def __init__(self, pairs: dict[str, torch.Tensor], batch_size: int, seed: int) -> None:
+        self.pairs, self.batch_size, self.seed = pairs, batch_size, seed
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed)
+        n = len(self.pairs["obs"])
+        while True:
+            idx = torch.randint(0, n, (self.batch_size,), generator=g)
+            yield {k: v[idx] for k, v in self.pairs.items()}
+
+
+@torch.no_grad()
+def encode(module: JEPAModule, obs: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    module.eval()
+    return torch.cat([module.encode(obs[i:i + batch]).float() for i in range(0, len(obs), batch)])
+
+
+def train_encoder(pairs: dict[str, torch.Tensor], image_size: int, steps: int, lam: float,
+                  seed: int) -> JEPAModule:
+    L.seed_everything(seed, verbose=False)
+    module = JEPAModule.from_configs(
+        obs_dim=image_size, latent_dim=2, encoder=EncoderConfig(name="deep_conv"),
+        objective=ObjectiveConfig(name="sigreg", lam=lam), optim=OptimConfig(lr=1e-3),
+        max_steps=steps)
+    trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False,
+                        enable_model_summary=False, accelerator="cpu",
+                        precision="bf16-mixed" if cpu_bf16_supported() else "32-true",
+                        enable_progress_bar=True)
+    trainer.fit(module, DataLoader(RandomBatches(pairs, 128, seed), batch_size=None))
+    return module
+
+
+def ou_run(rho: float, args) -> dict[str, Any]:
+    start = time.perf_counter()
+    train_pairs = render_ou_pairs(rho, args.pairs, args.image_size, seed=1)
+    test = render_ou_pairs(rho, args.test_pairs, args.image_size, seed=2)
+    module = train_encoder(train_pairs, args.image_size, args.steps, args.lam, seed=0)
+    h = encode(module, test["obs"][:, 0])
+    fit = r2_score(h, test["state"][:, 0])
+    return {"data": f"OU pairs, rho={rho}", "rho": rho, "r2": fit["r2"],
+            "r2_per_joint": fit["r2_per_dim"], "seconds": time.perf_counter() - start}
+
+
+def trajectory_run(args) -> dict[str, Any]:
+    start = time.perf_counter()
+    path = ensure_dataset(ROOT / "outputs" / "benchmarks" / "pixel-identifiability-trajectories",
+                          EnvConfig(image_size=args.image_size, kwargs=HIDE_TARGET),
+                          CollectConfig(episodes=args.episodes, episode_steps=100))
+    data = PixelDataset(path)
+    n_test = max(args.episodes // 10, 1)
+    train_pairs = trajectory_pairs(data, range(args.episodes - n_test))
+    test = trajectory_pairs(data, range(args.episodes - n_test, args.episodes))
+    module = train_encoder(train_pairs, args.image_size, args.steps, args.lam, seed=0)
+    h_fit, h = encode(module, train_pairs["obs"][::5, 0]), encode(module, test["obs"][:, 0])
+    y_fit, groups = probe_targets(train_pairs["state"][::5, 0], angular={0, 1})
+    y, _ = probe_targets(test["state"][:, 0], angular={0, 1})
+    r = heldout_r2(h_fit, y_fit, h, y, groups)
+    return {"data": "policy trajectories (OU actions)", "rho": None, "r2": r["r2"],
+            "r2_per_joint": r["r2_per_group"], "seconds": time.perf_counter() - start}
+
+
+def report(rows: list[dict[str, Any]], args) -> str:
+    lines = [f"# Pixel identifiability: reacher {args.image_size}x{args.image_size}, deep conv "
+             f"encoder -> 2-D, lambda {args.lam}, {args.steps} steps, batch 128", "",
+             "| data | R² total | R² shoulder | R² wrist | minutes |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['data']} | {r['r2']:.3f} | {r['r2_per_joint'][0]:.3f} | "
+                     f"{r['r2_per_joint'][1]:.3f} | {r['seconds'] / 60:.1f} |")
+    lines += ["", "OU pairs: affine fit h -> (shoulder, wrist) angles on fresh pairs. "
+              "Trajectories: held-out episodes, each joint through (sin, cos)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--lam", type=float, default=0.05)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args(argv)
+    args.steps = 300 if args.quick else 3000
+    args.pairs, args.test_pairs = (4000, 1000) if args.quick else (30000, 4000)
+    args.episodes = 60 if args.quick else 300
+    configure_threads(0)
+    keep_freed_memory()
+    rows = [ou_run(rho, args) for rho in RHOS] + [trajectory_run(args)]
+    text = report(rows, args)
+    print(text)
+    out = args.out.with_name(args.out.name + "-quick") if args.quick else args.out
+    atomic_write_text(out / "results.json", json.dumps(rows, indent=2))
+    atomic_write_text(out / "report.md", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
