@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test test-slow bench-quick bench-full bench-collect clean
+.PHONY: demo test test-slow bench-quick bench-full bench-collect bench-train bench-pixels clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ bench-full: $(STAMP)
 
 bench-collect: $(STAMP)
 	$(PY) benchmarks/collect.py
+
+bench-train: $(STAMP)
+	$(PY) benchmarks/train_throughput.py
+
+bench-pixels: $(STAMP)
+	$(PY) benchmarks/pixel_identifiability.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

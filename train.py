@@ -124,7 +124,10 @@ def train_synthetic(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
 def train_world_model(cfg: ExperimentConfig, run_dir: Path,
                       extra_callbacks: list[L.Callback] = ()) -> TrainResult:
     """Pixel world model: collect the dataset if missing, train, probe the latent."""
-    path = ensure_dataset(dataset_path(cfg), cfg.env, cfg.collect, cfg.trainer.progress_bar)
+    if cfg.data.path:  # the user's dataset, used as it is (its meta travels with the model)
+        path = Path(cfg.data.path)
+    else:  # the default dataset of this env and collection setting: collected when missing
+        path = ensure_dataset(dataset_path(cfg), cfg.env, cfg.collect, cfg.trainer.progress_bar)
     data = PixelDataModule(path, cfg.data, cfg.trainer.batch_size, cfg.seed)
     meta = {**data.meta, "path": str(path), "history": cfg.data.history,
             "num_preds": cfg.data.num_preds, "frameskip": cfg.data.frameskip}

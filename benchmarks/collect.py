@@ -168,24 +168,24 @@ def run(env_id: str, image_size: int, frames_per_worker: int, episode_steps: int
 def report(r: dict[str, Any]) -> str:
     one, two = r["collector_1_worker"], r["collector_2_workers"]
     lines = [
-        f"# Collection benchmark: {r['env']} at {r['image_size']}x{r['image_size']}, "
-        f"{r['cores']} cores",
+        (f"# Collection benchmark: {r['env']} at {r['image_size']}x{r['image_size']}, "
+        f"{r['cores']} cores"),
         "",
         "| measurement | frames/s | ratio |",
         "|---|---|---|",
-        f"| raw step + render, 1 process (reference; runs {r['raw_fps_runs'][0]:.0f}, "
-        f"{r['raw_fps_runs'][1]:.0f}) | {r['raw_fps']:.0f} | 1.00 |",
-        f"| collector, 1 worker ({one['frames']} frames, {one['seconds']:.1f} s) | "
-        f"{one['fps']:.0f} | {r['efficiency_1_worker']:.2f} x raw |",
-        f"| collector, 2 workers ({two['frames']} frames, {two['seconds']:.1f} s) | "
-        f"{two['fps']:.0f} | {r['efficiency_2_workers']:.2f} x (2 x raw) |",
+        (f"| raw step + render, 1 process (reference; runs {r['raw_fps_runs'][0]:.0f}, "
+        f"{r['raw_fps_runs'][1]:.0f}) | {r['raw_fps']:.0f} | 1.00 |"),
+        (f"| collector, 1 worker ({one['frames']} frames, {one['seconds']:.1f} s) | "
+        f"{one['fps']:.0f} | {r['efficiency_1_worker']:.2f} x raw |"),
+        (f"| collector, 2 workers ({two['frames']} frames, {two['seconds']:.1f} s) | "
+        f"{two['fps']:.0f} | {r['efficiency_2_workers']:.2f} x (2 x raw) |"),
         "",
         "| data loading vs training | samples/s |",
         "|---|---|",
-        f"| train loader, windows of {r['window_frames']} frames, batch {r['batch_size']} | "
-        f"{r['windows_per_s']:.0f} |",
-        f"| training step of the default world model (bf16 {r['bf16']}) | "
-        f"{r['train_samples_per_s']:.0f} |",
+        (f"| train loader, windows of {r['window_frames']} frames, batch {r['batch_size']} | "
+        f"{r['windows_per_s']:.0f} |"),
+        (f"| training step of the default world model (bf16 {r['bf16']}) | "
+        f"{r['train_samples_per_s']:.0f} |"),
         f"| headroom | {r['loading_headroom']:.0f} x |",
         "",
     ]

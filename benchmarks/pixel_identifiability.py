@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from callbacks.state_probe import heldout_r2, probe_targets
 from envs import make_pixel_env
-from envs.collect import CollectConfig, EnvConfig, ensure_dataset
+from envs.collect import CollectConfig, EnvConfig, default_dataset_dir, ensure_dataset
 from envs.dataset import PixelDataset
 from envs.fileio import atomic_write_text
 from worldmodel.encoders import EncoderConfig
@@ -112,63 +112,87 @@ def train_encoder(pairs: dict[str, torch.Tensor], image_size: int, steps: int, l
     return module
 
 
+def ou_lam(rho: float, scale: float) -> float:
+    """SIGReg weight ``scale * (1 - rho)``: the alignment loss at the optimum is
+    ``2 (1 - rho) n``, so this keeps the balance of the two terms the same for every rho."""
+    return round(scale * (1 - rho), 6)
+
+
 def ou_run(rho: float, args) -> dict[str, Any]:
     start = time.perf_counter()
+    lam = ou_lam(rho, args.lam_scale)
     train_pairs = render_ou_pairs(rho, args.pairs, args.image_size, seed=1)
     test = render_ou_pairs(rho, args.test_pairs, args.image_size, seed=2)
-    module = train_encoder(train_pairs, args.image_size, args.steps, args.lam, seed=0)
+    module = train_encoder(train_pairs, args.image_size, args.steps, lam, seed=0)
     h = encode(module, test["obs"][:, 0])
     fit = r2_score(h, test["state"][:, 0])
-    return {"data": f"OU pairs, rho={rho}", "rho": rho, "r2": fit["r2"],
+    return {"data": f"OU pairs, rho={rho}", "rho": rho, "lam": lam, "r2": fit["r2"],
             "r2_per_joint": fit["r2_per_dim"], "seconds": time.perf_counter() - start}
 
 
 def trajectory_run(args) -> dict[str, Any]:
     start = time.perf_counter()
-    path = ensure_dataset(ROOT / "outputs" / "benchmarks" / "pixel-identifiability-trajectories",
-                          EnvConfig(image_size=args.image_size, kwargs=HIDE_TARGET),
-                          CollectConfig(episodes=args.episodes, episode_steps=100))
+    env = EnvConfig(image_size=args.image_size, kwargs=HIDE_TARGET)
+    collect = CollectConfig(episodes=args.episodes, episode_steps=100)
+    path = ensure_dataset(default_dataset_dir(ROOT / "outputs" / "datasets", env, collect),
+                          env, collect)
     data = PixelDataset(path)
     n_test = max(args.episodes // 10, 1)
     train_pairs = trajectory_pairs(data, range(args.episodes - n_test))
     test = trajectory_pairs(data, range(args.episodes - n_test, args.episodes))
-    module = train_encoder(train_pairs, args.image_size, args.steps, args.lam, seed=0)
+    module = train_encoder(train_pairs, args.image_size, args.steps, args.trajectory_lam, seed=0)
     h_fit, h = encode(module, train_pairs["obs"][::5, 0]), encode(module, test["obs"][:, 0])
     y_fit, groups = probe_targets(train_pairs["state"][::5, 0], angular={0, 1})
     y, _ = probe_targets(test["state"][:, 0], angular={0, 1})
     r = heldout_r2(h_fit, y_fit, h, y, groups)
-    return {"data": "policy trajectories (OU actions)", "rho": None, "r2": r["r2"],
+    return {"data": "policy trajectories (OU actions)", "rho": None,
+            "lam": args.trajectory_lam, "r2": r["r2"],
             "r2_per_joint": r["r2_per_group"], "seconds": time.perf_counter() - start}
 
 
 def report(rows: list[dict[str, Any]], args) -> str:
-    lines = [f"# Pixel identifiability: reacher {args.image_size}x{args.image_size}, deep conv "
-             f"encoder -> 2-D, lambda {args.lam}, {args.steps} steps, batch 128", "",
-             "| data | R² total | R² shoulder | R² wrist | minutes |", "|---|---|---|---|---|"]
+    lines = [(f"# Pixel identifiability: reacher {args.image_size}x{args.image_size}, deep conv "
+             f"encoder -> 2-D, {args.steps} steps, batch 128"), "",
+             "| data | λ | R² total | R² shoulder | R² wrist | minutes |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['data']} | {r['r2']:.3f} | {r['r2_per_joint'][0]:.3f} | "
-                     f"{r['r2_per_joint'][1]:.3f} | {r['seconds'] / 60:.1f} |")
-    lines += ["", "OU pairs: affine fit h -> (shoulder, wrist) angles on fresh pairs. "
-              "Trajectories: held-out episodes, each joint through (sin, cos)."]
+        lines.append(f"| {r['data']} | {r['lam']:g} | {r['r2']:.3f} | "
+                     f"{r['r2_per_joint'][0]:.3f} | {r['r2_per_joint'][1]:.3f} | "
+                     f"{r['seconds'] / 60:.1f} |")
+    lines += ["", ("OU pairs: affine fit h -> (shoulder, wrist) angles on fresh pairs. "
+              "Trajectories: held-out episodes, each joint through (sin, cos).")]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--lam", type=float, default=0.05)
+    p.add_argument("--lam-scale", type=float, default=0.1,
+                   help="OU pairs use lambda = lam_scale * (1 - rho)")
+    p.add_argument("--trajectory-lam", type=float, default=0.05)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--fresh", action="store_true", help="ignore runs cached by an earlier call")
     args = p.parse_args(argv)
     args.steps = 300 if args.quick else 3000
     args.pairs, args.test_pairs = (4000, 1000) if args.quick else (30000, 4000)
     args.episodes = 60 if args.quick else 300
     configure_threads(0)
     keep_freed_memory()
-    rows = [ou_run(rho, args) for rho in RHOS] + [trajectory_run(args)]
+    out = args.out.with_name(args.out.name + "-quick") if args.quick else args.out
+    runs = [(f"ou-rho{rho}-lam{ou_lam(rho, args.lam_scale):g}", lambda rho=rho: ou_run(rho, args))
+            for rho in RHOS]
+    runs.append((f"trajectories-lam{args.trajectory_lam:g}", lambda: trajectory_run(args)))
+    rows = []
+    for key, run in runs:  # one JSON per finished run: an interrupted benchmark resumes
+        cached = out / "runs" / f"{key}.json"
+        if cached.exists() and not args.fresh:
+            rows.append(json.loads(cached.read_text()))
+            continue
+        rows.append(run())
+        atomic_write_text(cached, json.dumps(rows[-1], indent=2))
     text = report(rows, args)
     print(text)
-    out = args.out.with_name(args.out.name + "-quick") if args.quick else args.out
     atomic_write_text(out / "results.json", json.dumps(rows, indent=2))
     atomic_write_text(out / "report.md", text)
     return 0

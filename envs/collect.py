@@ -11,59 +11,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import queue
 import shutil
 import sys
 import time
-import traceback
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from envs.dataset import FORMAT_VERSION, META, DatasetError, read_meta, shard_name, write_shard
+from envs.dataset import FORMAT_VERSION, META, DatasetError, read_meta, shard_name
 from envs.fileio import atomic_write_text, available_cores
-from envs.policies import make_policy
+from envs.rollouts import (
+    CollectConfig,
+    EnvConfig,
+    WorkerPool,
+    episode_seeds,
+    episodes_of,
+    make_env,
+    run_in_process,
+)
 
 __all__ = ["CollectConfig", "CollectResult", "EnvConfig", "collect_rollouts", "default_dataset_dir",
-           "ensure_dataset", "main"]
+           "ensure_dataset", "episode_seeds", "main", "make_env"]
 
 # meta.json keys that must agree between a dataset on disk and a collector resuming it
 _IDENTITY = ("format_version", "env", "policy", "seed", "num_episodes", "episode_steps",
              "episodes_per_shard", "action_dim", "state_dim")
-
-
-@dataclass
-class EnvConfig:
-    """Which pixel env, at what size (DESIGN.md section 3).
-
-    ``id`` is a ``wm/`` id, a Gymnasium id, or ``"module:EnvName-v0"`` for a plug-in;
-    ``goal`` (a ``GoalSpec`` dict) declares goal coordinates and tolerance for plug-ins.
-    """
-
-    id: str = "wm/reacher-v0"
-    image_size: int = 64
-    action_repeat: int = 1
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    state: str = "auto"
-    goal: dict[str, Any] | None = None
-
-
-@dataclass
-class CollectConfig:
-    """How many episodes, how long, with which policy; ``workers = 0`` means one per core."""
-
-    episodes: int = 1000
-    episode_steps: int = 100
-    policy: str = "ou"
-    policy_kwargs: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    workers: int = 0
-    episodes_per_shard: int = 50
 
 
 @dataclass
@@ -80,90 +54,6 @@ class CollectResult:
     @property
     def frames_per_second(self) -> float:
         return self.frames / max(self.seconds, 1e-9)
-
-
-def make_env(cfg: EnvConfig):
-    """The ``PixelEnv`` of an ``EnvConfig``."""
-    from envs.pixel_env import make_pixel_env
-
-    return make_pixel_env(cfg.id, cfg.image_size, cfg.action_repeat, cfg.kwargs, cfg.state,
-                          cfg.goal)
-
-
-def episode_seeds(seed: int, episode: int) -> tuple[int, int]:
-    """(env reset seed, policy seed) of an episode, from the dataset seed alone."""
-    env_seed, policy_seed = np.random.SeedSequence([seed, episode]).generate_state(2)
-    return int(env_seed), int(policy_seed)
-
-
-def episode_buffers(env, frames: int) -> dict[str, np.ndarray]:
-    """Empty arrays for ``frames`` rows of the env's pixels, actions, states and rewards."""
-    size, a_dim = env.observation_space.shape, env.action_space.shape[0]
-    return {"pixels": np.empty((frames, *size), np.uint8),
-            "actions": np.full((frames, a_dim), np.nan, np.float32),
-            "states": np.empty((frames, env.state_dim), np.float32),
-            "rewards": np.full(frames, np.nan, np.float32)}
-
-
-def collect_episode(env, policy, seed: int, episode: int, steps: int,
-                    out: dict[str, np.ndarray] | None = None) -> int:
-    """Run one episode of at most ``steps`` actions into ``out`` (rows from 0); its length.
-
-    ``out`` defaults to fresh ``episode_buffers(env, steps + 1)``; the episode fills rows
-    ``[0, L)`` with ``L <= steps + 1`` frames, and its last action and reward stay NaN.
-    """
-    out = episode_buffers(env, steps + 1) if out is None else out
-    env_seed, policy_seed = episode_seeds(seed, episode)
-    pixels, info = env.reset(seed=env_seed)
-    policy.reset(policy_seed)
-    out["pixels"][0], out["states"][0] = pixels, info["state"]
-    length = 1
-    for t in range(steps):
-        action = np.asarray(policy.act(pixels, info), np.float32)
-        pixels, reward, terminated, truncated, info = env.step(action)
-        out["actions"][t], out["rewards"][t] = action, reward
-        out["pixels"][t + 1], out["states"][t + 1] = pixels, info["state"]
-        length += 1
-        if terminated or truncated:
-            break
-    return length
-
-
-def _episodes_of(shard: int, collect: CollectConfig) -> range:
-    first = shard * collect.episodes_per_shard
-    return range(first, min(first + collect.episodes_per_shard, collect.episodes))
-
-
-def _collect_shard(env, policy, root: Path, shard: int, collect: CollectConfig, report) -> None:
-    episodes = _episodes_of(shard, collect)
-    arrays = episode_buffers(env, len(episodes) * (collect.episode_steps + 1))  # shard-sized
-    table, row = [], 0
-    for e in episodes:  # each episode writes straight into its rows of the shard
-        view = {k: v[row:] for k, v in arrays.items()}
-        n = collect_episode(env, policy, collect.seed, e, collect.episode_steps, view)
-        table.append((e, row, n))
-        row += n
-        report("frames", n)
-    arrays = {k: v[:row] for k, v in arrays.items()}
-    arrays["episodes"] = np.asarray(table, np.int64)
-    write_shard(root, shard, arrays)
-    report("shard", shard)
-
-
-def _worker(job: dict[str, Any], tasks, events) -> None:
-    """Worker process: one env and one renderer for its life, shards from ``tasks``."""
-    try:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker, also for resizing
-        env_cfg, collect = EnvConfig(**job["env"]), CollectConfig(**job["collect"])
-        env = make_env(env_cfg)
-        policy = make_policy(collect.policy, env.action_space.shape[0], collect.policy_kwargs)
-        while (shard := tasks.get()) is not None:  # None: no more shards
-            _collect_shard(env, policy, Path(job["root"]), shard, collect,
-                           lambda kind, value: events.put((kind, value)))
-        env.close()
-        events.put(("done", None))
-    except Exception:  # noqa: BLE001  (reported to the main process, which stops the rest)
-        events.put(("error", traceback.format_exc()))
 
 
 def _versions() -> dict[str, str]:
@@ -228,14 +118,17 @@ def _open_dataset(root: Path, meta: dict[str, Any]) -> None:
                                "collector can resume: use an empty --out directory")
         atomic_write_text(root / META, json.dumps(meta, indent=2))
         return
-    old = read_meta(root)
-    diff = [k for k in _IDENTITY if json.dumps(old.get(k), sort_keys=True)
-            != json.dumps(meta.get(k), sort_keys=True)]
-    if diff:
-        details = "; ".join(f"{k}: on disk {old.get(k)!r}, requested {meta.get(k)!r}"
-                            for k in diff)
+    details = _differences(read_meta(root), {k: meta.get(k) for k in _IDENTITY})
+    if details:
         raise DatasetError(f"{root} was collected with other settings ({details}); choose "
                            "another --out directory, or delete this one to start over")
+
+
+def _differences(on_disk: dict[str, Any], requested: dict[str, Any]) -> str:
+    """``"key: on disk a, requested b; ..."`` for every requested key that differs, else ``""``."""
+    return "; ".join(f"{k}: on disk {on_disk.get(k)!r}, requested {v!r}"
+                     for k, v in requested.items()
+                     if json.dumps(on_disk.get(k), sort_keys=True) != json.dumps(v, sort_keys=True))
 
 
 def _finalise(root: Path) -> bool:
@@ -276,14 +169,14 @@ def collect_rollouts(out: str | Path, env: EnvConfig | None = None,
     workers = min(collect.workers or available_cores(), max(len(pending), 1))
     job = {"root": str(root), "env": asdict(env), "collect": asdict(collect)}
     # workers boot (imports, env, renderer) while this process checks the dataset
-    pool = _WorkerPool(job, workers) if workers > 1 and pending else None
+    pool = WorkerPool(job, workers) if workers > 1 and pending else None
     try:
         _open_dataset(root, _build_meta(env, collect))
         for k in planned:  # leftovers of a killed run of this job
             for stale in root.glob(f".{shard_name(k)}.tmp-*"):
                 shutil.rmtree(stale, ignore_errors=True)
         todo = [k for k in planned if not (root / shard_name(k)).is_dir()]
-        total = sum(len(_episodes_of(k, collect)) for k in todo) * (collect.episode_steps + 1)
+        total = sum(len(episodes_of(k, collect)) for k in todo) * (collect.episode_steps + 1)
         frames = _run_workers(job, todo, pool, total, progress, env.id)
     finally:
         if pool is not None:
@@ -293,7 +186,7 @@ def collect_rollouts(out: str | Path, env: EnvConfig | None = None,
     return CollectResult(root, frames, seconds, todo, skipped, _finalise(root))
 
 
-def _run_workers(job: dict[str, Any], todo: list[int], pool: _WorkerPool | None, total: int,
+def _run_workers(job: dict[str, Any], todo: list[int], pool: WorkerPool | None, total: int,
                  progress: bool, label: str) -> int:
     from tqdm.auto import tqdm
 
@@ -304,7 +197,7 @@ def _run_workers(job: dict[str, Any], todo: list[int], pool: _WorkerPool | None,
             return 0
         if pool is not None:
             return pool.run(todo, bar)
-        frames = 0  # one worker: in this process, no start-up or hand-off cost
+        frames = 0
 
         def report(kind: str, value: int) -> None:
             nonlocal frames
@@ -312,69 +205,10 @@ def _run_workers(job: dict[str, Any], todo: list[int], pool: _WorkerPool | None,
                 frames += value
                 bar.update(value)
 
-        env_cfg, collect = EnvConfig(**job["env"]), CollectConfig(**job["collect"])
-        env = make_env(env_cfg)
-        policy = make_policy(collect.policy, env.action_space.shape[0], collect.policy_kwargs)
-        try:
-            for k in todo:
-                _collect_shard(env, policy, Path(job["root"]), k, collect, report)
-        finally:
-            env.close()
+        run_in_process(job, todo, report)
         return frames
     finally:
         bar.close()
-
-
-class _WorkerPool:
-    """Spawned collection workers; they start booting at construction and wait for shards."""
-
-    def __init__(self, job: dict[str, Any], workers: int) -> None:
-        ctx = mp.get_context("spawn")  # fork after GL / torch initialisation is unsafe
-        self.tasks, self.events = ctx.Queue(), ctx.Queue()
-        self.procs = [ctx.Process(target=_worker, args=(job, self.tasks, self.events),
-                                  daemon=True) for _ in range(workers)]
-        for p in self.procs:
-            p.start()
-        self._released = False
-
-    def _release(self) -> None:
-        if not self._released:
-            self._released = True
-            for _ in self.procs:
-                self.tasks.put(None)
-
-    def run(self, todo: list[int], bar) -> int:
-        """Hand out ``todo`` and follow progress until every worker is done; frames written."""
-        for k in todo:
-            self.tasks.put(k)
-        self._release()
-        frames, running = 0, len(self.procs)
-        while running:
-            try:
-                kind, value = self.events.get(timeout=1.0)
-            except queue.Empty:
-                if not any(p.is_alive() for p in self.procs):
-                    codes = [p.exitcode for p in self.procs]
-                    raise RuntimeError(f"collection workers exited without reporting (exit codes "
-                                       f"{codes}); rerun the same command to resume") from None
-                continue
-            if kind == "frames":
-                frames += value
-                bar.update(value)
-            elif kind == "done":
-                running -= 1
-            elif kind == "error":
-                raise RuntimeError(f"a collection worker failed:\n{value}")
-        return frames
-
-    def close(self) -> None:
-        """Stop the workers (terminating any still busy after an error)."""
-        self._release()
-        for p in self.procs:
-            p.join(timeout=0.5 if p.is_alive() else None)
-            if p.is_alive():
-                p.terminate()
-                p.join()
 
 
 def default_dataset_dir(base: str | Path, env: EnvConfig, collect: CollectConfig) -> Path:
@@ -396,6 +230,7 @@ def ensure_dataset(path: str | Path, env: EnvConfig, collect: CollectConfig,
     """
     path = Path(path)
     if (path / META).exists() and read_meta(path).get("complete"):
+        _check_matches(path, env, collect)
         return path
     if int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))) == 0:
         collect_rollouts(path, env, collect, progress=progress)
@@ -403,6 +238,19 @@ def ensure_dataset(path: str | Path, env: EnvConfig, collect: CollectConfig,
         while not ((path / META).exists() and read_meta(path).get("complete")):
             time.sleep(5.0)
     return path
+
+
+def _check_matches(path: Path, env: EnvConfig, collect: CollectConfig) -> None:
+    """Refuse a complete dataset at ``path`` that was collected with other settings."""
+    wanted = {"env": asdict(env), "policy": {"name": collect.policy,
+                                             "kwargs": dict(collect.policy_kwargs)},
+              "seed": collect.seed, "num_episodes": collect.episodes,
+              "episode_steps": collect.episode_steps,
+              "episodes_per_shard": collect.episodes_per_shard}
+    details = _differences(read_meta(path), wanted)
+    if details:
+        raise DatasetError(f"{path} holds a dataset collected with other settings ({details}); "
+                           "use another path or delete it")
 
 
 def _parse_shard(text: str) -> tuple[int, int]:

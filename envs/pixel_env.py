@@ -156,6 +156,9 @@ class PixelEnv(gym.Env):
 
     def _state(self, obs: Any, info: dict) -> np.ndarray:
         if self._state_source == "info":
+            if "state" not in info:
+                raise KeyError(f"{self.env_id} declares state_names but returned no "
+                               "info['state']; return it from reset() and step()")
             state = info["state"]
         elif self._state_source == "mujoco":
             _, data = _mujoco_parts(self.env.unwrapped)

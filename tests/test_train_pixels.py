@@ -55,3 +55,10 @@ def test_missing_dataset_is_collected_by_train(tmp_path):
     data = PixelDataset(result.metrics["dataset"])
     assert data.num_episodes == 4 and data.meta["complete"]
     assert str(tmp_path / "datasets") in result.metrics["dataset"]
+
+
+def test_a_missing_dataset_path_is_a_clear_cli_error(tmp_path, capsys):
+    code = train.main(["--config", "reacher", f"data.path={tmp_path / 'nothing'}",
+                       f"output_dir={tmp_path}", "trainer.progress_bar=false"])
+    assert code == 2
+    assert "not a dataset directory" in capsys.readouterr().err

@@ -199,3 +199,16 @@ def test_cli(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "e"), "--shard", "1-of-2"])
     assert main(["--out", str(tmp_path / "e"), "--shard", "2/2", "--no-progress"]) == 2
+
+
+def test_ensure_dataset_collects_once_and_refuses_other_settings(tmp_path):
+    from envs.collect import ensure_dataset
+
+    env, cfg = EnvConfig(image_size=24), CollectConfig(**SMALL)
+    path = ensure_dataset(tmp_path / "d", env, cfg, progress=False)
+    stamp = (path / "shard-00000" / "pixels.npy").stat().st_mtime_ns
+    assert ensure_dataset(tmp_path / "d", env, cfg, progress=False) == path
+    assert (path / "shard-00000" / "pixels.npy").stat().st_mtime_ns == stamp  # not recollected
+    with pytest.raises(DatasetError, match="num_episodes: on disk 4, requested 40"):
+        ensure_dataset(tmp_path / "d", env, CollectConfig(**{**SMALL, "episodes": 40}),
+                       progress=False)
