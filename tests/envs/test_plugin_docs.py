@@ -15,7 +15,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "plugin_env.md"
 
 
 def _blocks(language):
-    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
 
 
 def test_worked_example_collects_and_trains_from_its_config(tmp_path, monkeypatch):
