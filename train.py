@@ -57,9 +57,7 @@ def build_world(cfg: ExperimentConfig) -> SyntheticWorld:
 
 
 def dataset_path(cfg: ExperimentConfig) -> Path:
-    """``data.path``, or the default folder for this env and collection setting."""
-    if cfg.data.path:
-        return Path(cfg.data.path)
+    """The default dataset folder for this env and collection setting."""
     return default_dataset_dir(Path(cfg.output_dir) / "datasets", cfg.env, cfg.collect)
 
 
@@ -129,8 +127,7 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path,
     else:  # the default dataset of this env and collection setting: collected when missing
         path = ensure_dataset(dataset_path(cfg), cfg.env, cfg.collect, cfg.trainer.progress_bar)
     data = PixelDataModule(path, cfg.data, cfg.trainer.batch_size, cfg.seed)
-    meta = {**data.meta, "path": str(path), "history": cfg.data.history,
-            "num_preds": cfg.data.num_preds, "frameskip": cfg.data.frameskip}
+    meta = data.model_meta
     module = WorldModelModule.from_configs(cfg.world_model, cfg.loss, cfg.optim, meta,
                                            cfg.trainer.max_steps)
     t = cfg.trainer
@@ -140,9 +137,9 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path,
     angular = [i for i, a in zip(goal.get("indices", []), goal.get("angular", [])) if a]
     probe = StateProbe(meta["state_names"], angular, cfg.eval.every_n_steps)
     stats = LatentStats(every_n_steps=max(t.log_every_n_steps, 1))
-    trainer = _trainer(cfg, run_dir, [last, probe, stats, *extra_callbacks], val_check_interval=t.val_every_n_steps,
-                       check_val_every_n_epoch=None, num_sanity_val_steps=0,
-                       limit_val_batches=20)
+    trainer = _trainer(cfg, run_dir, [last, probe, stats, *extra_callbacks],
+                       val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
+                       num_sanity_val_steps=0, limit_val_batches=20)
     resume = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(resume) if t.resume and resume.exists() else None
     if ckpt_path:

@@ -74,12 +74,10 @@ def collector_fps(env_id: str, image_size: int, episodes: int, episode_steps: in
 
 def loading_and_training(dataset: str, batches: int) -> dict[str, float]:
     """Windows/s of the train loader, and samples/s of the default model's training step."""
-    import torch
-
+    from benchmarks.train_throughput import bare_loop
     from configs.loader import load_config
     from worldmodel.data import PixelDataModule
     from worldmodel.utils import configure_threads, keep_freed_memory
-    from worldmodel.world_module import WorldModelModule
 
     configure_threads(0)
     keep_freed_memory()
@@ -93,19 +91,7 @@ def loading_and_training(dataset: str, batches: int) -> dict[str, float]:
             break
     windows_per_s = n / (time.perf_counter() - start)
 
-    meta = {**data.meta, "history": cfg.data.history, "frameskip": cfg.data.frameskip}
-    module = WorldModelModule.from_configs(cfg.world_model, cfg.loss, cfg.optim, meta, 1000)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
-    batch = next(iter(loader))
-    steps, warmup = 12, 3
-    for i in range(steps + warmup):
-        if i == warmup:
-            start = time.perf_counter()
-        loss = module.losses(batch)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    train_per_s = steps * len(batch["pixels"]) / (time.perf_counter() - start)
+    train_per_s = bare_loop(cfg, Path(dataset), steps=12, warmup=3) * cfg.trainer.batch_size
     return {"windows_per_s": windows_per_s, "train_samples_per_s": train_per_s,
             "batch_size": cfg.trainer.batch_size, "window_frames": cfg.data.window,
             "bf16": bool(cfg.loss.bf16)}

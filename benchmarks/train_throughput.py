@@ -58,10 +58,8 @@ class StepTimer(L.Callback):
 def bare_loop(cfg, dataset: Path, steps: int, warmup: int) -> float:
     """Steps/s of forward + backward + AdamW on pre-loaded batches of the same network."""
     data = PixelDataModule(dataset, cfg.data, cfg.trainer.batch_size, cfg.seed)
-    meta = {**data.meta, "history": cfg.data.history, "num_preds": cfg.data.num_preds,
-            "frameskip": cfg.data.frameskip}
-    module = WorldModelModule.from_configs(cfg.world_model, cfg.loss, cfg.optim, meta,
-                                           cfg.trainer.max_steps)
+    module = WorldModelModule.from_configs(cfg.world_model, cfg.loss, cfg.optim,
+                                           data.model_meta, cfg.trainer.max_steps)
     optimizer = module.configure_optimizers()["optimizer"]
     batches = []
     for batch in data.train_dataloader():

@@ -30,10 +30,10 @@ def effective_rank(z: Tensor) -> float:
 
 def latent_statistics(z: Tensor) -> dict[str, float]:
     """Spread and rank of latents ``z (N, D)``."""
-    std = z.double().std(0)
+    std, rank = z.double().std(0), effective_rank(z)
     return {"std_mean": float(std.mean()), "std_min": float(std.min()),
-            "std_max": float(std.max()), "effective_rank": effective_rank(z),
-            "effective_rank_fraction": effective_rank(z) / z.shape[1]}
+            "std_max": float(std.max()), "effective_rank": rank,
+            "effective_rank_fraction": rank / z.shape[1]}
 
 
 class LatentStats(L.Callback):

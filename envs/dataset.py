@@ -193,6 +193,7 @@ class PixelDataset:
         if not self.shards:
             raise DatasetError(f"{self.root} has no complete shard yet")
         self.missing_shards = missing
+        self._episodes: np.ndarray | None = None
 
     def _read_info(self, path: Path, index: int) -> dict[str, Any]:
         file = path / "shard.json"
@@ -227,9 +228,13 @@ class PixelDataset:
 
     def episodes(self) -> np.ndarray:
         """``int64 (E, 4)``: [episode index, shard position, first row, length] of every episode."""
-        rows = [np.column_stack([s.array("episodes")[:, 0], np.full(len(s.array("episodes")), k),
-                                 s.array("episodes")[:, 1:]]) for k, s in enumerate(self.shards)]
-        return np.concatenate(rows).astype(np.int64)
+        if self._episodes is None:
+            rows = [np.column_stack([s.array("episodes")[:, 0],
+                                     np.full(len(s.array("episodes")), k),
+                                     s.array("episodes")[:, 1:]])
+                    for k, s in enumerate(self.shards)]
+            self._episodes = np.concatenate(rows).astype(np.int64)
+        return self._episodes
 
     def episode(self, index: int) -> dict[str, np.ndarray]:
         """All arrays of the episode with global index ``index`` (copies)."""

@@ -97,8 +97,9 @@ class WindowDataset(Dataset):
         pixels = np.empty((B, T, size, size, 3), np.uint8)
         actions = np.empty((B, T, k * A), np.float32)
         states = np.empty((B, T, S), np.float32)
-        for shard_pos in np.unique(self.shard[idx]):
-            sel = np.flatnonzero(self.shard[idx] == shard_pos)
+        shards = self.shard[idx]  # (B,)
+        for shard_pos in np.unique(shards):
+            sel = np.flatnonzero(shards == shard_pos)
             shard = self.dataset.shards[shard_pos]
             start = self.start[idx[sel]]  # (b,)
             rows = (start[:, None] + self._frame_offsets).ravel()  # (b*T,)
@@ -142,6 +143,13 @@ class PixelDataModule(L.LightningDataModule):
     @property
     def meta(self) -> dict[str, Any]:
         return self.dataset.meta
+
+    @property
+    def model_meta(self) -> dict[str, Any]:
+        """The dataset meta plus where it lives and the window settings: what a model stores."""
+        c = self.config
+        return {**self.dataset.meta, "path": str(self.path), "history": c.history,
+                "num_preds": c.num_preds, "frameskip": c.frameskip}
 
     def _loader(self, data: WindowDataset, drop_last: bool, sampler=None) -> DataLoader:
         workers = self.config.num_workers
