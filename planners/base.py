@@ -1,0 +1,188 @@
+"""The planner contract: a cost function over action sequences, a plan result, a registry.
+
+A cost function maps candidate actions ``(B, S, H, A)`` (B environments, S samples, H horizon
+blocks, A action-block size) to costs ``(B, S)``, lower is better. Planners never see a model:
+any callable with that signature plans, which is how they are tested on a quadratic bowl.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+__all__ = ["CostFn", "PLANNERS", "PlanResult", "Planner", "PlannerConfig", "build_planner",
+           "register_planner", "shift_plan"]
+
+
+class CostFn(Protocol):
+    """``actions (B, S, H, A) -> cost (B, S)``; lower is better."""
+
+    def __call__(self, actions: Tensor) -> Tensor: ...
+
+
+@dataclass
+class PlanResult:
+    """The plan of each environment and what it cost.
+
+    Attributes:
+        actions: ``(B, H, A)``, within the planner's bounds.
+        cost: ``(B,)``, the cost function's value of ``actions``.
+        mean, std: ``(B, H, A)``, the final sampling distribution.
+        cost_calls: how many times the cost function ran.
+        samples_evaluated: action sequences scored per environment (model rollouts of H steps).
+    """
+
+    actions: Tensor
+    cost: Tensor
+    mean: Tensor
+    std: Tensor
+    cost_calls: int
+    samples_evaluated: int
+
+
+@dataclass
+class PlannerConfig:
+    """Knobs shared by the sampling planners; action blocks are in ``[low, high]``.
+
+    ``elites`` is CEM's refit set and MPPI's candidate set for its softmax; ``temperature`` is
+    MPPI's only. ``momentum`` keeps that fraction of the previous mean and std at each refit.
+    """
+
+    samples: int = 300
+    iterations: int = 30
+    elites: int = 30
+    horizon: int = 5
+    init_std: float = 1.0
+    min_std: float = 0.05
+    max_std: float = 2.0
+    momentum: float = 0.0
+    temperature: float = 0.5
+    low: float = -1.0
+    high: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples < 2 or self.iterations < 1 or self.horizon < 1:
+            raise ValueError(f"need samples >= 2, iterations >= 1, horizon >= 1; got "
+                             f"{self.samples}, {self.iterations}, {self.horizon}")
+        if not 1 <= self.elites <= self.samples:
+            raise ValueError(f"elites must be in [1, samples={self.samples}], got {self.elites}")
+        if not 0 < self.min_std <= self.init_std <= self.max_std:
+            raise ValueError(f"need 0 < min_std <= init_std <= max_std, got {self.min_std}, "
+                             f"{self.init_std}, {self.max_std}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not self.low < self.high:
+            raise ValueError(f"need low < high, got {self.low}, {self.high}")
+
+    @property
+    def model_calls(self) -> int:
+        """Predictor steps per plan and environment: samples x iterations x horizon."""
+        return self.samples * self.iterations * self.horizon
+
+
+def shift_plan(actions: Tensor, blocks: int, fill: float = 0.0) -> Tensor:
+    """Warm start: drop the first ``blocks`` executed blocks of ``(B, H, A)``, pad the end."""
+    if blocks < 0:
+        raise ValueError(f"blocks must be >= 0, got {blocks}")
+    H = actions.shape[1]
+    kept = actions[:, min(blocks, H):]  # (B, H - blocks, A)
+    pad = actions.new_full((actions.shape[0], H - kept.shape[1], actions.shape[2]), fill)
+    return torch.cat([kept, pad], dim=1)  # (B, H, A)
+
+
+class Planner:
+    """A sampling planner: ``plan(cost_fn, batch_size, action_dim, init)``.
+
+    Owns its ``torch.Generator`` (created on the device of the inputs, reseeded by ``reset``),
+    so a plan depends only on the seed, the cost function and the warm start.
+    """
+
+    name = "base"
+
+    def __init__(self, config: PlannerConfig) -> None:
+        self.config = config
+        self._seed = config.seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def reset(self, seed: int | None = None) -> None:
+        """Restart the random stream (from ``seed``, else the config's)."""
+        self._seed = self.config.seed if seed is None else int(seed)
+        self._generators.clear()
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self._seed)
+        return self._generators[device]
+
+    def initial(self, batch_size: int, action_dim: int, init: Tensor | None,
+                device: torch.device | str | None) -> tuple[Tensor, Tensor]:
+        """Mean and std ``(B, H, A)`` of the first iteration (``init`` is the warm start)."""
+        c = self.config
+        shape = (batch_size, c.horizon, action_dim)
+        if init is not None:
+            if tuple(init.shape) != shape:
+                raise ValueError(f"warm start must have shape (B, H, A) = {shape}, got "
+                                 f"{tuple(init.shape)}; shift the previous plan with shift_plan")
+            mean = init.float().clamp(c.low, c.high)
+        else:
+            mean = torch.full(shape, (c.low + c.high) / 2, device=device)
+        return mean, torch.full_like(mean, c.init_std)
+
+    def sample(self, mean: Tensor, std: Tensor) -> Tensor:
+        """``S`` sequences per environment ``(B, S, H, A)``; sample 0 is the mean itself."""
+        c = self.config
+        B, H, A = mean.shape
+        noise = torch.randn((B, c.samples, H, A), generator=self.generator(mean.device),
+                            device=mean.device)  # (B, S, H, A)
+        noise[:, 0] = 0.0  # keep the current mean in the running
+        return (mean[:, None] + std[:, None] * noise).clamp(c.low, c.high)
+
+    @staticmethod
+    def score(cost_fn: CostFn, actions: Tensor) -> Tensor:
+        cost = cost_fn(actions)
+        if tuple(cost.shape) != tuple(actions.shape[:2]):
+            raise ValueError(f"the cost function must return (B, S) = {tuple(actions.shape[:2])}"
+                             f" for actions (B, S, H, A) = {tuple(actions.shape)}, got "
+                             f"{tuple(cost.shape)}")
+        return torch.nan_to_num(cost.float(), nan=float("inf"))
+
+    def plan(self, cost_fn: CostFn, batch_size: int, action_dim: int,
+             init: Tensor | None = None, device: torch.device | str | None = None
+             ) -> PlanResult:
+        raise NotImplementedError
+
+
+PLANNERS: dict[str, type[Planner]] = {}
+
+
+def register_planner(name: str) -> Callable[[type[Planner]], type[Planner]]:
+    """Class decorator adding a planner under ``name``; a name is taken only once."""
+    def add(cls: type[Planner]) -> type[Planner]:
+        if name in PLANNERS:
+            raise ValueError(f"a planner named {name!r} is already registered "
+                             f"({PLANNERS[name].__name__}); pick another name")
+        cls.name = name
+        PLANNERS[name] = cls
+        return cls
+    return add
+
+
+def build_planner(name: str, config: PlannerConfig | dict[str, Any] | None = None) -> Planner:
+    """The registered planner ``name`` with ``config`` (a ``PlannerConfig`` or plain dict)."""
+    if name not in PLANNERS:
+        raise ValueError(f"unknown planner {name!r}; registered: {sorted(PLANNERS)}")
+    if not isinstance(config, PlannerConfig):
+        known = {f.name for f in fields(PlannerConfig)}
+        unknown = set(config or {}) - known
+        if unknown:
+            raise ValueError(f"unknown planner settings {sorted(unknown)}; known: {sorted(known)}")
+        config = PlannerConfig(**(config or {}))
+    return PLANNERS[name](config)
+

@@ -1,0 +1,68 @@
+"""Latent goal costs: roll candidate action blocks through a world model, compare to a goal.
+
+The model is seen only through the ``WorldModel`` protocol, so any object with ``encode`` and
+``rollout`` of the shapes below plans (DESIGN.md section 3).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+__all__ = ["OBJECTIVES", "LatentGoalCost", "WorldModel"]
+
+OBJECTIVES = ("last", "sum")
+
+
+class WorldModel(Protocol):
+    """What planning needs of a world model."""
+
+    action_dim: int  # size of one action block (frameskip x env action size)
+
+    def encode(self, pixels: Tensor) -> Tensor:
+        """``uint8 (B, T, H, W, 3) -> (B, T, D)``."""
+
+    def rollout(self, z_ctx: Tensor, actions: Tensor) -> Tensor:
+        """``(B, T0, D), (B, T0 - 1 + H, A) -> (B, T0 + H, D)``."""
+
+
+class LatentGoalCost:
+    """Squared L2 distance to the goal latent after each candidate sequence.
+
+    Args:
+        model: the world model.
+        z_context: ``(B, T0, D)`` latents of the last ``T0`` observed frames.
+        past_actions: ``(B, T0 - 1, A)`` action blocks taken between those frames.
+        z_goal: ``(B, D)`` encoded goal frame.
+        objective: ``"last"`` (distance at the last planned step, the default) or ``"sum"``
+            (summed over the H planned steps).
+    """
+
+    def __init__(self, model: WorldModel, z_context: Tensor, past_actions: Tensor,
+                 z_goal: Tensor, objective: str = "last") -> None:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        B, T0, D = z_context.shape
+        if past_actions.shape[:2] != (B, T0 - 1) or z_goal.shape != (B, D):
+            raise ValueError(f"need past_actions (B, T0-1, A) = ({B}, {T0 - 1}, A) and z_goal "
+                             f"(B, D) = ({B}, {D}); got {tuple(past_actions.shape)} and "
+                             f"{tuple(z_goal.shape)}")
+        self.model, self.objective = model, objective
+        self.z_context, self.past_actions, self.z_goal = z_context, past_actions, z_goal
+        self.device = z_context.device
+        self.calls = 0
+
+    @torch.inference_mode()
+    def __call__(self, actions: Tensor) -> Tensor:
+        """``(B, S, H, A) -> (B, S)``."""
+        B, S, H, A = actions.shape
+        T0, D = self.z_context.shape[1:]
+        z = self.z_context[:, None].expand(B, S, T0, D).reshape(B * S, T0, D)
+        past = self.past_actions[:, None].expand(B, S, T0 - 1, A)
+        seq = torch.cat([past, actions.to(past.dtype)], dim=2).reshape(B * S, T0 - 1 + H, A)
+        future = self.model.rollout(z, seq)[:, T0:].reshape(B, S, H, D)  # (B, S, H, D)
+        dist = (future - self.z_goal[:, None, None]).pow(2).sum(-1)  # (B, S, H)
+        self.calls += 1
+        return dist[..., -1] if self.objective == "last" else dist.sum(-1)
