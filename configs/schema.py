@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from envs.collect import CollectConfig, EnvConfig
+from planners.base import PlannerConfig
+from planners.evaluate import EvalConfig as ClosedLoopConfig
 from worldmodel.data import DataConfig
 from worldmodel.encoders import EncoderConfig
 from worldmodel.module import OptimConfig
@@ -21,6 +23,8 @@ __all__ = [
     "EvalConfig",
     "ExperimentConfig",
     "ModelConfig",
+    "PlanConfig",
+    "PlannerSection",
     "SyntheticWorldConfig",
     "TrainerConfig",
 ]
@@ -79,6 +83,33 @@ class EvalConfig:
 
 
 @dataclass
+class PlannerSection(PlannerConfig):
+    """A registered planner (``cem``, ``mppi``) and its knobs."""
+
+    name: str = "cem"
+
+    def settings(self) -> PlannerConfig:
+        return PlannerConfig(**{k: v for k, v in self.__dict__.items() if k != "name"})
+
+
+@dataclass
+class PlanConfig:
+    """What ``plan.py`` reads: which checkpoint, planner and evaluation protocol.
+
+    ``checkpoint = None`` takes ``<output_dir>/<name>/model.ckpt`` (what ``train.py`` wrote);
+    ``env_id`` evaluates on another env with the same pixels and actions; ``out = None``
+    writes next to the checkpoint, in ``plan-<planner>``.
+    """
+
+    checkpoint: Optional[str] = None
+    env_id: Optional[str] = None
+    out: Optional[str] = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    planner: PlannerSection = field(default_factory=PlannerSection)
+    eval: ClosedLoopConfig = field(default_factory=ClosedLoopConfig)
+
+
+@dataclass
 class ExperimentConfig:
     """The whole experiment: what ``train.py`` reads.
 
@@ -101,3 +132,4 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)

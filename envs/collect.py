@@ -33,7 +33,7 @@ from envs.rollouts import (
 )
 
 __all__ = ["CollectConfig", "CollectResult", "EnvConfig", "collect_rollouts", "default_dataset_dir",
-           "ensure_dataset", "episode_seeds", "main", "make_env"]
+           "ensure_dataset", "episode_seeds", "main", "make_env", "package_versions"]
 
 # meta.json keys that must agree between a dataset on disk and a collector resuming it
 _IDENTITY = ("format_version", "env", "policy", "seed", "num_episodes", "episode_steps",
@@ -56,11 +56,12 @@ class CollectResult:
         return self.frames / max(self.seconds, 1e-9)
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Python and the versions of the packages that decide what a run produces."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0]}
-    for pkg in ("numpy", "mujoco", "dm-control", "gymnasium", "torch"):
+    for pkg in ("numpy", "mujoco", "dm-control", "gymnasium", "torch", "lightning"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -86,7 +87,7 @@ def _build_meta(env_cfg: EnvConfig, collect: CollectConfig) -> dict[str, Any]:
             "episode_steps": collect.episode_steps,
             "episodes_per_shard": collect.episodes_per_shard,
             "num_shards": -(-collect.episodes // collect.episodes_per_shard),
-            "versions": _versions(),
+            "versions": package_versions(),
         }
     finally:
         env.close()

@@ -27,6 +27,9 @@ class DMControlEnv(gym.Env):
         environment_kwargs: passed to ``suite.load`` (e.g. ``{"time_limit": 10}``).
         invisible_geoms: names of geoms drawn fully transparent (physics unchanged), e.g.
             reacher's ``"target"``, a per-episode constant that a world model can latch onto.
+        geom_radius: new radius (``size[0]``) per geom name, to draw thin parts thicker at low
+            resolution. Only for geoms that take part in no contact (masses and inertias are
+            fixed when the model is compiled), so the physics is unchanged; checked.
     """
 
     metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -34,7 +37,8 @@ class DMControlEnv(gym.Env):
     def __init__(self, domain: str, task: str, width: int = 64, height: int = 64,
                  camera_id: int | str = 0, render_mode: str | None = "rgb_array",
                  environment_kwargs: dict[str, Any] | None = None,
-                 invisible_geoms: tuple[str, ...] | list[str] = ()) -> None:
+                 invisible_geoms: tuple[str, ...] | list[str] = (),
+                 geom_radius: dict[str, float] | None = None) -> None:
         from dm_control import suite
 
         if render_mode not in (None, "rgb_array"):
@@ -52,6 +56,7 @@ class DMControlEnv(gym.Env):
                 physics.named.model.geom_rgba[name, 3] = 0.0
             except KeyError:
                 raise ValueError(f"{domain}: no geom named {name!r} to hide") from None
+        self._thicken(physics, domain, dict(geom_radius or {}))
         vis = physics.model.vis.global_
         vis.offwidth, vis.offheight = max(vis.offwidth, width), max(vis.offheight, height)
         self._size = (height, width)
@@ -64,6 +69,27 @@ class DMControlEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
         self.state_names = self._state_names(physics.model)
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self._env.control_timestep())}
+
+    @staticmethod
+    def _thicken(physics, domain: str, radii: dict[str, float]) -> None:
+        import mujoco
+
+        model = physics.model
+        contacts_off = bool(model.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_CONTACT)
+        for name, radius in radii.items():
+            try:
+                gid = model.name2id(name, "geom")
+            except ValueError:
+                raise ValueError(f"{domain}: no geom named {name!r} to thicken") from None
+            if not contacts_off and (model.geom_contype[gid] or model.geom_conaffinity[gid]):
+                raise ValueError(f"{domain}: geom {name!r} takes part in contacts, so a new "
+                                 "radius would change the physics; only contact-free geoms can "
+                                 "be thickened")
+            if radius <= 0:
+                raise ValueError(f"geom_radius[{name!r}] must be > 0, got {radius}")
+            grow = radius - model.geom_size[gid, 0]
+            model.geom_size[gid, 0] = radius
+            model.geom_rbound[gid] += max(grow, 0.0)  # bounding sphere for culling
 
     @staticmethod
     def _state_names(model) -> list[str]:

@@ -45,6 +45,15 @@ class MLPPredictor(nn.Module):
         ctx = ctx.transpose(2, 3).reshape(B, T, -1)  # (B, T, h*(D+A)), oldest first
         return z + self.net(ctx)  # (B, T, D)
 
+    def step(self, z: Tensor, actions: Tensor) -> Tensor:
+        """Only the next latent after ``z (B, T, D)``: ``(B, D)``, one context instead of T."""
+        h, T = self.history, z.shape[1]
+        if T < h:  # pad as ``forward`` does before the start of the sequence
+            z = torch.cat([z[:, :1].expand(-1, h - T, -1), z], dim=1)
+            actions = F.pad(actions, (0, 0, h - T, 0))
+        ctx = torch.cat([z[:, -h:], actions[:, -h:]], dim=-1).flatten(1)  # (B, h*(D+A))
+        return z[:, -1] + self.net(ctx)  # (B, D)
+
 
 class AdaLNZeroBlock(nn.Module):
     """Pre-norm causal self-attention + MLP, each modulated by the action (shift, scale, gate).
@@ -113,6 +122,11 @@ class TransformerPredictor(nn.Module):
             x = block(x, cond)
         return z + self.readout(self.norm(x))  # (B, T, D)
 
+    def step(self, z: Tensor, actions: Tensor) -> Tensor:
+        """The next latent after the last of ``z (B, T, D)``: ``(B, D)``."""
+        h = self.history
+        return self(z[:, -h:], actions[:, -h:])[:, -1]
+
 
 class IdentityPredictor(nn.Module):
     """``z[t+1] = z[t]``: the action-free alignment setting of the theory."""
@@ -121,6 +135,9 @@ class IdentityPredictor(nn.Module):
 
     def forward(self, z: Tensor, actions: Tensor) -> Tensor:
         return z
+
+    def step(self, z: Tensor, actions: Tensor) -> Tensor:
+        return z[:, -1]
 
 
 PREDICTORS = ("mlp", "transformer", "identity")

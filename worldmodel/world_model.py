@@ -74,11 +74,14 @@ class JEPAWorldModel(nn.Module):
         T0, horizon = z_ctx.shape[1], actions.shape[1] - z_ctx.shape[1] + 1
         if horizon < 1:
             raise ValueError(f"rollout needs at least T0 = {T0} actions, got {actions.shape[1]}")
+        if actions.shape[-1] != self.action_dim:
+            raise ValueError(f"rollout expects action blocks of size {self.action_dim}, got "
+                             f"{actions.shape[-1]}")
         h = self.predictor.history
         z = z_ctx
         for _ in range(horizon):
             t = z.shape[1]
             window = slice(max(0, t - h), t)  # the predictor only looks h steps back
-            nxt = self.predict(z[:, window], actions[:, window])[:, -1:]  # (B, 1, D)
-            z = torch.cat([z, nxt], dim=1)
+            nxt = self.predictor.step(z[:, window], actions[:, window]).float()  # (B, D)
+            z = torch.cat([z, nxt[:, None]], dim=1)
         return z  # (B, T0+H, D)

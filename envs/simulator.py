@@ -1,0 +1,81 @@
+"""The true physics of a MuJoCo pixel env as a batched rollout function (the planning ceiling).
+
+``MujocoSimulator.from_env(env)`` reads the env's ``MjModel``, how many physics steps one env
+step takes and how actions map to controls; ``rollout`` then simulates many action sequences
+from one saved physics state with MuJoCo's multi-threaded ``rollout`` module, in C.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+from mujoco import rollout as mj_rollout
+
+from envs.dmc import DMControlEnv
+from envs.fileio import available_cores
+from envs.pixel_env import PixelEnv, _mujoco_parts
+
+__all__ = ["MujocoSimulator"]
+
+_FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
+
+
+class MujocoSimulator:
+    """Open-loop rollouts of a pixel env's physics from a snapshot of its state.
+
+    States returned are ``qpos`` then ``qvel``, the ``info["state"]`` of dm_control envs and
+    of PixelEnv's ``"mujoco"`` state source.
+    """
+
+    def __init__(self, model, data, physics_steps: int, action_low: np.ndarray,
+                 action_scale: np.ndarray, threads: int | None = None) -> None:
+        self.model, self.data = model, data
+        self.physics_steps = int(physics_steps)
+        self.low, self.scale = np.asarray(action_low), np.asarray(action_scale)
+        self.threads = threads or available_cores()
+        self._datas = [mujoco.MjData(model) for _ in range(self.threads)]
+        self._qpos = slice(1, 1 + model.nq)  # full-physics state: time, qpos, qvel, act, ...
+        self._qvel = slice(1 + model.nq, 1 + model.nq + model.nv)
+
+    @classmethod
+    def from_env(cls, env: PixelEnv, threads: int | None = None) -> MujocoSimulator | None:
+        """The simulator behind ``env``, or ``None`` when it is not a MuJoCo env whose state is
+        ``qpos, qvel`` and whose actions are the controls."""
+        inner = env.env.unwrapped
+        if isinstance(inner, DMControlEnv):
+            physics = inner.physics
+            model, data = physics.model.ptr, physics.data.ptr
+            substeps = inner._env._n_sub_steps  # physics steps per control step
+        else:
+            model, data = _mujoco_parts(inner)
+            if model is None or env._state_source != "mujoco":
+                return None
+            substeps = int(getattr(inner, "frame_skip", 1))
+        if model.nu != env.action_space.shape[0]:
+            return None
+        return cls(model, data, substeps * env.action_repeat, env._low, env._scale, threads)
+
+    def snapshot(self) -> np.ndarray:
+        """The env's full physics state now ``(nstate,)``."""
+        state = np.empty(mujoco.mj_stateSize(self.model, _FULL))
+        mujoco.mj_getState(self.model, self.data, state, _FULL)
+        return state
+
+    def rollout(self, initial: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """States after every env step.
+
+        Args:
+            initial: ``(B, nstate)`` snapshots, one per environment.
+            actions: ``(B, N, T, A)`` env actions in [-1, 1] (N sequences per environment).
+
+        Returns:
+            ``(B, N, T, nq + nv)``.
+        """
+        B, N, T, A = actions.shape
+        ctrl = self.low + (np.clip(actions, -1.0, 1.0) + 1.0) * self.scale  # (B, N, T, A)
+        ctrl = np.repeat(ctrl.reshape(B * N, T, A), self.physics_steps, axis=1)  # (BN, Tk, A)
+        start = np.repeat(np.asarray(initial, dtype=np.float64), N, axis=0)  # (BN, nstate)
+        states, _ = mj_rollout.rollout(self.model, self._datas, start, ctrl)  # (BN, Tk, ns)
+        states = states[:, self.physics_steps - 1::self.physics_steps]  # (BN, T, nstate)
+        out = np.concatenate([states[..., self._qpos], states[..., self._qvel]], axis=-1)
+        return out.reshape(B, N, T, -1)

@@ -1,0 +1,177 @@
+"""Receding-horizon agents: plan action blocks, execute them one env step at a time, replan.
+
+``MPCAgent`` plans with a world model towards an encoded goal frame, keeping the latents of the
+last ``history`` frames and the blocks between them. ``SimulatorAgent`` plans the same way on
+the env's true physics (the ceiling of an evaluation). Both are batched over B environments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from envs.goals import GoalSpec
+from envs.simulator import MujocoSimulator
+from planners.base import CostFn, Planner, shift_plan
+from planners.objectives import OBJECTIVES, LatentGoalCost, WorldModel
+
+__all__ = ["BlockMPC", "MPCAgent", "SimulatorAgent", "SimulatorGoalCost"]
+
+
+class BlockMPC:
+    """Executes planned blocks of ``frameskip`` env actions; replans every ``replan_every``
+    blocks, warm-started from the shifted plan. Subclasses provide ``cost_fn`` and may
+    ``observe`` the frame at the end of each block."""
+
+    def __init__(self, planner: Planner, block_dim: int, frameskip: int = 1,
+                 replan_every: int = 1, objective: str = "last", warm_start: bool = True,
+                 device: torch.device | str = "cpu") -> None:
+        if frameskip < 1 or block_dim % frameskip:
+            raise ValueError(f"the action block ({block_dim}) must hold frameskip={frameskip} "
+                             "env actions")
+        if not 1 <= replan_every <= planner.config.horizon:
+            raise ValueError(f"replan_every must be in [1, horizon={planner.config.horizon}], "
+                             f"got {replan_every}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        self.planner, self.block_dim, self.frameskip = planner, block_dim, frameskip
+        self.env_action_dim = block_dim // frameskip
+        self.replan_every, self.objective, self.warm_start = replan_every, objective, warm_start
+        self.device = torch.device(device)
+        self.plan_ms: list[float] = []
+
+    def begin(self, batch_size: int, seed: int | None) -> None:
+        self.planner.reset(seed)
+        self.batch_size = batch_size
+        self.plan: Tensor | None = None  # (B, H, kA)
+        self.next_block = 0  # index into plan
+        self.block: Tensor | None = None  # the block being executed (B, kA)
+        self.queue: deque[np.ndarray] = deque()  # env actions left in this block
+        self.plan_ms = []
+
+    def cost_fn(self) -> CostFn:
+        raise NotImplementedError
+
+    def observe(self, pixels: np.ndarray, block: Tensor) -> None:
+        """The frames ``(B, H, W, 3)`` at the end of the executed ``block (B, kA)``."""
+
+    def act(self, pixels: np.ndarray) -> np.ndarray:
+        """The env actions ``(B, A)`` for the current frames ``(B, H, W, 3)``."""
+        if not self.queue:
+            if self.block is not None:
+                self.observe(pixels, self.block)
+            if self.plan is None or self.next_block >= self.replan_every:
+                self._replan()
+            self.block = self.plan[:, self.next_block]  # (B, kA)
+            self.next_block += 1
+            steps = self.block.view(self.batch_size, self.frameskip, self.env_action_dim)
+            self.queue.extend(steps.transpose(0, 1).float().cpu().numpy())  # k x (B, A)
+        return self.queue.popleft()
+
+    def _replan(self) -> None:
+        init = None
+        if self.warm_start and self.plan is not None:
+            init = shift_plan(self.plan, self.next_block)
+        cost = self.cost_fn()
+        start = time.perf_counter()
+        result = self.planner.plan(cost, self.batch_size, self.block_dim, init, self.device)
+        self.plan_ms.append((time.perf_counter() - start) * 1e3)
+        self.plan, self.next_block = result.actions, 0
+
+
+class MPCAgent(BlockMPC):
+    """Plans in a world model's latent space towards the encoded goal frame.
+
+    Args:
+        model: the world model (``encode``, ``rollout``, ``action_dim`` = block size).
+        planner: a sampling planner; its ``horizon`` counts blocks.
+        history: latent frames the predictor reads (the data's ``history``).
+        frameskip, replan_every, objective, warm_start: see ``BlockMPC``.
+    """
+
+    def __init__(self, model: WorldModel, planner: Planner, history: int, frameskip: int = 1,
+                 replan_every: int = 1, objective: str = "last", warm_start: bool = True) -> None:
+        if history < 1:
+            raise ValueError(f"history must be >= 1, got {history}")
+        params = getattr(model, "parameters", None)
+        device = next(params()).device if params is not None else torch.device("cpu")
+        super().__init__(planner, model.action_dim, frameskip, replan_every, objective,
+                         warm_start, device)
+        self.model, self.history = model, history
+
+    @torch.inference_mode()
+    def encode(self, pixels: np.ndarray) -> Tensor:
+        """``uint8 (B, H, W, 3) -> (B, D)``."""
+        frames = torch.as_tensor(np.ascontiguousarray(pixels), device=self.device)
+        return self.model.encode(frames[:, None])[:, 0].float()
+
+    def reset(self, pixels: np.ndarray, goal_pixels: np.ndarray, seed: int | None = None) -> None:
+        """Start from first frames ``(B, H, W, 3)`` towards goal frames of the same shape.
+
+        Before the first frame the history repeats it with zero actions (the robot at rest).
+        """
+        if pixels.shape != goal_pixels.shape:
+            raise ValueError(f"frames {pixels.shape} and goal frames {goal_pixels.shape} differ")
+        z = self.encode(pixels)  # (B, D)
+        self.begin(len(z), seed)
+        self.z_goal = self.encode(goal_pixels)  # (B, D)
+        self.z_hist = z[:, None].repeat(1, self.history, 1)  # (B, h, D)
+        self.a_hist = z.new_zeros(len(z), self.history - 1, self.block_dim)  # (B, h-1, kA)
+
+    def observe(self, pixels: np.ndarray, block: Tensor) -> None:
+        z = self.encode(pixels)  # (B, D)
+        self.z_hist = torch.cat([self.z_hist[:, 1:], z[:, None]], dim=1)
+        if self.history > 1:
+            self.a_hist = torch.cat([self.a_hist[:, 1:], block[:, None].float()], dim=1)
+
+    def cost_fn(self) -> CostFn:
+        return LatentGoalCost(self.model, self.z_hist, self.a_hist, self.z_goal, self.objective)
+
+
+class SimulatorGoalCost:
+    """Squared distance to the goal state on the goal coordinates (angles wrapped), from
+    rolling candidate blocks through the true physics of each environment."""
+
+    def __init__(self, simulator: MujocoSimulator, snapshots: np.ndarray,
+                 goal_states: np.ndarray, goal: GoalSpec, frameskip: int, objective: str,
+                 device: torch.device) -> None:
+        self.simulator, self.snapshots, self.goal = simulator, snapshots, goal
+        self.goal_coords = goal.coordinates(goal_states)  # (B, G)
+        self.frameskip, self.objective, self.device = frameskip, objective, device
+
+    def __call__(self, actions: Tensor) -> Tensor:
+        B, S, H, kA = actions.shape
+        k = self.frameskip
+        env_actions = actions.reshape(B, S, H * k, kA // k).double().cpu().numpy()
+        states = self.simulator.rollout(self.snapshots, env_actions)[:, :, k - 1::k]  # (B,S,H,n)
+        diff = self.goal.coordinates(states) - self.goal_coords[:, None, None]  # (B, S, H, G)
+        wrap = np.asarray(self.goal.angular)
+        diff = np.where(wrap, (diff + np.pi) % (2 * np.pi) - np.pi, diff)
+        dist = (diff ** 2).sum(-1)  # (B, S, H)
+        cost = dist[..., -1] if self.objective == "last" else dist.sum(-1)
+        return torch.as_tensor(cost, dtype=torch.float32, device=self.device)
+
+
+class SimulatorAgent(BlockMPC):
+    """The same planner on the env's true physics: what a perfect world model would reach."""
+
+    def __init__(self, planner: Planner, goal: GoalSpec, env_action_dim: int, frameskip: int = 1,
+                 replan_every: int = 1, objective: str = "last", warm_start: bool = True) -> None:
+        super().__init__(planner, env_action_dim * frameskip, frameskip, replan_every,
+                         objective, warm_start)
+        self.goal = goal
+
+    def reset(self, simulators: list[MujocoSimulator], goal_states: np.ndarray,
+              seed: int | None = None) -> None:
+        """``simulators``: one per environment (same model), read at every replan."""
+        self.begin(len(simulators), seed)
+        self.simulators, self.goal_states = simulators, np.asarray(goal_states)
+
+    def cost_fn(self) -> CostFn:
+        snapshots = np.stack([sim.snapshot() for sim in self.simulators])  # (B, nstate)
+        return SimulatorGoalCost(self.simulators[0], snapshots, self.goal_states, self.goal,
+                                 self.frameskip, self.objective, self.device)
