@@ -26,6 +26,7 @@ from envs.goals import GoalSpec
 from planners import build_planner
 from planners.agent import MPCAgent
 from planners.evaluate import evaluate_closed_loop
+from planners.objectives import fast_bf16
 from planners.report import write_report
 from worldmodel.utils import configure_threads
 from worldmodel.world_module import WorldModelModule
@@ -66,17 +67,21 @@ def plan(cfg: ExperimentConfig) -> tuple[dict, Path]:
     meta = module.hparams["data_meta"]
     env_cfg = EnvConfig(**{**meta["env"], "id": p.env_id or meta["env"]["id"]})
     goal = GoalSpec.from_dict(meta["goal"]) if meta.get("goal") else None
+    if p.precision not in ("auto", "bf16", "fp32"):
+        raise ConfigError(f"plan.precision must be auto, bf16 or fp32, got {p.precision!r}")
+    bf16 = p.precision == "bf16" or (p.precision == "auto" and fast_bf16(device))
     planner = build_planner(p.planner.name, p.planner.settings())
     agent = MPCAgent(model, planner, history=meta.get("history", 1),
                      frameskip=meta.get("frameskip", 1), replan_every=p.eval.replan_every,
-                     objective=p.eval.objective)
+                     objective=p.eval.objective, bf16=bf16)
     start = time.perf_counter()
     result = evaluate_closed_loop(lambda: make_env(env_cfg), agent, p.eval,
                                   goal if p.env_id is None else None)
     result.update({
         "env_id": env_cfg.id, "checkpoint": str(path), "checkpoint_sha256": _sha256(path),
         "planner": {**asdict(p.planner), "model_calls_per_plan": p.planner.model_calls},
-        "device": str(device), "wall_seconds": time.perf_counter() - start,
+        "device": str(device), "precision": "bf16" if bf16 else "fp32",
+        "wall_seconds": time.perf_counter() - start,
         "config": OmegaConf.to_container(OmegaConf.structured(cfg.plan)),
         "versions": package_versions()})
     out = Path(p.out or path.parent / f"plan-{p.planner.name}")

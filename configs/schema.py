@@ -105,6 +105,7 @@ class PlanConfig:
     env_id: Optional[str] = None
     out: Optional[str] = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 where native) | bf16 | fp32: the planning rollouts
     planner: PlannerSection = field(default_factory=PlannerSection)
     eval: ClosedLoopConfig = field(default_factory=ClosedLoopConfig)
 

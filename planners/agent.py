@@ -91,17 +91,19 @@ class MPCAgent(BlockMPC):
         planner: a sampling planner; its ``horizon`` counts blocks.
         history: latent frames the predictor reads (the data's ``history``).
         frameskip, replan_every, objective, warm_start: see ``BlockMPC``.
+        bf16: roll out under bf16 autocast (see ``LatentGoalCost``).
     """
 
     def __init__(self, model: WorldModel, planner: Planner, history: int, frameskip: int = 1,
-                 replan_every: int = 1, objective: str = "last", warm_start: bool = True) -> None:
+                 replan_every: int = 1, objective: str = "last", warm_start: bool = True,
+                 bf16: bool = False) -> None:
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
         params = getattr(model, "parameters", None)
         device = next(params()).device if params is not None else torch.device("cpu")
         super().__init__(planner, model.action_dim, frameskip, replan_every, objective,
                          warm_start, device)
-        self.model, self.history = model, history
+        self.model, self.history, self.bf16 = model, history, bf16
 
     @torch.inference_mode()
     def encode(self, pixels: np.ndarray) -> Tensor:
@@ -129,7 +131,8 @@ class MPCAgent(BlockMPC):
             self.a_hist = torch.cat([self.a_hist[:, 1:], block[:, None].float()], dim=1)
 
     def cost_fn(self) -> CostFn:
-        return LatentGoalCost(self.model, self.z_hist, self.a_hist, self.z_goal, self.objective)
+        return LatentGoalCost(self.model, self.z_hist, self.a_hist, self.z_goal, self.objective,
+                              self.bf16)
 
 
 class SimulatorGoalCost:

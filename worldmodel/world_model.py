@@ -78,10 +78,9 @@ class JEPAWorldModel(nn.Module):
             raise ValueError(f"rollout expects action blocks of size {self.action_dim}, got "
                              f"{actions.shape[-1]}")
         h = self.predictor.history
-        z = z_ctx
-        for _ in range(horizon):
-            t = z.shape[1]
-            window = slice(max(0, t - h), t)  # the predictor only looks h steps back
-            nxt = self.predictor.step(z[:, window], actions[:, window]).float()  # (B, D)
-            z = torch.cat([z, nxt[:, None]], dim=1)
-        return z  # (B, T0+H, D)
+        frames = list(z_ctx.unbind(1))  # T0 x (B, D); no in-place writes, so autograd-safe
+        for t in range(T0, T0 + horizon):
+            start = max(0, t - h)  # the predictor only looks h steps back
+            window = torch.stack(frames[start:t], dim=1)  # (B, <=h, D)
+            frames.append(self.predictor.step(window, actions[:, start:t]).float())
+        return torch.stack(frames, dim=1)  # (B, T0+H, D)

@@ -1,0 +1,59 @@
+"""The goal-reaching protocol: deterministic pairs, an independent floor, sampled goals, CIs."""
+
+import numpy as np
+import pytest
+
+from envs import make_pixel_env
+from planners import build_planner
+from planners.agent import BlockMPC
+from planners.evaluate import (EvalConfig, RandomAgent, evaluate_closed_loop, goal_pairs,
+                               run_episodes, summarize, wilson_interval)
+
+
+def test_goal_pairs_are_deterministic_and_the_goal_is_where_the_policy_leads():
+    env = make_pixel_env("wm/reacher-v0", 32)
+    cfg = EvalConfig(episodes=3, seed=7)
+    first, second = goal_pairs(env, env.goal, cfg), goal_pairs(env, env.goal, cfg)
+    assert [p.seed for p in first] == [7, 8, 9]
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.goal_frame, b.goal_frame)
+        np.testing.assert_array_equal(a.goal_state, b.goal_state)
+    _, info = env.reset(seed=7)  # the start is not already the goal
+    assert env.goal.distance(info["state"], first[0].goal_state) > env.goal.tolerance
+
+
+def test_random_floor_does_not_replay_the_goal_policy():
+    env = make_pixel_env("wm/reacher-v0", 32)
+    pairs = goal_pairs(env, env.goal, EvalConfig(episodes=6))
+    floor = RandomAgent(2)
+    rows = run_episodes([env], pairs, env.goal, 50,
+                        lambda envs, batch, frames: (floor.reset(1, batch[0].seed), floor)[1],
+                        "floor", progress=False)
+    assert summarize(rows)["success_rate"] < 0.5  # DESIGN.md: about 10% on reacher
+
+
+def test_state_sampler_goals_land_inside_the_sampler_box():
+    env = make_pixel_env("wm/point_mass-v0", 32)
+    pairs = goal_pairs(env, env.goal, EvalConfig(episodes=4))
+    coords = np.stack([env.goal.coordinates(p.goal_state) for p in pairs])
+    assert np.all(coords >= -0.2) and np.all(coords <= 0.2)
+    assert len({tuple(c.round(4)) for c in coords}) == 4
+    frame, _ = env.reset(seed=pairs[0].seed)
+    assert not np.array_equal(frame, pairs[0].goal_frame)  # the mass was drawn elsewhere
+
+
+def test_wilson_interval():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    lo, hi = wilson_interval(40, 50)  # textbook value: [0.670, 0.888]
+    assert lo == pytest.approx(0.6696, abs=1e-3) and hi == pytest.approx(0.8876, abs=1e-3)
+    assert wilson_interval(50, 50) == pytest.approx((0.9287, 1.0), abs=1e-3)
+
+
+def test_evaluation_budget_must_fit_the_action_repeat():
+    env_fn = lambda: make_pixel_env("wm/reacher-v0", 32, action_repeat=2)  # noqa: E731
+
+    class Never(BlockMPC):
+        pass
+    agent = Never(build_planner("cem", {"horizon": 2, "samples": 4, "elites": 2}), 2)
+    with pytest.raises(ValueError, match="multiple of the env's action_repeat"):
+        evaluate_closed_loop(env_fn, agent, EvalConfig(episodes=1, budget=51, progress=False))
