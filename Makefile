@@ -1,5 +1,5 @@
 # Two entry points, each creates or refreshes its own virtual environment.
-#   make demo   the main job on the embedded default config
+#   make demo   the main job: collect -> train -> plan on the default reacher config
 #   make test   the default (fast) test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) train.py
+	$(PY) plan.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -12,7 +12,7 @@ from configs.schema import ExperimentConfig
 __all__ = ["CONFIG_DIR", "ConfigError", "load_config", "resolve_config_path"]
 
 CONFIG_DIR = Path(__file__).resolve().parent
-DEFAULT_CONFIG = "identifiability"
+DEFAULT_CONFIG = "reacher"  # the main job: pixel world model, then planning
 
 
 class ConfigError(ValueError):

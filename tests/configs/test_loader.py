@@ -6,9 +6,16 @@ from configs.loader import CONFIG_DIR, ConfigError, load_config
 from configs.schema import ExperimentConfig
 
 
-def test_default_config_loads_onto_the_schema():
+def test_default_config_is_the_reacher_main_job():
     cfg = load_config()
     assert isinstance(cfg, ExperimentConfig)
+    assert cfg.name == "reacher" and cfg.env.id == "wm/reacher-v0" and cfg.env.image_size == 64
+    assert cfg.plan.planner.name == "cem" and cfg.plan.planner.samples == 300
+
+
+def test_identifiability_config_loads_onto_the_schema():
+    cfg = load_config("identifiability")
+    assert cfg.env is None
     assert cfg.world.mixing == "spiral" and cfg.objective.name == "sigreg"
     assert cfg.model.encoder.hidden_dim == 256
 
@@ -27,7 +34,7 @@ def test_overrides_are_applied_and_typed():
 
 def test_loading_does_not_share_state_between_calls():
     a = load_config("identifiability", ["trainer.max_steps=5"])
-    b = load_config()
+    b = load_config("identifiability")
     assert a.trainer.max_steps == 5 and b.trainer.max_steps != 5
 
 
