@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from callbacks.identifiability import SyntheticIdentifiabilityProbe
 from callbacks.latent_stats import LatentStats
-from callbacks.state_probe import StateProbe
+from callbacks.state_probe import StateProbe, state_probe
 from configs.loader import ConfigError, load_config
 from configs.schema import ExperimentConfig
 from envs.collect import default_dataset_dir, ensure_dataset
@@ -143,13 +143,31 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path,
     resume = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = str(resume) if t.resume and resume.exists() else None
     if ckpt_path:
+        _check_resumable(resume, meta)
         log.info("resuming from %s", resume)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    if not probe.metrics:  # resumed a finished run: nothing trained, so measure now
+        probe.metrics = state_probe(module.world_model, data.train_dataloader(),
+                                    data.val_dataloader(), meta["state_names"], angular)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(probe.metrics)
     metrics.update({f"latent/{k}": v for k, v in stats.last.items()})
     metrics["dataset"] = str(path)
     return _finish(cfg, trainer, run_dir, metrics)
+
+
+def _check_resumable(checkpoint: Path, meta: dict[str, Any]) -> None:
+    """Refuse to resume a run made on another dataset or window setting."""
+    import torch
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    old = saved.get("hyper_parameters", {}).get("data_meta", {})
+    keys = ("env", "policy", "seed", "num_episodes", "history", "num_preds", "frameskip")
+    diff = [k for k in keys if old.get(k) != meta.get(k)]
+    if diff:
+        raise ConfigError(f"{checkpoint} was trained with other {diff} than this config; "
+                          "give the run another name=..., delete that folder, or set "
+                          "trainer.resume=false to start over in it")
 
 
 def train(cfg: ExperimentConfig, run_dir: Path | None = None,

@@ -144,6 +144,23 @@ class Planner:
         noise[:, 0] = 0.0  # keep the current mean in the running
         return (mean[:, None] + std[:, None] * noise).clamp(c.low, c.high)
 
+    def elites(self, cost_fn: CostFn, mean: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
+        """Sample around ``mean``, score, keep the ``elites`` cheapest: costs ``(B, E)``
+        (ascending) and their sequences ``(B, E, H, A)``."""
+        actions = self.sample(mean, std)  # (B, S, H, A)
+        cost = self.score(cost_fn, actions)  # (B, S)
+        elite_cost, idx = cost.topk(self.config.elites, dim=1, largest=False)  # (B, E)
+        return elite_cost, actions.gather(1, idx[..., None, None].expand(-1, -1,
+                                                                          *actions.shape[2:]))
+
+    def refit(self, mean: Tensor, std: Tensor, new_mean: Tensor, new_std: Tensor
+              ) -> tuple[Tensor, Tensor]:
+        """Blend in the refit distribution by ``momentum``; std kept in [min_std, max_std]."""
+        c = self.config
+        mean = c.momentum * mean + (1 - c.momentum) * new_mean
+        std = (c.momentum * std + (1 - c.momentum) * new_std).clamp(c.min_std, c.max_std)
+        return mean, std
+
     @staticmethod
     def score(cost_fn: CostFn, actions: Tensor) -> Tensor:
         cost = cost_fn(actions)
@@ -156,6 +173,20 @@ class Planner:
     def plan(self, cost_fn: CostFn, batch_size: int, action_dim: int,
              init: Tensor | None = None, device: torch.device | str | None = None
              ) -> PlanResult:
+        """Plan ``(B, H, A)`` for ``batch_size`` environments; ``init`` is the warm start."""
+        mean, std = self.initial(batch_size, action_dim, init, device)  # (B, H, A) each
+        for _ in range(self.config.iterations):
+            elite_cost, elites = self.elites(cost_fn, mean, std)  # (B, E), (B, E, H, A)
+            mean, std = self.refit(mean, std, *self.fit(elite_cost, elites))
+        return self.finish(cost_fn, mean, std, elite_cost, elites)
+
+    def fit(self, elite_cost: Tensor, elites: Tensor) -> tuple[Tensor, Tensor]:
+        """The new mean and std ``(B, H, A)`` from the elites of one iteration."""
+        raise NotImplementedError
+
+    def finish(self, cost_fn: CostFn, mean: Tensor, std: Tensor, elite_cost: Tensor,
+               elites: Tensor) -> PlanResult:
+        """The plan to return after the last iteration."""
         raise NotImplementedError
 
 

@@ -18,25 +18,16 @@ class MPPIPlanner(Planner):
     Returns the final mean, scored by one more call of the cost function.
     """
 
-    def plan(self, cost_fn: CostFn, batch_size: int, action_dim: int,
-             init: Tensor | None = None, device: torch.device | str | None = None
-             ) -> PlanResult:
+    def fit(self, elite_cost: Tensor, elites: Tensor) -> tuple[Tensor, Tensor]:
+        # weights relative to the best sample keep exp() finite
+        weight = torch.softmax(-(elite_cost - elite_cost[:, :1]) / self.config.temperature,
+                               dim=1)[..., None, None]  # (B, E, 1, 1)
+        mean = (weight * elites).sum(dim=1)  # (B, H, A)
+        return mean, (weight * (elites - mean[:, None]).pow(2)).sum(dim=1).sqrt()
+
+    def finish(self, cost_fn: CostFn, mean: Tensor, std: Tensor, elite_cost: Tensor,
+               elites: Tensor) -> PlanResult:
         c = self.config
-        mean, std = self.initial(batch_size, action_dim, init, device)  # (B, H, A) each
-        for _ in range(c.iterations):
-            # Sample
-            actions = self.sample(mean, std)  # (B, S, H, A)
-            # Score
-            cost = self.score(cost_fn, actions)  # (B, S)
-            elite_cost, idx = cost.topk(c.elites, dim=1, largest=False)  # (B, E)
-            elites = actions.gather(1, idx[..., None, None].expand(-1, -1, *actions.shape[2:]))
-            # Refit: softmax weights relative to the best sample keep exp() finite
-            weight = torch.softmax(-(elite_cost - elite_cost[:, :1]) / c.temperature, dim=1)
-            weight = weight[..., None, None]  # (B, E, 1, 1)
-            new_mean = (weight * elites).sum(dim=1)  # (B, H, A)
-            new_std = (weight * (elites - new_mean[:, None]).pow(2)).sum(dim=1).sqrt()
-            mean = c.momentum * mean + (1 - c.momentum) * new_mean
-            std = (c.momentum * std + (1 - c.momentum) * new_std).clamp(c.min_std, c.max_std)
         mean = mean.clamp(c.low, c.high)
         final = self.score(cost_fn, mean[:, None])[:, 0]  # (B,)
         return PlanResult(actions=mean, cost=final, mean=mean, std=std,

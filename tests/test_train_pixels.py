@@ -3,10 +3,11 @@
 import json
 import math
 
+import pytest
 import torch
 
 import train
-from configs.loader import load_config
+from configs.loader import ConfigError, load_config
 from envs.dataset import PixelDataset
 from worldmodel.world_module import WorldModelModule
 
@@ -62,3 +63,11 @@ def test_a_missing_dataset_path_is_a_clear_cli_error(tmp_path, capsys):
                        f"output_dir={tmp_path}", "trainer.progress_bar=false"])
     assert code == 2
     assert "not a dataset directory" in capsys.readouterr().err
+
+
+def test_resuming_a_run_of_other_windows_is_refused(tiny_dataset, tmp_path):
+    base = [*TINY, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
+            "trainer.max_steps=2"]
+    train.train(load_config("reacher", base))
+    with pytest.raises(ConfigError, match=r"trained with other \['num_preds'\]"):
+        train.train(load_config("reacher", [*base, "data.num_preds=1"]))

@@ -150,3 +150,21 @@ def test_goal_spec_distance_wraps_angles():
         GoalSpec(indices=(0,), tolerance=0.1, source="state_sampler")
     with pytest.raises(ValueError, match="unknown GoalSpec keys"):
         GoalSpec.from_dict({"indices": [0], "tolerance": 0.1, "tol": 1})
+
+
+def test_render_options_change_pixels_not_physics():
+    actions = np.random.default_rng(0).uniform(-1, 1, (15, 2))
+    stock = _rollout(make_pixel_env("wm/reacher-v0", 32), 4, actions)
+    drawn = _rollout(make_pixel_env("wm/reacher-v0", 32, env_kwargs={
+        "geom_radius": {"arm": 0.02, "hand": 0.02}, "invisible_geoms": ["target"]}), 4, actions)
+    np.testing.assert_array_equal(stock[1], drawn[1])  # same states
+    assert not np.array_equal(stock[0], drawn[0])  # other frames
+    with pytest.raises(ValueError, match="no geom named 'elbow' to thicken"):
+        make_pixel_env("wm/reacher-v0", 32, env_kwargs={"geom_radius": {"elbow": 0.02}})
+
+
+def test_thickening_a_contact_geom_is_refused():
+    from envs.dmc import DMControlEnv
+
+    with pytest.raises(ValueError, match="takes part in contacts"):
+        DMControlEnv("cartpole", "swingup", geom_radius={"pole_1": 0.1})
