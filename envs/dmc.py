@@ -77,10 +77,9 @@ class DMControlEnv(gym.Env):
         model = physics.model
         contacts_off = bool(model.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_CONTACT)
         for name, radius in radii.items():
-            try:
-                gid = model.name2id(name, "geom")
-            except ValueError:
-                raise ValueError(f"{domain}: no geom named {name!r} to thicken") from None
+            gid = mujoco.mj_name2id(model.ptr, mujoco.mjtObj.mjOBJ_GEOM, name)
+            if gid < 0:
+                raise ValueError(f"{domain}: no geom named {name!r} to thicken")
             if not contacts_off and (model.geom_contype[gid] or model.geom_conaffinity[gid]):
                 raise ValueError(f"{domain}: geom {name!r} takes part in contacts, so a new "
                                  "radius would change the physics; only contact-free geoms can "

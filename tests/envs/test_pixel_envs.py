@@ -167,4 +167,4 @@ def test_thickening_a_contact_geom_is_refused():
     from envs.dmc import DMControlEnv
 
     with pytest.raises(ValueError, match="takes part in contacts"):
-        DMControlEnv("cartpole", "swingup", geom_radius={"pole_1": 0.1})
+        DMControlEnv("ball_in_cup", "catch", geom_radius={"ball": 0.1})
