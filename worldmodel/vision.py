@@ -1,6 +1,7 @@
 """Pixel encoders: ``uint8 (N, H, W, 3)`` frames -> feature vectors ``(N, F)``.
 
 ``conv`` is the CPU default (four strided convolutions, no normalisation: cheap per frame);
+``keypoints`` reads spatial-softmax keypoints (smooth in an object's position);
 ``deep_conv`` is the paper's 4 x [conv k4 s2, BatchNorm, GELU] 32-64-128-256 with average
 pooling; ``vit`` a ViT-tiny for GPUs. Inputs are ``channels_last``, which oneDNN prefers.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PIXEL_ENCODERS", "ConvEncoder", "DeepConvEncoder", "StridedConvEncoder", "ViTEncoder",
+__all__ = ["PIXEL_ENCODERS", "ConvEncoder", "DeepConvEncoder", "KeypointEncoder",
+           "StridedConvEncoder", "ViTEncoder",
            "build_pixel_encoder", "pixels_to_float"]
 
 
@@ -75,6 +77,35 @@ class DeepConvEncoder(StridedConvEncoder):
         super().__init__(image_size, feature_dim, (32, 64, 128, 256), norm=True, pool=True)
 
 
+class KeypointEncoder(nn.Module):
+    """Spatial-softmax keypoints: 2 strided convs and 2 plain ones to 64 maps at 1/4
+    resolution, each turned into the expected (x, y) of its softmax over space, then a linear
+    head. The features move smoothly and linearly with an object's position, where flattened
+    conv features of a small object change abruptly (for point-like robots, e.g. point_mass).
+    """
+
+    def __init__(self, image_size: int, feature_dim: int = 256, keypoints: int = 64):
+        super().__init__()
+        if image_size % 4:
+            raise ValueError(f"the keypoint encoder needs image_size divisible by 4, got "
+                             f"{image_size}")
+        self.convs = nn.Sequential(
+            _stride2_convs([32, 64], norm=False),
+            nn.Conv2d(64, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, keypoints, 3, padding=1))
+        side = image_size // 4
+        grid = torch.linspace(-1.0, 1.0, side)
+        self.register_buffer("grid_x", grid.repeat(side), persistent=False)  # (side*side,)
+        self.register_buffer("grid_y", grid.repeat_interleave(side), persistent=False)
+        self.head = nn.Linear(2 * keypoints, feature_dim)
+        self.feature_dim = feature_dim
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        maps = self.convs(pixels_to_float(pixels)).flatten(2)  # (N, K, h*w)
+        attention = torch.softmax(maps.float(), dim=-1)  # (N, K, h*w)
+        points = torch.cat([attention @ self.grid_x, attention @ self.grid_y], dim=1)  # (N, 2K)
+        return self.head(points.to(maps.dtype))  # (N, F)
+
+
 class ViTEncoder(nn.Module):
     """ViT-tiny (width 192, 12 pre-norm blocks, 3 heads) on an 8 x 8 grid of patches; for GPUs.
 
@@ -104,7 +135,8 @@ class ViTEncoder(nn.Module):
         return self.head(self.norm(x[:, 0]))  # (N, F)
 
 
-PIXEL_ENCODERS = {"conv": ConvEncoder, "deep_conv": DeepConvEncoder, "vit": ViTEncoder}
+PIXEL_ENCODERS = {"conv": ConvEncoder, "deep_conv": DeepConvEncoder, "keypoints": KeypointEncoder,
+                  "vit": ViTEncoder}
 
 
 def build_pixel_encoder(name: str, image_size: int, feature_dim: int) -> nn.Module:

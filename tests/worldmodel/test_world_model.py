@@ -20,7 +20,7 @@ def _model(encoder="conv", history=3, seed=0, predictor="mlp"):
     return model.eval()
 
 
-@pytest.mark.parametrize("encoder", ["conv", "deep_conv", "vit"])
+@pytest.mark.parametrize("encoder", ["conv", "deep_conv", "keypoints", "vit"])
 def test_encode_shapes(encoder):
     model = _model(encoder)
     pixels = torch.randint(0, 256, (2, 5, 32, 32, 3), dtype=torch.uint8)
