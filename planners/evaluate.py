@@ -146,20 +146,23 @@ def run_episodes(envs: list[PixelEnv], pairs: list[GoalPair], goal: GoalSpec, bu
         controller = start(active, batch, frames)
         dist = [goal.distance(states, goal_states)]  # (B,) per step
         done = dist[0] < goal.tolerance
+        over = np.zeros_like(done)  # the env ended the episode (terminated or truncated)
         steps = np.where(done, 0, budget)
         record = [[f.copy()] for f in frames[:max(0, videos - b0)]]
         for t in range(1, budget + 1):
             actions = controller.act(frames)
+            was_over = over.copy()
             for j, env in enumerate(active):
-                if not done[j]:
-                    frames[j], _, _, _, info = env.step(actions[j])
-                    states[j] = info["state"]
+                if not (done[j] or over[j]):
+                    frames[j], _, terminated, truncated, info = env.step(actions[j])
+                    states[j], over[j] = info["state"], terminated or truncated
             dist.append(np.where(done, dist[-1], goal.distance(states, goal_states)))
             newly = ~done & (dist[-1] < goal.tolerance)
             steps[newly], done = t, done | newly
+            steps[over & ~was_over & ~done] = t  # the env ended it before the goal
             for j, rec in enumerate(record):
                 rec.append(frames[j].copy())
-            if done.all():
+            if (done | over).all():
                 break
         trace = np.stack(dist, axis=1)  # (B, steps + 1)
         plan_ms = [round(ms, 3) for ms in getattr(controller, "plan_ms", [])]

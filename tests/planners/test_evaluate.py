@@ -57,3 +57,15 @@ def test_evaluation_budget_must_fit_the_action_repeat():
     agent = Never(build_planner("cem", {"horizon": 2, "samples": 4, "elites": 2}), 2)
     with pytest.raises(ValueError, match="multiple of the env's action_repeat"):
         evaluate_closed_loop(env_fn, agent, EvalConfig(episodes=1, budget=51, progress=False))
+
+
+def test_an_episode_the_env_ends_stops_there():
+    env = make_pixel_env("wm/gym-inverted_pendulum-v5", 32)  # the pole falls under random pushes
+    pairs = goal_pairs(env, env.goal, EvalConfig(episodes=2, goal_offset=2))
+    floor = RandomAgent(1)
+    rows = run_episodes([env], pairs, env.goal, 500,
+                        lambda envs, batch, frames: (floor.reset(1, batch[0].seed), floor)[1],
+                        "floor", progress=False)
+    failed = [r for r in rows if not r["success"]]
+    assert failed and all(r["steps"] < 500 and len(r["distance"]) == r["steps"] + 1
+                          for r in failed)
