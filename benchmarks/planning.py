@@ -1,7 +1,7 @@
 """Planning benchmarks: latency of a plan call against bare predictor passes, and success vs
 planning budget with its random floor and true-simulator ceiling.
 
-Latency (``--latency``, default): CEM and MPPI at 64x10, 128x20 and 300x30 (samples x
+Latency (the default): CEM and MPPI at 64x10, 128x20 and 300x30 (samples x
 iterations, horizon 5), batch 1 and 16 environments, on the default world model's predictor.
 The floor, timed in the same run, is the same number of bare ``predictor.step`` calls on
 batches of the same size (no sampling, sorting or refitting): goal overhead <= 1.2x. The default
@@ -11,7 +11,8 @@ Both precisions are timed where bf16 is native (``plan.precision=auto`` then pic
 
 Success (``--success``): ``plan.py``'s evaluation of given checkpoints at each budget.
 
-    python benchmarks/planning.py [--latency] [--success CKPT ...] [--episodes 50]
+    python benchmarks/planning.py                      # latency
+    python benchmarks/planning.py --success CKPT ... [--budgets 64x10 128x20] [--episodes 50]
 """
 
 from __future__ import annotations
@@ -151,12 +152,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="checkpoints (one per training seed) for success vs budget")
     parser.add_argument("--config", default="reacher", help="config of those checkpoints")
     parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--budgets", nargs="*", default=[f"{s}x{i}" for s, i in BUDGETS],
+                        help="samples x iterations, e.g. 64x10 128x20")
     args = parser.parse_args(argv)
     threads = configure_threads(args.threads)
     if args.success:
-        rows = success(args.config, args.success, args.episodes, BUDGETS)
+        budgets = [tuple(int(v) for v in b.split("x")) for b in args.budgets]
+        rows = success(args.config, args.success, args.episodes, budgets)
         OUT.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(OUT / f"success-{args.config}.json", json.dumps(rows, indent=2))
+        path = OUT / f"success-{args.config}-{'-'.join(args.budgets)}.json"
+        atomic_write_text(path, json.dumps(rows, indent=2))
         return 0
     model, history = default_model(args.checkpoint)
     print(f"predictor {model.cfg.predictor} (hidden {model.cfg.predictor_hidden}, "
