@@ -99,11 +99,11 @@ def _line(name: str, run: dict) -> str:
 
 
 def summary(result: dict, report: Path) -> str:
-    lines = [f"\n{result['env_id']}: {result['agent']['episodes']} episodes, budget "
-             f"{result['budget_env_steps']} steps, {result['planner']['name']} "
-             f"{result['planner']['samples']}x{result['planner']['iterations']} "
-             f"(horizon {result['planner']['horizon']}, {result['planner']['model_calls_per_plan']}"
-             " model calls per plan)", _line("world model", result["agent"])]
+    p = result["planner"]
+    head = (f"\n{result['env_id']}: {result['agent']['episodes']} episodes, budget "
+            f"{result['budget_env_steps']} steps, {p['name']} {p['samples']}x{p['iterations']} "
+            f"(horizon {p['horizon']}, {p['model_calls_per_plan']} model calls per plan)")
+    lines = [head, _line("world model", result["agent"])]
     if "floor" in result:
         lines.append(_line("random floor", result["floor"]))
     ceiling = result.get("ceiling")

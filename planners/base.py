@@ -14,8 +14,16 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["CostFn", "PLANNERS", "PlanResult", "Planner", "PlannerConfig", "build_planner",
-           "register_planner", "shift_plan"]
+__all__ = [
+    "PLANNERS",
+    "CostFn",
+    "PlanResult",
+    "Planner",
+    "PlannerConfig",
+    "build_planner",
+    "register_planner",
+    "shift_plan",
+]
 
 
 class CostFn(Protocol):

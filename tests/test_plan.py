@@ -3,10 +3,11 @@
 import json
 import math
 
+from test_train_pixels import TINY
+
 import plan
 import train
 from configs.loader import load_config
-from test_train_pixels import TINY
 
 PLAN = ["plan.eval.episodes=2", "plan.eval.num_envs=2", "plan.eval.budget=6",
         "plan.eval.goal_offset=4", "plan.eval.videos=1", "plan.eval.progress=false",

@@ -106,7 +106,7 @@ def test_agent_drives_the_linear_world_to_the_goal(name):
 def test_simulator_matches_stepping_the_env():
     for env_id in ("wm/reacher-v0", "wm/gym-reacher-v5"):
         env = make_pixel_env(env_id, 32, action_repeat=2)
-        _, info = env.reset(seed=3)
+        env.reset(seed=3)
         sim = MujocoSimulator.from_env(env)
         actions = np.random.default_rng(0).uniform(-1, 1, (1, 2, 6, 2))
         predicted = sim.rollout(sim.snapshot()[None], actions)  # (1, 2, 6, S)

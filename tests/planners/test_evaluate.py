@@ -6,8 +6,15 @@ import pytest
 from envs import make_pixel_env
 from planners import build_planner
 from planners.agent import BlockMPC
-from planners.evaluate import (EvalConfig, RandomAgent, evaluate_closed_loop, goal_pairs,
-                               run_episodes, summarize, wilson_interval)
+from planners.evaluate import (
+    EvalConfig,
+    RandomAgent,
+    evaluate_closed_loop,
+    goal_pairs,
+    run_episodes,
+    summarize,
+    wilson_interval,
+)
 
 
 def test_goal_pairs_are_deterministic_and_the_goal_is_where_the_policy_leads():
@@ -50,7 +57,7 @@ def test_wilson_interval():
 
 
 def test_evaluation_budget_must_fit_the_action_repeat():
-    env_fn = lambda: make_pixel_env("wm/reacher-v0", 32, action_repeat=2)  # noqa: E731
+    env_fn = lambda: make_pixel_env("wm/reacher-v0", 32, action_repeat=2)
 
     class Never(BlockMPC):
         pass

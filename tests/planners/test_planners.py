@@ -16,7 +16,8 @@ def bowl(target):
 
 
 def small(name, **kw):
-    base = dict(samples=128, iterations=12, elites=12, horizon=4, temperature=0.05, seed=3)
+    base = {"samples": 128, "iterations": 12, "elites": 12, "horizon": 4, "temperature": 0.05,
+            "seed": 3}
     return build_planner(name, {**base, **kw})
 
 
