@@ -71,3 +71,14 @@ def test_resuming_a_run_of_other_windows_is_refused(tiny_dataset, tmp_path):
     train.train(load_config("reacher", base))
     with pytest.raises(ConfigError, match=r"trained with other \['num_preds'\]"):
         train.train(load_config("reacher", [*base, "data.num_preds=1"]))
+
+
+def test_gpu_config_builds_and_trains_when_shrunk_to_cpu(tiny_dataset, tmp_path):
+    cfg = load_config("reacher_gpu", [
+        *TINY, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
+        "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_steps=2",
+        "data.num_workers=0", "world_model.predictor_hidden=32", "world_model.predictor_layers=1"])
+    assert cfg.world_model.encoder == "vit" and cfg.world_model.predictor == "transformer"
+    result = train.train(cfg)
+    module = WorldModelModule.load_from_checkpoint(result.checkpoint, weights_only=True)
+    assert module.hparams.model["encoder"] == "vit" and math.isfinite(result.metrics["train/loss"])
