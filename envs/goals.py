@@ -84,11 +84,14 @@ class GoalSpec:
         """Goal coordinates of ``state`` (..., S) -> (..., G)."""
         return np.asarray(state)[..., list(self.indices)]
 
+    def difference(self, state: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
+        """Goal-coordinate differences, angles wrapped to [-pi, pi]; (..., S) -> (..., G)."""
+        diff = self.coordinates(state) - self.coordinates(goal_state)
+        return np.where(np.asarray(self.angular), (diff + np.pi) % (2 * np.pi) - np.pi, diff)
+
     def distance(self, state: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
         """Distance on the goal coordinates, angles wrapped; (..., S), (..., S) -> (...)."""
-        diff = self.coordinates(state) - self.coordinates(goal_state)
-        wrap = np.asarray(self.angular)
-        diff = np.where(wrap, (diff + np.pi) % (2 * np.pi) - np.pi, diff)
+        diff = self.difference(state, goal_state)
         if self.norm == "max":
             return np.abs(diff).max(axis=-1)
         return np.linalg.norm(diff, axis=-1)

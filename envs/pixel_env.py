@@ -205,8 +205,7 @@ class PixelEnv(gym.Env):
         if action.shape != self.action_space.shape:
             raise ValueError(f"{self.env_id}: action shape {action.shape} does not match "
                              f"the action space {self.action_space.shape}")
-        inner_action = (self._low + (np.clip(action, -1.0, 1.0) + 1.0) * self._scale)
-        inner_action = inner_action.astype(self.env.action_space.dtype)
+        inner_action = self.inner_action(action).astype(self.env.action_space.dtype)
         total = 0.0
         for _ in range(self.action_repeat):
             obs, reward, terminated, truncated, info = self.env.step(inner_action)
@@ -216,6 +215,11 @@ class PixelEnv(gym.Env):
         info = dict(info)
         info["state"] = self._state(obs, info)
         return self._render(), total, bool(terminated), bool(truncated), info
+
+    def inner_action(self, action: np.ndarray) -> np.ndarray:
+        """Actions in [-1, 1] (clipped), any leading shape ``(..., A)``, in the wrapped env's
+        bounds."""
+        return self._low + (np.clip(action, -1.0, 1.0) + 1.0) * self._scale
 
     def render(self) -> np.ndarray | None:
         return None if self._frame is None else self._frame.copy()

@@ -7,6 +7,8 @@ from one saved physics state with MuJoCo's multi-threaded ``rollout`` module, in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
@@ -27,11 +29,12 @@ class MujocoSimulator:
     of PixelEnv's ``"mujoco"`` state source.
     """
 
-    def __init__(self, model, data, physics_steps: int, action_low: np.ndarray,
-                 action_scale: np.ndarray, threads: int | None = None) -> None:
+    def __init__(self, model, data, physics_steps: int,
+                 to_controls: Callable[[np.ndarray], np.ndarray],
+                 threads: int | None = None) -> None:
         self.model, self.data = model, data
         self.physics_steps = int(physics_steps)
-        self.low, self.scale = np.asarray(action_low), np.asarray(action_scale)
+        self.to_controls = to_controls  # env actions in [-1, 1] -> MuJoCo controls
         self.threads = threads or available_cores()
         self._datas = [mujoco.MjData(model) for _ in range(self.threads)]
         self._qpos = slice(1, 1 + model.nq)  # full-physics state: time, qpos, qvel, act, ...
@@ -53,7 +56,7 @@ class MujocoSimulator:
             substeps = int(getattr(inner, "frame_skip", 1))
         if model.nu != env.action_space.shape[0]:
             return None
-        return cls(model, data, substeps * env.action_repeat, env._low, env._scale, threads)
+        return cls(model, data, substeps * env.action_repeat, env.inner_action, threads)
 
     def snapshot(self) -> np.ndarray:
         """The env's full physics state now ``(nstate,)``."""
@@ -72,7 +75,7 @@ class MujocoSimulator:
             ``(B, N, T, nq + nv)``.
         """
         B, N, T, A = actions.shape
-        ctrl = self.low + (np.clip(actions, -1.0, 1.0) + 1.0) * self.scale  # (B, N, T, A)
+        ctrl = self.to_controls(actions)  # (B, N, T, A)
         ctrl = np.repeat(ctrl.reshape(B * N, T, A), self.physics_steps, axis=1)  # (BN, Tk, A)
         start = np.repeat(np.asarray(initial, dtype=np.float64), N, axis=0)  # (BN, nstate)
         states, _ = mj_rollout.rollout(self.model, self._datas, start, ctrl)  # (BN, Tk, ns)

@@ -143,7 +143,7 @@ class SimulatorGoalCost:
                  goal_states: np.ndarray, goal: GoalSpec, frameskip: int, objective: str,
                  device: torch.device) -> None:
         self.simulator, self.snapshots, self.goal = simulator, snapshots, goal
-        self.goal_coords = goal.coordinates(goal_states)  # (B, G)
+        self.goal_states = np.asarray(goal_states)  # (B, S)
         self.frameskip, self.objective, self.device = frameskip, objective, device
 
     def __call__(self, actions: Tensor) -> Tensor:
@@ -151,9 +151,7 @@ class SimulatorGoalCost:
         k = self.frameskip
         env_actions = actions.reshape(B, S, H * k, kA // k).double().cpu().numpy()
         states = self.simulator.rollout(self.snapshots, env_actions)[:, :, k - 1::k]  # (B,S,H,n)
-        diff = self.goal.coordinates(states) - self.goal_coords[:, None, None]  # (B, S, H, G)
-        wrap = np.asarray(self.goal.angular)
-        diff = np.where(wrap, (diff + np.pi) % (2 * np.pi) - np.pi, diff)
+        diff = self.goal.difference(states, self.goal_states[:, None, None])  # (B, S, H, G)
         dist = (diff ** 2).sum(-1)  # (B, S, H)
         cost = dist[..., -1] if self.objective == "last" else dist.sum(-1)
         return torch.as_tensor(cost, dtype=torch.float32, device=self.device)

@@ -62,7 +62,6 @@ class LatentGoalCost:
         self.model, self.objective = model, objective
         self.z_context, self.past_actions, self.z_goal = z_context, past_actions, z_goal
         self.device, self.bf16 = z_context.device, bf16
-        self.calls = 0
 
     @torch.inference_mode()
     def __call__(self, actions: Tensor) -> Tensor:
@@ -75,5 +74,4 @@ class LatentGoalCost:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             future = self.model.rollout(z, seq)[:, T0:].float().reshape(B, S, H, D)
         dist = (future - self.z_goal[:, None, None]).pow(2).sum(-1)  # (B, S, H)
-        self.calls += 1
         return dist[..., -1] if self.objective == "last" else dist.sum(-1)
