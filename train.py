@@ -19,17 +19,21 @@ from typing import Any
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import lightning as L
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 
 from callbacks.identifiability import SyntheticIdentifiabilityProbe
 from callbacks.latent_stats import LatentStats
+from callbacks.preemption import AtomicCheckpointIO, Preemption
 from callbacks.state_probe import StateProbe, state_probe
 from configs.loader import ConfigError, load_config
 from configs.schema import ExperimentConfig
 from envs.collect import default_dataset_dir, ensure_dataset
 from envs.dataset import DatasetError
+from envs.fileio import is_launch_rank_zero
 from worldmodel.data import PixelDataModule
 from worldmodel.module import JEPAModule
 from worldmodel.synthetic import SyntheticDataModule, SyntheticWorld
@@ -86,12 +90,28 @@ def make_logger(name: str, run_dir: Path, run_name: str):
 
 def _trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list, **kwargs: Any) -> L.Trainer:
     t = cfg.trainer
+    plugins: list = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():  # requeueing is ``Preemption``'s job, at a step boundary
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     return L.Trainer(
         max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
+        sync_batchnorm=t.sync_batchnorm, plugins=plugins,
         logger=make_logger(t.logger, run_dir, cfg.name), callbacks=callbacks,
         enable_progress_bar=t.progress_bar, enable_model_summary=False,
         log_every_n_steps=t.log_every_n_steps, default_root_dir=run_dir, **kwargs)
+
+
+def local_processes(cfg: ExperimentConfig) -> int:
+    """Training processes on this machine: the launcher's count, else ``trainer.devices`` when
+    Lightning starts CPU processes itself, else 1."""
+    for var in ("LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"):
+        if os.environ.get(var):
+            return max(int(os.environ[var].split("(")[0]), 1)  # SLURM may write "2(x3)"
+    devices = cfg.trainer.devices
+    if cfg.trainer.accelerator == "cpu" and isinstance(devices, int) and devices > 1:
+        return devices
+    return 1
 
 
 def _finish(cfg: ExperimentConfig, trainer: L.Trainer, run_dir: Path,
@@ -137,16 +157,19 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path,
     angular = [i for i, a in zip(goal.get("indices", []), goal.get("angular", [])) if a]
     probe = StateProbe(meta["state_names"], angular, cfg.eval.every_n_steps)
     stats = LatentStats(every_n_steps=max(t.log_every_n_steps, 1))
-    trainer = _trainer(cfg, run_dir, [last, probe, stats, *extra_callbacks],
-                       val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
-                       num_sanity_val_steps=0, limit_val_batches=20)
     resume = run_dir / "checkpoints" / "last.ckpt"
+    preemption = Preemption(resume, requeue=t.requeue)
+    # the datamodule splits every global batch over the ranks itself (worldmodel/data.py)
+    trainer = _trainer(cfg, run_dir, [last, probe, stats, preemption, *extra_callbacks],
+                       val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
+                       num_sanity_val_steps=0, limit_val_batches=20,
+                       use_distributed_sampler=False)
     ckpt_path = str(resume) if t.resume and resume.exists() else None
     if ckpt_path:
         _check_resumable(resume, meta)
         log.info("resuming from %s", resume)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-    if not probe.metrics:  # resumed a finished run: nothing trained, so measure now
+    if trainer.is_global_zero and not probe.metrics:  # resumed a finished run: measure now
         probe.metrics = state_probe(module.world_model, data.train_dataloader(),
                                     data.val_dataloader(), meta["state_names"], angular)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -176,7 +199,7 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None,
 
     ``extra_callbacks`` join the pixel world model's own (benchmarks use it for timing).
     """
-    configure_threads(cfg.trainer.num_threads)
+    configure_threads(cfg.trainer.num_threads, processes=local_processes(cfg))
     keep_freed_memory()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(run_dir or Path(cfg.output_dir) / cfg.name)
@@ -216,7 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(_summary(result))
+    except SIGTERMException:  # Preemption saved the step's checkpoint (and requeued on SLURM)
+        if is_launch_rank_zero():
+            print(f"stopped by a signal; rerun the same command to resume from "
+                  f"{Path(cfg.output_dir) / cfg.name / 'checkpoints' / 'last.ckpt'}",
+                  file=sys.stderr)
+        return 143  # 128 + SIGTERM: torchrun --max-restarts and schedulers see an interruption
+    if is_launch_rank_zero():
+        print(_summary(result))
     return 0
 
 

@@ -55,7 +55,12 @@ class ModelConfig:
 
 @dataclass
 class TrainerConfig:
-    """Lightning Trainer knobs; ``num_threads = 0`` sizes torch threads to the free cores."""
+    """Lightning Trainer knobs; ``num_threads = 0`` sizes torch threads to the free cores
+    (shared among the processes of this node).
+
+    ``batch_size`` is the global batch: windows per optimiser step over all processes
+    (``devices x num_nodes``), so the same config trains the same model on any number of them.
+    """
 
     max_steps: int = 20000
     batch_size: int = 256
@@ -71,6 +76,8 @@ class TrainerConfig:
     val_every_n_steps: int = 500  # pixel world models: validation losses
     checkpoint_every_n_steps: int = 500  # pixel world models: last.ckpt for resuming
     resume: bool = True  # continue from <run>/checkpoints/last.ckpt when it exists
+    sync_batchnorm: bool = True  # several processes: BatchNorm statistics over the global batch
+    requeue: bool = True  # on SIGTERM / SIGUSR1: checkpoint, then `scontrol requeue` on SLURM
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.dataset import FORMAT_VERSION, META, DatasetError, read_meta, shard_name
-from envs.fileio import atomic_write_text, available_cores
+from envs.fileio import atomic_write_text, available_cores, is_launch_rank_zero
 from envs.rollouts import (
     CollectConfig,
     EnvConfig,
@@ -32,8 +33,10 @@ from envs.rollouts import (
     run_in_process,
 )
 
+log = logging.getLogger(__name__)
+
 __all__ = ["CollectConfig", "CollectResult", "EnvConfig", "collect_rollouts", "default_dataset_dir",
-           "ensure_dataset", "episode_seeds", "main", "make_env", "package_versions"]
+           "array_task_shard", "ensure_dataset", "episode_seeds", "main", "make_env", "package_versions"]
 
 # meta.json keys that must agree between a dataset on disk and a collector resuming it
 _IDENTITY = ("format_version", "env", "policy", "seed", "num_episodes", "episode_steps",
@@ -224,20 +227,25 @@ def default_dataset_dir(base: str | Path, env: EnvConfig, collect: CollectConfig
 
 
 def ensure_dataset(path: str | Path, env: EnvConfig, collect: CollectConfig,
-                   progress: bool = True) -> Path:
+                   progress: bool = True, poll_seconds: float = 5.0) -> Path:
     """Collect the dataset at ``path`` unless it is complete there already (resumes a partial one).
 
-    Under ``torchrun``/SLURM only local rank 0 collects; the other ranks wait for it.
+    Under ``torchrun``, ``srun`` or Lightning's own launcher only global rank 0 collects (on a
+    shared filesystem, one writer); the other ranks wait until the dataset is complete.
     """
     path = Path(path)
-    if (path / META).exists() and read_meta(path).get("complete"):
-        _check_matches(path, env, collect)
-        return path
-    if int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))) == 0:
-        collect_rollouts(path, env, collect, progress=progress)
-    else:
-        while not ((path / META).exists() and read_meta(path).get("complete")):
-            time.sleep(5.0)
+
+    def complete() -> bool:
+        return (path / META).exists() and bool(read_meta(path).get("complete"))
+
+    if not complete():
+        if is_launch_rank_zero():
+            collect_rollouts(path, env, collect, progress=progress)
+        else:
+            log.info("waiting for rank 0 to collect %s", path)
+            while not complete():
+                time.sleep(poll_seconds)
+    _check_matches(path, env, collect)
     return path
 
 
@@ -254,7 +262,17 @@ def _check_matches(path: Path, env: EnvConfig, collect: CollectConfig) -> None:
                            "use another path or delete it")
 
 
+def array_task_shard() -> tuple[int, int]:
+    """``(i, n)`` of this SLURM array task (``--array=0-7`` gives i = 0..7, n = 8), else (0, 1)."""
+    if "SLURM_ARRAY_TASK_ID" not in os.environ:
+        return 0, 1
+    task = int(os.environ["SLURM_ARRAY_TASK_ID"]) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0))
+    return task, int(os.environ.get("SLURM_ARRAY_TASK_COUNT", 1))
+
+
 def _parse_shard(text: str) -> tuple[int, int]:
+    if text == "auto":
+        return array_task_shard()
     try:
         i, n = (int(x) for x in text.split("/"))
     except ValueError:
@@ -287,7 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=d_col.seed)
     p.add_argument("--workers", type=int, default=d_col.workers, help="0 = one per core")
     p.add_argument("--episodes-per-shard", type=int, default=d_col.episodes_per_shard)
-    p.add_argument("--shard", type=_parse_shard, default=(0, 1), help="i/n for array jobs")
+    p.add_argument("--shard", type=_parse_shard, default="auto",
+                   help="i/n: write shards k with k %% n == i (array jobs); default auto = "
+                        "the SLURM array task (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT), "
+                        "else 0/1")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     env = EnvConfig(id=args.env, image_size=args.image_size, action_repeat=args.action_repeat,

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "available_cores", "current_umask"]
+__all__ = ["atomic_write_text", "available_cores", "current_umask", "is_launch_rank_zero"]
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -40,3 +40,13 @@ def available_cores() -> int:
         return max(len(os.sched_getaffinity(0)), 1)
     except AttributeError:  # not on Linux
         return max(os.cpu_count() or 1, 1)
+
+
+def is_launch_rank_zero() -> bool:
+    """Whether this process is global rank 0 of its launch, before ``torch.distributed`` starts.
+
+    Reads what the launchers set: torchrun's ``RANK``, srun's ``SLURM_PROCID``, and the
+    ``NODE_RANK`` / ``LOCAL_RANK`` of processes Lightning starts itself. A plain process is 0.
+    """
+    return all(int(os.environ.get(var) or 0) == 0
+               for var in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK"))

@@ -2,9 +2,13 @@
 
 import json
 import math
+import os
+import signal
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import train
 from configs.loader import ConfigError, load_config
@@ -82,3 +86,50 @@ def test_gpu_config_builds_and_trains_when_shrunk_to_cpu(tiny_dataset, tmp_path)
     result = train.train(cfg)
     module = WorldModelModule.load_from_checkpoint(result.checkpoint, weights_only=True)
     assert module.hparams.model["encoder"] == "vit" and math.isfinite(result.metrics["train/loss"])
+
+
+class SignalAt(L.Callback):
+    """Sends ``signum`` to this process once, at the end of training step ``step``."""
+
+    def __init__(self, step: int, signum: int) -> None:
+        self.step, self.signum, self.sent = step, signum, False
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_signalled_run_resumes_to_the_weights_of_an_uninterrupted_one(tiny_dataset, tmp_path,
+                                                                          signum):
+    base = [*TINY, f"data.path={tiny_dataset}", "env.image_size=32", "trainer.max_steps=8",
+            "trainer.val_every_n_steps=4", "trainer.checkpoint_every_n_steps=100"]
+    full = train.train(load_config("reacher", [*base, f"output_dir={tmp_path / 'full'}"]))
+    cfg = load_config("reacher", [*base, f"output_dir={tmp_path / 'cut'}"])
+    with pytest.raises(SIGTERMException):
+        train.train(cfg, extra_callbacks=[SignalAt(3, signum)])
+    last = tmp_path / "cut" / cfg.name / "checkpoints" / "last.ckpt"
+    stopped = torch.load(last, weights_only=True)
+    assert 3 <= stopped["global_step"] <= 4  # the step in progress finished, then it stopped
+    assert not (last.parent.parent / "model.ckpt").exists()  # not mistaken for a finished run
+    assert signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler)
+    resumed = train.train(cfg)  # the same command again
+    a = torch.load(full.checkpoint, weights_only=True)
+    b = torch.load(resumed.checkpoint, weights_only=True)
+    assert a["global_step"] == b["global_step"] == 8
+    for key, value in a["state_dict"].items():
+        assert torch.equal(b["state_dict"][key], value), key
+    for x, y in zip(a["optimizer_states"][0]["state"].values(),
+                    b["optimizer_states"][0]["state"].values()):
+        assert torch.equal(x["exp_avg_sq"], y["exp_avg_sq"])
+
+
+def test_a_stopped_run_exits_143_and_says_how_to_resume(monkeypatch, tmp_path, capsys):
+    def stopped(cfg):
+        raise SIGTERMException()
+
+    monkeypatch.setattr(train, "train", stopped)
+    assert train.main(["--config", "reacher", f"output_dir={tmp_path}"]) == 143
+    err = capsys.readouterr().err
+    assert "rerun the same command to resume" in err and "last.ckpt" in err

@@ -5,10 +5,17 @@ frames ``s, s + k, ..., s + (T - 1) k`` (``k`` = frameskip) and, for each of the
 of the ``k`` actions taken until the next frame, flattened to ``k * A`` values. Windows never
 cross an episode boundary and never touch an episode's last (undefined) action row. Pixels stay
 ``uint8`` until the model; memory maps are opened lazily in every DataLoader worker.
+
+Batches are *global*: ``batch_size`` windows per optimiser step, whatever the number of ranks.
+Training batch ``g`` is a pure function of ``(seed, g)`` (epoch ``g // batches_per_epoch`` of a
+seeded permutation), and rank ``r`` of ``R`` loads the ``r``-th slice of it. So a run on R
+processes sees exactly the batches of a single-process run, and a run resumed at step ``g``
+continues with batch ``g`` as if it had never stopped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +23,12 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from envs.dataset import PixelDataset
 
-__all__ = ["DataConfig", "PixelDataModule", "WindowDataset", "split_episodes"]
+__all__ = ["DataConfig", "PixelDataModule", "StepBatchSampler", "WindowDataset", "rank_slice",
+           "split_episodes"]
 
 
 @dataclass
@@ -111,6 +119,54 @@ class WindowDataset(Dataset):
                 "states": torch.from_numpy(states)}
 
 
+def rank_slice(batch: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    """Rank ``rank``'s equal share of a global batch (the remainder of ``len % world`` dropped)."""
+    per_rank = len(batch) // world_size
+    return batch[rank * per_rank:(rank + 1) * per_rank]
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Endless training batches indexed by optimiser step; this rank's slice of each.
+
+    Global batch ``g`` holds positions ``perm_e[j * B:(j + 1) * B]`` of epoch ``e, j =
+    divmod(g, num_items // B)``, ``perm_e`` a permutation seeded by ``(seed, e)``. Iteration
+    starts at ``start_step()`` (the trainer's global step, read when the loader is iterated), so
+    a resumed run continues with the next unseen batch.
+
+    Args:
+        num_items: windows in the dataset.
+        batch_size: global batch ``B`` (divisible by ``world_size``).
+        rank, world_size: this process and the number of processes.
+        seed: the shuffling seed.
+        start_step: the first step to serve.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, rank: int = 0, world_size: int = 1,
+                 seed: int = 0, start_step: Callable[[], int] = lambda: 0) -> None:
+        if batch_size % world_size:
+            raise ValueError(f"trainer.batch_size={batch_size} is the global batch and must "
+                             f"divide evenly over {world_size} processes")
+        if num_items < batch_size:
+            raise ValueError(f"{num_items} windows are fewer than one batch of {batch_size}")
+        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
+        self.rank, self.world_size, self.start_step = rank, world_size, start_step
+        self.batches_per_epoch = num_items // batch_size
+
+    def global_batch(self, step: int) -> np.ndarray:
+        """Dataset positions of global batch ``step`` (all ranks together)."""
+        epoch, j = divmod(step, self.batches_per_epoch)
+        if getattr(self, "_epoch", None) != epoch:
+            self._epoch = epoch
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
+        return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = int(self.start_step())
+        while True:
+            yield rank_slice(self.global_batch(step), self.rank, self.world_size).tolist()
+            step += 1
+
+
 def _batched(batch: Any) -> Any:
     return batch  # ``__getitems__`` already returns a batch
 
@@ -121,7 +177,7 @@ class PixelDataModule(L.LightningDataModule):
     Args:
         path: the dataset directory.
         config: windows, split and workers.
-        batch_size: windows per batch (per rank).
+        batch_size: windows per optimiser step, over all ranks together (the global batch).
         seed: episode split and shuffling.
     """
 
@@ -151,18 +207,31 @@ class PixelDataModule(L.LightningDataModule):
         return {**self.dataset.meta, "path": str(self.path), "history": c.history,
                 "num_preds": c.num_preds, "frameskip": c.frameskip}
 
-    def _loader(self, data: WindowDataset, drop_last: bool, sampler=None) -> DataLoader:
+    def _ranks(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, data: WindowDataset, batches) -> DataLoader:
         workers = self.config.num_workers
-        return DataLoader(data, batch_size=self.batch_size, shuffle=sampler is None,
-                          sampler=sampler, drop_last=drop_last, num_workers=workers,
-                          collate_fn=_batched, persistent_workers=workers > 0,
-                          generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(data, batch_sampler=batches, num_workers=workers, collate_fn=_batched,
+                          persistent_workers=workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, drop_last=True)
+        """Endless: this rank's slice of global batch ``g`` at step ``g`` (see the module doc)."""
+        rank, world = self._ranks()
+        sampler = StepBatchSampler(len(self.train_set), self.batch_size, rank, world, self.seed,
+                                   self._global_step)
+        return self._loader(self.train_set, sampler)
+
+    def _global_step(self) -> int:
+        return self.trainer.global_step if self.trainer is not None else 0
 
     def val_dataloader(self) -> DataLoader:
         # one fixed random order: batches mix episodes (SIGReg assumes i.i.d. samples, and
-        # consecutive windows of one episode are not), and every validation sees the same ones
-        order = np.random.default_rng(self.seed).permutation(len(self.val_set)).tolist()
-        return self._loader(self.val_set, drop_last=False, sampler=order)
+        # consecutive windows of one episode are not), and every validation sees the same ones;
+        # every rank gets an equal slice of each global batch (SIGReg syncs across ranks)
+        rank, world = self._ranks()
+        order = np.random.default_rng(self.seed).permutation(len(self.val_set))
+        batches = [rank_slice(order[i:i + self.batch_size], rank, world).tolist()
+                   for i in range(0, len(order), self.batch_size)]
+        return self._loader(self.val_set, [b for b in batches if b])

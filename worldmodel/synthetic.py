@@ -261,13 +261,20 @@ class SyntheticStream(IterableDataset):
 
 
 class SyntheticDataModule(L.LightningDataModule):
-    """Streams fresh batches of a world; each rank gets its own stream seeded by its rank."""
+    """Streams fresh batches of a world; each rank gets its own stream seeded by its rank.
+
+    ``batch_size`` is the global batch: every one of R ranks draws ``batch_size / R`` samples.
+    """
 
     def __init__(self, world: SyntheticWorld, batch_size: int, seed: int = 0) -> None:
         super().__init__()
         self.world, self.batch_size, self.seed = world, batch_size, seed
 
     def train_dataloader(self) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        stream = SyntheticStream(self.world, self.batch_size, self.seed, rank)
+        rank, world = ((self.trainer.global_rank, self.trainer.world_size)
+                       if self.trainer is not None else (0, 1))
+        if self.batch_size % world:
+            raise ValueError(f"trainer.batch_size={self.batch_size} is the global batch and "
+                             f"must divide evenly over {world} processes")
+        stream = SyntheticStream(self.world, self.batch_size // world, self.seed, rank)
         return DataLoader(stream, batch_size=None, num_workers=0)

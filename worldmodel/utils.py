@@ -11,11 +11,12 @@ from envs.fileio import atomic_write_text, available_cores
 __all__ = ["atomic_write_text", "available_cores", "configure_threads", "keep_freed_memory"]
 
 
-def configure_threads(num_threads: int = 0) -> int:
-    """Set torch's intra-op threads: ``num_threads`` if > 0, else all available cores."""
+def configure_threads(num_threads: int = 0, processes: int = 1) -> int:
+    """Set torch's intra-op threads: ``num_threads`` if > 0, else this process's share of the
+    available cores when ``processes`` processes run on them."""
     if num_threads < 0:
         raise ValueError(f"num_threads must be >= 0 (0 = all free cores), got {num_threads}")
-    n = num_threads or available_cores()
+    n = num_threads or max(available_cores() // max(processes, 1), 1)
     torch.set_num_threads(n)
     return n
 

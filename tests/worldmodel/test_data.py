@@ -1,11 +1,19 @@
 """Training windows: inside one episode, right frames and action blocks, split by episode."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 
 from envs.dataset import PixelDataset
-from worldmodel.data import DataConfig, PixelDataModule, WindowDataset, split_episodes
+from worldmodel.data import (
+    DataConfig,
+    PixelDataModule,
+    StepBatchSampler,
+    WindowDataset,
+    split_episodes,
+)
 
 
 @pytest.mark.parametrize("num_frames, frameskip", [(2, 1), (4, 1), (3, 5), (4, 5)])
@@ -52,8 +60,7 @@ def test_datamodule_splits_by_episode_and_loads_in_workers(tiny_dataset):
     dm = PixelDataModule(tiny_dataset, cfg, batch_size=8, seed=1)
     train_eps, val_eps = set(dm.train_set.episode), set(dm.val_set.episode)
     assert len(val_eps) == 2 and len(train_eps) == 4 and not train_eps & val_eps
-    batches = list(dm.train_dataloader())
-    assert len(batches) == len(dm.train_set) // 8
+    batches = list(itertools.islice(dm.train_dataloader(), 3))
     b = batches[0]
     assert b["pixels"].shape == (8, 3, 32, 32, 3) and b["actions"].shape == (8, 3, 4)
     assert sum(len(v["pixels"]) for v in dm.val_dataloader()) == len(dm.val_set)
@@ -61,6 +68,24 @@ def test_datamodule_splits_by_episode_and_loads_in_workers(tiny_dataset):
         PixelDataModule(tiny_dataset, cfg, batch_size=10_000)
     with pytest.raises(ValueError, match="history >= 1"):
         DataConfig(history=0)
+
+
+def test_global_batches_split_over_ranks_and_resume_at_any_step():
+    one = StepBatchSampler(50, 12, seed=4)
+    assert one.batches_per_epoch == 4
+    single = list(itertools.islice(iter(one), 10))  # crosses two epoch boundaries
+    assert all(len(b) == 12 and len(set(b)) == 12 for b in single)
+    epoch0 = sorted(i for b in single[:4] for i in b)
+    assert len(set(epoch0)) == 48  # an epoch visits distinct windows
+    assert single[:4] != single[4:8]  # and every epoch has its own order
+    ranks = [list(itertools.islice(iter(StepBatchSampler(50, 12, r, 3, seed=4)), 10))
+             for r in range(3)]
+    for step, batch in enumerate(single):  # rank slices put together = the single batch
+        assert [i for r in range(3) for i in ranks[r][step]] == batch
+    resumed = StepBatchSampler(50, 12, seed=4, start_step=lambda: 7)
+    assert list(itertools.islice(iter(resumed), 3)) == single[7:10]
+    with pytest.raises(ValueError, match="global batch and must divide evenly over 5"):
+        StepBatchSampler(50, 12, 0, 5)
 
 
 def test_state_probe_reads_angles_through_sin_and_cos():

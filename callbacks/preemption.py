@@ -1,0 +1,145 @@
+"""Preemption-safe training: checkpoint at a step boundary on SIGTERM, requeue on SLURM.
+
+SLURM stops a job with SIGTERM (preemption, ``scancel``, the time limit) and, when asked with
+``#SBATCH --signal=USR1@120``, warns with SIGUSR1 ahead of the time limit. ``Preemption``
+treats both the same way, at the end of the optimiser step in progress:
+
+1. the signal only sets a flag. For SIGTERM it is Lightning's: its handler marks the trainer,
+   rank 0 broadcasts the mark at the next step and every rank raises ``SIGTERMException``
+   once its step is complete. For SIGUSR1 it is this callback's: the flags of all ranks are
+   combined after every step (an all-reduce of a scalar) and every rank raises after the
+   same step;
+2. on that exception rank 0 writes the checkpoint of the finished step to the resume path
+   (atomically, see ``AtomicCheckpointIO``) and, on SLURM, runs ``scontrol requeue``;
+3. ``train.py`` reports it and exits with code 143.
+
+The requeued job (or any rerun of the same command) resumes from that checkpoint, and since
+the data order and SIGReg's directions are functions of the step, it continues exactly as an
+uninterrupted run would. Lightning's own SLURM requeue saves from inside the signal handler,
+in the middle of a step; ``train.py`` turns it off in favour of this.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+__all__ = ["AtomicCheckpointIO", "Preemption", "slurm_job_id"]
+
+log = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed: a kill mid-write leaves the previous
+    checkpoint intact instead of a truncated one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def slurm_job_id() -> str | None:
+    """``<job>`` or ``<array job>_<task>`` of the SLURM job this process runs in, if any."""
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array_job is not None and "SLURM_ARRAY_TASK_ID" in os.environ:
+        return f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+class Preemption(L.Callback):
+    """Saves ``checkpoint`` after the step during which SIGTERM (or ``warning_signal``) arrived,
+    requeues the SLURM job (``requeue``) and stops the run; ``self.preempted`` records it.
+
+    Args:
+        checkpoint: where to write; ``train.py`` resumes from this path.
+        requeue: call ``scontrol requeue`` on SLURM (rank 0) after saving.
+        warning_signal: a signal treated like SIGTERM (SLURM's ``--signal``); None for none.
+    """
+
+    def __init__(self, checkpoint: str | Path, requeue: bool = True,
+                 warning_signal: signal.Signals | None = signal.SIGUSR1) -> None:
+        self.checkpoint = Path(checkpoint)
+        self.requeue, self.warning_signal = requeue, warning_signal
+        self.preempted = False
+        self.requeued: str | None = None
+        self._signalled = False
+        self._previous = None
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # installed after Lightning took its snapshot of the handlers, which it restores at
+        # the end of fit (whether it ends normally or not)
+        self._signalled = False
+        if self.warning_signal is not None:
+            self._previous = signal.signal(self.warning_signal, self._on_signal)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._restore_handler()
+
+    def _restore_handler(self) -> None:
+        if self._previous is not None:
+            signal.signal(self.warning_signal, self._previous)
+            self._previous = None
+
+    def _on_signal(self, signum, frame) -> None:
+        self._signalled = True  # a flag only: the step in progress finishes normally
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        stop = self._signalled
+        if trainer.world_size > 1:  # every rank stops after the same step
+            flag = torch.tensor(float(stop), device=module.device)
+            stop = bool(trainer.strategy.reduce(flag, reduce_op="max") > 0)
+        if stop:
+            raise SIGTERMException()  # handled like SIGTERM, in ``on_exception``
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule,
+                     exception: BaseException) -> None:
+        self._restore_handler()
+        if not isinstance(exception, SIGTERMException):
+            return  # a real error: the last periodic checkpoint stays the resume point
+        # Every rank is here after the same finished step. ``trainer.save_checkpoint`` ends
+        # with a barrier that Lightning's SIGTERM path does not match on every rank, and
+        # plain DDP state needs no collective to gather, so rank 0 writes on its own.
+        state = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        trainer.strategy.save_checkpoint(state, self.checkpoint)  # rank 0 writes
+        self.preempted = True
+        log.warning("stopped by a signal after step %d; checkpoint %s", trainer.global_step,
+                    self.checkpoint)
+        job = slurm_job_id()
+        if self.requeue and job is not None and trainer.is_global_zero:
+            self.requeued = job if _scontrol_requeue(job) else None
+
+
+def _scontrol_requeue(job: str) -> bool:
+    if not re.fullmatch(r"[0-9]+(_[0-9]+)?", job):
+        log.warning("not requeueing: unexpected SLURM job id %r", job)
+        return False
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True,
+                              timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log.warning("scontrol requeue %s failed: %s", job, err)
+        return False
+    if done.returncode:
+        log.warning("scontrol requeue %s failed: %s", job, done.stderr.strip())
+        return False
+    log.warning("requeued SLURM job %s", job)
+    return True
