@@ -35,6 +35,7 @@ from envs.collect import default_dataset_dir, ensure_dataset
 from envs.dataset import DatasetError
 from envs.fileio import is_launch_rank_zero
 from worldmodel.data import PixelDataModule
+from worldmodel.distributed import GlobalBatchNormSync
 from worldmodel.module import JEPAModule
 from worldmodel.synthetic import SyntheticDataModule, SyntheticWorld
 from worldmodel.utils import atomic_write_text, configure_threads, keep_freed_memory
@@ -91,12 +92,14 @@ def make_logger(name: str, run_dir: Path, run_name: str):
 def _trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list, **kwargs: Any) -> L.Trainer:
     t = cfg.trainer
     plugins: list = [AtomicCheckpointIO()]
+    if t.sync_batchnorm:  # BatchNorm over the global batch under DDP, on CPU and GPU alike
+        plugins.append(GlobalBatchNormSync())
     if SLURMEnvironment.detect():  # requeueing is ``Preemption``'s job, at a step boundary
         plugins.append(SLURMEnvironment(auto_requeue=False))
     return L.Trainer(
         max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
-        sync_batchnorm=t.sync_batchnorm, plugins=plugins,
+        plugins=plugins,
         logger=make_logger(t.logger, run_dir, cfg.name), callbacks=callbacks,
         enable_progress_bar=t.progress_bar, enable_model_summary=False,
         log_every_n_steps=t.log_every_n_steps, default_root_dir=run_dir, **kwargs)

@@ -23,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from worldmodel.distributed import all_reduce_sum, is_distributed
+
 __all__ = ["SIGReg", "all_reduce_sum", "epps_pulley_weights", "expected_null_value", "sigreg"]
 
 
@@ -42,35 +44,6 @@ def epps_pulley_weights(num_knots: int = 17, t_max: float = 3.0) -> tuple[Tensor
     trapezoid[0] = trapezoid[-1] = delta
     weights = trapezoid * torch.exp(-0.5 * knots**2)
     return knots.float(), weights.float()
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over ranks whose backward also sums the incoming gradients over ranks.
-
-    With DDP averaging parameter gradients over R ranks, the summed backward makes the
-    averaged gradient equal the gradient of the single-process loss on the global batch.
-    """
-
-    @staticmethod
-    def forward(ctx, tensor: Tensor) -> Tensor:
-        out = tensor.clone()
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor) -> Tensor:
-        grad = grad_output.contiguous().clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def all_reduce_sum(tensor: Tensor) -> Tensor:
-    """Autograd-aware sum over all ranks; the identity outside distributed runs."""
-    return _AllReduceSum.apply(tensor) if _distributed() else tensor
 
 
 class _ECFSums(torch.autograd.Function):
@@ -130,7 +103,7 @@ def sigreg(
         proj = z.float() @ directions.float()  # (*, N, M)
         cos_sum, sin_sum = _ECFSums.apply(proj, t_max / (num_knots - 1), num_knots)  # (*, M, K)
         n = torch.tensor(float(z.shape[-2]), device=z.device)
-        if sync and _distributed():
+        if sync and is_distributed():
             cos_sum = all_reduce_sum(cos_sum)
             sin_sum = all_reduce_sum(sin_sum)
             dist.all_reduce(n, op=dist.ReduceOp.SUM)

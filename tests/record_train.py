@@ -1,0 +1,40 @@
+"""Run ``train.py``'s training with a recorder: ``python record_train.py OUT [overrides...]``.
+
+Each rank writes ``OUT/rank<r>.pt``: its loss, and the gradients the optimiser is about to
+apply (after DDP's all-reduce), at every step. Lightning starts the other ranks by running
+this same command again, so it must stay a script.
+"""
+
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import train  # noqa: E402
+from configs.loader import load_config  # noqa: E402
+
+
+class Recorder(L.Callback):
+    def __init__(self, out: Path) -> None:
+        self.out, self.losses, self.grads = out, [], []
+
+    def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
+        self.grads.append({name: p.grad.detach().clone()
+                           for name, p in module.named_parameters() if p.grad is not None})
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+    def on_train_end(self, trainer, module) -> None:
+        torch.save({"losses": self.losses, "grads": self.grads},
+                   self.out / f"rank{trainer.global_rank}.pt")
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    train.train(load_config("reacher", sys.argv[2:]), extra_callbacks=[Recorder(out)])
