@@ -4,6 +4,10 @@ checkpoint -> env (from the checkpoint's dataset meta) -> planner -> MPC agent -
 goal reaching with its random floor and true-simulator ceiling -> ``report.json``, GIFs and a
 distance plot. With no arguments it evaluates the checkpoint the default ``train.py`` run wrote.
 Settings live under ``plan.`` (``plan.planner.name=mppi``, ``plan.eval.episodes=20``).
+
+Sharded: ``plan.eval.shard=i plan.eval.num_shards=n`` runs every n-th batch of episodes (array
+tasks, parallel processes); the last shard to finish merges all into ``report.json``, with
+the numbers of a single-process run. ``python plan.py --merge FOLDER`` merges again.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from planners import build_planner
 from planners.agent import MPCAgent
 from planners.evaluate import evaluate_closed_loop
 from planners.objectives import fast_bf16
-from planners.report import write_report
+from planners.report import ShardError, merge_shards, write_report, write_shard
 from worldmodel.utils import configure_threads
 from worldmodel.world_module import WorldModelModule
 
@@ -85,7 +89,23 @@ def plan(cfg: ExperimentConfig) -> tuple[dict, Path]:
         "config": OmegaConf.to_container(OmegaConf.structured(cfg.plan)),
         "versions": package_versions()})
     out = Path(p.out or path.parent / f"plan-{p.planner.name}")
-    return result, write_report(result, out)
+    if p.eval.num_shards == 1:
+        return result, write_report(result, out)
+    shard = write_shard(result, out)
+    merged = merge_shards(out, p.eval.num_shards)  # the last shard to finish merges
+    if merged is None:
+        return result, shard
+    return merged, write_report(merged, out)
+
+
+def merge(folder: Path) -> tuple[dict, Path]:
+    """``report.json`` of a sharded evaluation from its complete ``shards/`` folder."""
+    merged = merge_shards(folder)
+    if merged is None:
+        done = sorted(p.name for p in (Path(folder) / "shards").glob("shard-*.json"))
+        raise ConfigError(f"{folder} is missing shards (found {', '.join(done)}); run the "
+                          "missing plan.eval.shard=... tasks, then merge again")
+    return merged, write_report(merged, Path(folder))
 
 
 def _line(name: str, run: dict) -> str:
@@ -103,6 +123,11 @@ def summary(result: dict, report: Path) -> str:
     head = (f"\n{result['env_id']}: {result['agent']['episodes']} episodes, budget "
             f"{result['budget_env_steps']} steps, {p['name']} {p['samples']}x{p['iterations']} "
             f"(horizon {p['horizon']}, {p['model_calls_per_plan']} model calls per plan)")
+    if "shard" in result:
+        head += (f"\nshard {result['shard']['index']} of {result['shard']['count']} "
+                 "(the last shard to finish writes the merged report.json)")
+    elif "shards" in result:
+        head += f"\nmerged from {result['shards']} shards"
     lines = [head, _line("world model", result["agent"])]
     if "floor" in result:
         lines.append(_line("random floor", result["floor"]))
@@ -118,16 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="name in configs/ or a YAML path")
     parser.add_argument("--checkpoint", default=None, help="same as plan.checkpoint=PATH")
+    parser.add_argument("--merge", default=None, metavar="FOLDER",
+                        help="merge the shards of a sharded evaluation in FOLDER into report.json")
     parser.add_argument("overrides", nargs="*", help="key=value, e.g. plan.planner.name=mppi")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     overrides = list(args.overrides) + ([f"plan.checkpoint={args.checkpoint}"]
                                         if args.checkpoint else [])
     try:
-        cfg = load_config(args.config, overrides)
-        configure_threads(cfg.trainer.num_threads)
-        result, report = plan(cfg)
-    except (ConfigError, ValueError) as err:
+        if args.merge:
+            result, report = merge(Path(args.merge))
+        else:
+            cfg = load_config(args.config, overrides)
+            configure_threads(cfg.trainer.num_threads)
+            result, report = plan(cfg)
+    except (ConfigError, ShardError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(summary(result, report))

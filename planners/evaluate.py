@@ -44,20 +44,36 @@ class EvalConfig:
     ceiling: bool = True
     videos: int = 2  # episodes recorded as agent | goal GIFs
     progress: bool = True
+    shard: int = 0  # this process runs shard `shard` of `num_shards` (array jobs)
+    num_shards: int = 1
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.num_envs < 1:
             raise ValueError(f"episodes and num_envs must be >= 1, got {self.episodes}, "
                              f"{self.num_envs}")
+        if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
+            raise ValueError(f"need 0 <= shard < num_shards, got shard {self.shard} of "
+                             f"{self.num_shards}")
+
+    def episode_indices(self) -> list[int]:
+        """The episodes of this shard: whole batches of ``num_envs``, dealt round-robin.
+
+        Every batch is planned exactly as in a single-process run (same members, same seeds),
+        so merged shards reproduce its numbers.
+        """
+        batches = range(-(-self.episodes // self.num_envs))
+        return [i for b in batches if b % self.num_shards == self.shard
+                for i in range(b * self.num_envs, min((b + 1) * self.num_envs, self.episodes))]
 
 
 @dataclass
 class GoalPair:
-    """Episode ``seed``: its start is ``reset(seed)``; the goal frame and state to reach."""
+    """Episode ``index`` (seed ``seed``): its start is ``reset(seed)``; the goal to reach."""
 
     seed: int
     goal_frame: np.ndarray  # (H, W, 3) uint8
     goal_state: np.ndarray  # (S,)
+    index: int
 
 
 def _env_steps(control_steps: int, env: PixelEnv, what: str) -> int:
@@ -68,9 +84,9 @@ def _env_steps(control_steps: int, env: PixelEnv, what: str) -> int:
 
 
 def goal_pairs(env: PixelEnv, goal: GoalSpec, cfg: EvalConfig) -> list[GoalPair]:
-    """One start/goal pair per episode, from seeded resets (deterministic envs)."""
+    """One start/goal pair per episode of this shard, from seeded resets (deterministic envs)."""
     pairs = []
-    for i in range(cfg.episodes):
+    for i in cfg.episode_indices():
         seed = cfg.seed + i
         frame, info = env.reset(seed=seed)
         if goal.source == "state_sampler":
@@ -84,7 +100,7 @@ def goal_pairs(env: PixelEnv, goal: GoalSpec, cfg: EvalConfig) -> list[GoalPair]
                 if terminated or truncated:
                     break
             state = info["state"]
-        pairs.append(GoalPair(seed, frame.copy(), np.asarray(state, np.float32).copy()))
+        pairs.append(GoalPair(seed, frame.copy(), np.asarray(state, np.float32).copy(), i))
     return pairs
 
 
@@ -131,7 +147,7 @@ def run_episodes(envs: list[PixelEnv], pairs: list[GoalPair], goal: GoalSpec, bu
     controller and returns it (anything with ``act(frames (B, H, W, 3)) -> (B, A)``).
 
     Rows: seed, success, steps (to success, else the budget), final and min distance, the
-    distance after every step, and frames for the first ``videos``. A batch's planning times
+    distance after every step, and frames for episodes ``index < videos``. A batch's planning times
     (ms per plan call, each serving the whole batch) sit in its first row.
     """
     rows: list[dict] = []
@@ -148,7 +164,7 @@ def run_episodes(envs: list[PixelEnv], pairs: list[GoalPair], goal: GoalSpec, bu
         done = dist[0] < goal.tolerance
         over = np.zeros_like(done)  # the env ended the episode (terminated or truncated)
         steps = np.where(done, 0, budget)
-        record = [[f.copy()] for f in frames[:max(0, videos - b0)]]
+        record = {j: [frames[j].copy()] for j, p in enumerate(batch) if p.index < videos}
         for t in range(1, budget + 1):
             actions = controller.act(frames)
             was_over = over.copy()
@@ -160,7 +176,7 @@ def run_episodes(envs: list[PixelEnv], pairs: list[GoalPair], goal: GoalSpec, bu
             newly = ~done & (dist[-1] < goal.tolerance)
             steps[newly], done = t, done | newly
             steps[over & ~was_over & ~done] = t  # the env ended it before the goal
-            for j, rec in enumerate(record):
+            for j, rec in record.items():
                 rec.append(frames[j].copy())
             if (done | over).all():
                 break
@@ -172,7 +188,7 @@ def run_episodes(envs: list[PixelEnv], pairs: list[GoalPair], goal: GoalSpec, bu
                 "final_distance": float(trace[j, -1]), "min_distance": float(trace[j].min()),
                 "distance": trace[j].round(5).tolist(),
                 "plan_ms": plan_ms if j == 0 else [],  # one plan call serves the whole batch
-                "frames": record[j] if j < len(record) else None,
+                "frames": record.get(j),
                 "goal_frame": pair.goal_frame})
         bar.update(len(batch))
         bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.0%}")
@@ -221,6 +237,9 @@ def evaluate_closed_loop(make_env: Callable[[], PixelEnv], agent: BlockMPC, cfg:
         action_dim = envs[0].action_space.shape[0]
         result: dict = {"goal": goal.to_dict(), "budget_env_steps": budget,
                         "seeds": [p.seed for p in pairs]}
+        if cfg.num_shards > 1:
+            result["shard"] = {"index": cfg.shard, "count": cfg.num_shards,
+                               "episodes": [p.index for p in pairs]}
 
         def start_agent(active, batch, frames):
             agent.reset(frames, np.stack([p.goal_frame for p in batch]),

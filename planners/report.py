@@ -1,4 +1,10 @@
-"""Files of a closed-loop evaluation: ``report.json``, agent | goal GIFs, a distance plot."""
+"""Files of a closed-loop evaluation: ``report.json``, agent | goal GIFs, a distance plot.
+
+A sharded evaluation (``plan.eval.num_shards > 1``: array tasks or parallel processes) writes
+one ``shards/shard-<i>-of-<n>.json`` per shard; ``merge_shards`` checks they belong to one
+evaluation and merges them into the ``report.json`` a single process would have written
+(timings aside).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from envs.fileio import atomic_write_text
+from planners.evaluate import summarize
 
-__all__ = ["plot_distances", "write_report", "write_videos"]
+__all__ = ["ShardError", "merge_shards", "plot_distances", "shard_path", "write_report",
+           "write_shard", "write_videos"]
 
 RUNS = ("agent", "floor", "ceiling")
 
@@ -87,3 +95,73 @@ def write_report(result: dict, folder: Path) -> Path:
     path = folder / "report.json"
     atomic_write_text(path, json.dumps(_strip(result), indent=2))
     return path
+
+
+class ShardError(ValueError):
+    """Shard files that do not form one evaluation (missing, duplicated or mismatched)."""
+
+
+def shard_path(folder: Path, index: int, count: int) -> Path:
+    return Path(folder) / "shards" / f"shard-{index:04d}-of-{count:04d}.json"
+
+
+def write_shard(result: dict, folder: Path) -> Path:
+    """This shard's rows (JSON) and the videos of its recorded episodes."""
+    shard = result["shard"]
+    write_videos(result["agent"]["rows"], Path(folder) / "videos")
+    return atomic_write_text(shard_path(folder, shard["index"], shard["count"]),
+                             json.dumps(_strip(result), indent=2))
+
+
+# what must agree between shards of one evaluation (the config but its shard index)
+_SAME = ("goal", "budget_env_steps", "env_id", "checkpoint_sha256", "planner", "precision")
+
+
+def merge_shards(folder: Path, count: int | None = None) -> dict | None:
+    """The merged result of ``folder/shards``, or None while shards are still missing.
+
+    Raises:
+        ShardError: shards of other evaluations, or of different shard counts, are mixed.
+    """
+    files = sorted((Path(folder) / "shards").glob("shard-*-of-*.json"))
+    if not files:
+        raise ShardError(f"no shard files in {Path(folder) / 'shards'}")
+    shards = [json.loads(f.read_text()) for f in files]
+    counts = {s["shard"]["count"] for s in shards}
+    if len(counts) > 1 or (count is not None and counts != {count}):
+        raise ShardError(f"{Path(folder) / 'shards'} mixes shard counts {sorted(counts)}; "
+                         "delete the stale shard files and rerun")
+    n = counts.pop()
+    present = sorted(s["shard"]["index"] for s in shards)
+    if len(present) != len(set(present)):
+        raise ShardError(f"duplicate shards in {Path(folder) / 'shards'}")
+    first = shards[0]
+    for s in shards[1:]:
+        config = {**s["config"], "eval": {**s["config"]["eval"], "shard": 0}}
+        reference = {**first["config"], "eval": {**first["config"]["eval"], "shard": 0}}
+        differ = [k for k in _SAME if s.get(k) != first.get(k)] + (
+            ["config"] if config != reference else [])
+        if differ:
+            raise ShardError(f"shard {s['shard']['index']} and shard "
+                             f"{first['shard']['index']} differ in {differ}: they are not "
+                             "parts of one evaluation")
+    if len(present) < n:
+        return None
+    merged = {k: v for k, v in first.items() if k not in (*RUNS, "shard", "seeds")}
+    order = np.argsort(np.concatenate([s["shard"]["episodes"] for s in shards]), kind="stable")
+    merged["seeds"] = [int(x) for x in np.concatenate([s["seeds"] for s in shards])[order]]
+    for run in RUNS:
+        parts = [s.get(run) for s in shards]
+        if any(p is None for p in parts):
+            continue
+        if any("skipped" in p for p in parts):
+            merged[run] = parts[0]
+            continue
+        rows = [r for p in parts for r in p["rows"]]
+        rows = [rows[i] for i in order]
+        merged[run] = {**summarize(rows), "rows": rows}
+    merged["wall_seconds"] = max(s["wall_seconds"] for s in shards)  # in parallel
+    merged["process_seconds"] = sum(s["wall_seconds"] for s in shards)
+    merged["shards"] = n
+    merged["config"] = {**first["config"], "eval": {**first["config"]["eval"], "shard": None}}
+    return merged

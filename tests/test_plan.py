@@ -3,6 +3,7 @@
 import json
 import math
 
+import pytest
 from test_train_pixels import TINY
 
 import plan
@@ -15,10 +16,16 @@ PLAN = ["plan.eval.episodes=2", "plan.eval.num_envs=2", "plan.eval.budget=6",
         "plan.planner.horizon=3"]
 
 
-def test_plan_py_writes_a_report_with_floor_and_ceiling(tiny_dataset, tmp_path, capsys):
-    overrides = [*TINY, f"output_dir={tmp_path}", f"data.path={tiny_dataset}",
-                 "env.image_size=32"]
-    result = train.train(load_config("reacher", overrides))
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    """A few training steps on the tiny dataset: the overrides that find it, and the run."""
+    overrides = [*TINY, f"output_dir={tmp_path_factory.mktemp('runs')}",
+                 f"data.path={tiny_dataset}", "env.image_size=32"]
+    return overrides, train.train(load_config("reacher", overrides))
+
+
+def test_plan_py_writes_a_report_with_floor_and_ceiling(trained, capsys):
+    overrides, result = trained
     assert plan.main(["--config", "reacher", *overrides, *PLAN]) == 0
     out = capsys.readouterr().out
     assert "random floor" in out and "true-sim ceiling" in out
@@ -44,3 +51,41 @@ def test_plan_py_without_a_checkpoint_says_how_to_make_one(tmp_path, capsys):
     assert plan.main(["--config", "reacher", f"output_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert "no checkpoint" in err and "python train.py" in err
+
+
+ROW_KEYS = ("seed", "success", "steps", "final_distance", "min_distance", "distance")
+SUMMARY_KEYS = ("episodes", "successes", "success_rate", "success_ci95", "final_distance_mean",
+                "final_distance_median", "steps_mean")
+
+
+def test_sharded_evaluation_merges_into_the_single_process_report(trained, tmp_path, capsys):
+    overrides, _ = trained
+    common = ["--config", "reacher", *overrides, *PLAN, "plan.eval.episodes=3"]
+    assert plan.main([*common, f"plan.out={tmp_path / 'one'}"]) == 0
+    single = json.loads((tmp_path / "one" / "report.json").read_text())
+    sharded = tmp_path / "sharded"
+    for shard in (1, 0):  # batches of 2 envs: shard 0 runs episodes 0 and 1, shard 1 runs 2
+        assert plan.main([*common, f"plan.out={sharded}", f"plan.eval.shard={shard}",
+                          "plan.eval.num_shards=2"]) == 0
+        assert (sharded / "report.json").exists() == (shard == 0)  # the last one merges
+    assert "merged from 2 shards" in capsys.readouterr().out
+    merged = json.loads((sharded / "report.json").read_text())
+    assert merged["seeds"] == single["seeds"] == [0, 1, 2] and merged["shards"] == 2
+    for run in ("agent", "floor", "ceiling"):
+        for key in SUMMARY_KEYS:
+            assert merged[run][key] == single[run][key], (run, key)
+        for got, want in zip(merged[run]["rows"], single[run]["rows"], strict=True):
+            assert {k: got[k] for k in ROW_KEYS} == {k: want[k] for k in ROW_KEYS}
+    assert [p.name for p in (sharded / "videos").iterdir()] == ["episode-00000.gif"]
+    assert (sharded / "distance.png").stat().st_size > 0
+    # merging again gives the same report; a shard of another evaluation is refused
+    assert plan.main(["--merge", str(sharded)]) == 0
+    assert json.loads((sharded / "report.json").read_text())["agent"] == merged["agent"]
+    stray = sharded / "shards" / "shard-0001-of-0002.json"
+    data = json.loads(stray.read_text())
+    stray.write_text(json.dumps({**data, "checkpoint_sha256": "0" * 64}))
+    assert plan.main(["--merge", str(sharded)]) == 2
+    assert "differ in ['checkpoint_sha256']" in capsys.readouterr().err
+    stray.unlink()
+    assert plan.main(["--merge", str(sharded)]) == 2
+    assert "missing shards" in capsys.readouterr().err

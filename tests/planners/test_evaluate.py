@@ -76,3 +76,12 @@ def test_an_episode_the_env_ends_stops_there():
     failed = [r for r in rows if not r["success"]]
     assert failed and all(r["steps"] < 500 and len(r["distance"]) == r["steps"] + 1
                           for r in failed)
+
+
+def test_shards_deal_whole_batches_and_cover_every_episode_once():
+    cfg = dict(episodes=11, num_envs=3)
+    shards = [EvalConfig(**cfg, shard=i, num_shards=3).episode_indices() for i in range(3)]
+    assert shards == [[0, 1, 2, 9, 10], [3, 4, 5], [6, 7, 8]]
+    assert EvalConfig(**cfg).episode_indices() == list(range(11))
+    with pytest.raises(ValueError, match="0 <= shard < num_shards"):
+        EvalConfig(shard=2, num_shards=2)
