@@ -211,3 +211,45 @@ def test_ensure_dataset_collects_once_and_refuses_other_settings(tmp_path):
     with pytest.raises(DatasetError, match="num_episodes: on disk 4, requested 40"):
         ensure_dataset(tmp_path / "d", env, CollectConfig(**{**SMALL, "episodes": 40}),
                        progress=False)
+
+
+def test_slurm_array_tasks_collect_shards_that_read_as_one_dataset(tmp_path, monkeypatch,
+                                                                   capsys):
+    args = ["--out", str(tmp_path / "array"), "--episodes", "6", "--steps", "8",
+            "--episodes-per-shard", "1", "--image-size", "24", "--workers", "1", "--seed", "5",
+            "--no-progress"]
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")  # --array=1-2: tasks 1 and 2 of 2
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    for task, shards in (("2", [1, 3, 5]), ("1", [0, 2, 4])):
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", task)
+        assert main(args) == 0
+        assert f"wrote {len(shards)} shards" in capsys.readouterr().out
+        written = sorted(int(p.name[-5:]) for p in (tmp_path / "array").glob("shard-*"))
+        assert set(shards) <= set(written)
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
+    assert main([*args[:1], str(tmp_path / "one"), *args[2:]]) == 0
+    array, one = PixelDataset(tmp_path / "array"), PixelDataset(tmp_path / "one")
+    assert array.meta["complete"] and array.num_episodes == 6
+    for e in range(6):  # the same episodes, whichever task wrote them
+        for name, value in one.episode(e).items():
+            np.testing.assert_array_equal(array.episode(e)[name], value, err_msg=name)
+
+
+def test_ranks_other_than_zero_wait_for_the_dataset(tmp_path, monkeypatch):
+    import threading
+
+    import envs.collect
+    from envs.collect import ensure_dataset
+
+    def not_on_this_rank(*args, **kwargs):
+        raise AssertionError("rank 1 collected")
+
+    env, cfg = EnvConfig(image_size=24), CollectConfig(**SMALL)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(envs.collect, "collect_rollouts", not_on_this_rank)
+    rank0 = threading.Timer(0.3, collect_rollouts, (tmp_path / "d", env, cfg),  # the original
+                            {"progress": False})
+    rank0.start()
+    assert ensure_dataset(tmp_path / "d", env, cfg, progress=False, poll_seconds=0.05)
+    rank0.join()
+    assert PixelDataset(tmp_path / "d").meta["complete"]
