@@ -31,7 +31,7 @@ from callbacks.preemption import AtomicCheckpointIO, Preemption
 from callbacks.state_probe import StateProbe, state_probe
 from configs.loader import ConfigError, load_config
 from configs.schema import ExperimentConfig
-from envs.collect import default_dataset_dir, ensure_dataset
+from envs.collect import array_task_shard, collect_rollouts, default_dataset_dir, ensure_dataset
 from envs.dataset import DatasetError
 from envs.fileio import is_launch_rank_zero
 from worldmodel.data import PixelDataModule
@@ -211,6 +211,21 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None,
     return train_world_model(cfg, run_dir, extra_callbacks)
 
 
+def collect_only(cfg: ExperimentConfig) -> int:
+    """Collect (this array task's shards of) the dataset ``train.py`` will read for ``cfg``."""
+    if cfg.env is None:
+        raise ConfigError("--collect-only needs a config with an env (a pixel world model)")
+    if cfg.data.path:
+        raise ConfigError("--collect-only writes the config's default dataset; drop data.path")
+    shard = array_task_shard()
+    result = collect_rollouts(dataset_path(cfg), cfg.env, cfg.collect, shard,
+                              cfg.trainer.progress_bar)
+    state = "complete" if result.complete else "waiting for other array tasks"
+    print(f"{result.path}: shard {shard[0]} of {shard[1]}: wrote {len(result.shards_written)} "
+          f"shards in {result.seconds:.0f} s; dataset {state}")
+    return 0
+
+
 def _summary(result: TrainResult) -> str:
     m = result.metrics
     lines = [f"\ncheckpoint: {result.checkpoint}", f"metrics:    {result.run_dir / 'metrics.json'}"]
@@ -232,12 +247,17 @@ def _summary(result: TrainResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="name in configs/ or a YAML path")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="collect the config's dataset and stop; in a SLURM array every "
+                             "task writes its own shards (SLURM_ARRAY_TASK_ID)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.max_steps=500")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
     try:
         cfg = load_config(args.config, args.overrides)
+        if args.collect_only:
+            return collect_only(cfg)
         result = train(cfg)
     except (ConfigError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)

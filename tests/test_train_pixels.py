@@ -133,3 +133,22 @@ def test_a_stopped_run_exits_143_and_says_how_to_resume(monkeypatch, tmp_path, c
     assert train.main(["--config", "reacher", f"output_dir={tmp_path}"]) == 143
     err = capsys.readouterr().err
     assert "rerun the same command to resume" in err and "last.ckpt" in err
+
+
+def test_collect_only_writes_this_array_tasks_shards_of_the_default_dataset(tmp_path,
+                                                                            monkeypatch, capsys):
+    args = ["--config", "reacher", "--collect-only", f"output_dir={tmp_path}",
+            "env.image_size=24", "collect.episodes=4", "collect.episode_steps=6",
+            "collect.episodes_per_shard=1", "collect.workers=1", "trainer.progress_bar=false"]
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    assert train.main(args) == 0
+    assert "shard 1 of 2: wrote 2 shards" in capsys.readouterr().out
+    cfg = load_config("reacher", args[3:])
+    path = train.dataset_path(cfg)
+    assert sorted(p.name for p in path.glob("shard-*")) == ["shard-00001", "shard-00003"]
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    assert train.main(args) == 0
+    assert "dataset complete" in capsys.readouterr().out
+    assert PixelDataset(path).num_episodes == 4
+    assert train.main([*args, "data.path=/elsewhere"]) == 2
