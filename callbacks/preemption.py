@@ -4,14 +4,12 @@ SLURM stops a job with SIGTERM (preemption, ``scancel``, the time limit) and, wh
 ``#SBATCH --signal=USR1@120``, warns with SIGUSR1 ahead of the time limit. ``Preemption``
 treats both the same way, at the end of the optimiser step in progress:
 
-1. the signal only sets a flag. For SIGTERM it is Lightning's: its handler marks the trainer,
-   rank 0 broadcasts the mark at the next step and every rank raises ``SIGTERMException``
-   once its step is complete. For SIGUSR1 it is this callback's: the flags of all ranks are
-   combined after every step (an all-reduce of a scalar) and every rank raises after the
-   same step;
-2. on that exception rank 0 writes the checkpoint of the finished step to the resume path
+1. the signal only sets a flag; the step in progress finishes normally;
+2. after every step the flags of all ranks are combined (an all-reduce of a scalar), so every
+   rank raises ``SIGTERMException`` after the same step, whichever ranks got the signal;
+3. on that exception rank 0 writes the checkpoint of the finished step to the resume path
    (atomically, see ``AtomicCheckpointIO``) and, on SLURM, runs ``scontrol requeue``;
-3. ``train.py`` reports it and exits with code 143.
+4. ``train.py`` reports it and exits with code 143.
 
 The requeued job (or any rerun of the same command) resumes from that checkpoint, and since
 the data order and SIGReg's directions are functions of the step, it continues exactly as an
@@ -81,25 +79,32 @@ class Preemption(L.Callback):
         self.preempted = False
         self.requeued: str | None = None
         self._signalled = False
-        self._previous = None
+        self._previous: dict = {}
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        # installed after Lightning took its snapshot of the handlers, which it restores at
-        # the end of fit (whether it ends normally or not)
+        # Installed after Lightning took its snapshot of the handlers, which it restores at the
+        # end of fit (however it ends). This replaces Lightning's SIGTERM handler too: that one
+        # broadcasts from inside the handler, and when SLURM signals every rank at once those
+        # out-of-order collectives deadlock the ranks.
         self._signalled = False
-        if self.warning_signal is not None:
-            self._previous = signal.signal(self.warning_signal, self._on_signal)
+        self._previous = {signum: signal.signal(signum, self._on_signal)
+                          for signum in self.signals}
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._restore_handler()
 
     def _restore_handler(self) -> None:
-        if self._previous is not None:
-            signal.signal(self.warning_signal, self._previous)
-            self._previous = None
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    @property
+    def signals(self) -> list[signal.Signals]:
+        return [signal.SIGTERM] + ([self.warning_signal] if self.warning_signal else [])
 
     def _on_signal(self, signum, frame) -> None:
         self._signalled = True  # a flag only: the step in progress finishes normally
+        log.info("received signal %d: stopping after this step", signum)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -115,9 +120,9 @@ class Preemption(L.Callback):
         self._restore_handler()
         if not isinstance(exception, SIGTERMException):
             return  # a real error: the last periodic checkpoint stays the resume point
-        # Every rank is here after the same finished step. ``trainer.save_checkpoint`` ends
-        # with a barrier that Lightning's SIGTERM path does not match on every rank, and
-        # plain DDP state needs no collective to gather, so rank 0 writes on its own.
+        # Every rank is here after the same finished step. Plain DDP state needs no
+        # collective to gather, so rank 0 writes on its own, without the barrier of
+        # ``trainer.save_checkpoint`` (a rank that already left would never reach it).
         state = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         trainer.strategy.save_checkpoint(state, self.checkpoint)  # rank 0 writes
         self.preempted = True

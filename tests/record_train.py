@@ -1,10 +1,13 @@
 """Run ``train.py``'s training with a recorder: ``python record_train.py OUT [overrides...]``.
 
 Each rank writes ``OUT/rank<r>.pt``: its loss, and the gradients the optimiser is about to
-apply (after DDP's all-reduce), at every step. Lightning starts the other ranks by running
-this same command again, so it must stay a script.
+apply (after DDP's all-reduce), at every step. With ``SIGTERM_AT_STEP=k`` in the environment
+every rank also sends itself SIGTERM at the end of step k, as SLURM signals every task.
+Lightning starts the other ranks by running this same command again, so it must stay a script.
 """
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +19,15 @@ sys.path.insert(0, str(ROOT))
 
 import train  # noqa: E402
 from configs.loader import load_config  # noqa: E402
+
+
+class SigtermAt(L.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Recorder(L.Callback):
@@ -37,4 +49,7 @@ class Recorder(L.Callback):
 if __name__ == "__main__":
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    train.train(load_config("reacher", sys.argv[2:]), extra_callbacks=[Recorder(out)])
+    callbacks = [Recorder(out)]
+    if os.environ.get("SIGTERM_AT_STEP"):
+        callbacks.append(SigtermAt(int(os.environ["SIGTERM_AT_STEP"])))
+    train.train(load_config("reacher", sys.argv[2:]), extra_callbacks=callbacks)

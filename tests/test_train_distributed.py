@@ -21,16 +21,18 @@ HELPER = Path(__file__).with_name("record_train.py")
 STEPS = 4
 
 
-def run(out: Path, dataset: Path, devices: int) -> list[dict]:
+def run(out: Path, dataset: Path, devices: int, steps: int = STEPS, **env: str) -> list[dict]:
     overrides = [*TINY, f"data.path={dataset}", "env.image_size=32", f"output_dir={out}",
-                 f"trainer.max_steps={STEPS}", "trainer.batch_size=16", "loss.bf16=false",
+                 f"trainer.max_steps={steps}", "trainer.batch_size=16", "loss.bf16=false",
                  "trainer.accelerator=cpu", f"trainer.devices={devices}",
                  f"trainer.strategy={'ddp' if devices > 1 else 'auto'}",
                  "trainer.checkpoint_every_n_steps=100", "trainer.val_every_n_steps=2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
     done = subprocess.run([sys.executable, str(HELPER), str(out / "record"), *overrides],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    if "SIGTERM_AT_STEP" in env:
+        return []
     return [torch.load(out / "record" / f"rank{r}.pt", weights_only=True)
             for r in range(devices)]
 
@@ -73,3 +75,18 @@ def test_two_process_model_matches_and_rank_zero_alone_writes_files(runs, tiny_d
     # what the models compute, not every weight
     torch.testing.assert_close(z2, z1, rtol=0, atol=1e-2 * float(z1.abs().max()))
     assert (base / "two" / "reacher" / "metrics.json").exists()
+
+
+def test_sigterm_to_every_rank_stops_both_and_the_resumed_run_is_exact(runs, tiny_dataset):
+    _, _, base = runs  # the uninterrupted 2-process run of STEPS steps
+    cut = base / "cut"
+    run(cut, tiny_dataset, 2, SIGTERM_AT_STEP="2")  # both ranks get it, as from SLURM
+    last = torch.load(cut / "reacher" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 3  # the step in progress finished on both ranks
+    assert not (cut / "reacher" / "model.ckpt").exists()
+    run(cut, tiny_dataset, 2)  # the same command again: resumes and finishes
+    whole = torch.load(base / "two" / "reacher" / "model.ckpt", weights_only=True)
+    resumed = torch.load(cut / "reacher" / "model.ckpt", weights_only=True)
+    assert resumed["global_step"] == whole["global_step"] == STEPS
+    for key, value in whole["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), key
