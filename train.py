@@ -173,8 +173,8 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path,
         log.info("resuming from %s", resume)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     if trainer.is_global_zero and not probe.metrics:  # resumed a finished run: measure now
-        probe.metrics = state_probe(module.world_model, data.train_dataloader(),
-                                    data.val_dataloader(), meta["state_names"], angular)
+        probe.metrics = state_probe(module.world_model, data.probe_dataloader("train"),
+                                    data.probe_dataloader("val"), meta["state_names"], angular)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(probe.metrics)
     metrics.update({f"latent/{k}": v for k, v in stats.last.items()})

@@ -139,7 +139,7 @@ def _scontrol_requeue(job: str) -> bool:
         return False
     try:
         done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True,
-                              timeout=60)
+                              timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
         log.warning("scontrol requeue %s failed: %s", job, err)
         return False

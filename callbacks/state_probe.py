@@ -109,8 +109,8 @@ class StateProbe(L.Callback):
         if not trainer.is_global_zero:  # a diagnostic: rank 0 measures and logs it
             return
         data = trainer.datamodule
-        self.metrics = state_probe(module.world_model, data.train_dataloader(),
-                                   data.val_dataloader(), self.state_names, self.angular,
+        self.metrics = state_probe(module.world_model, data.probe_dataloader("train"),
+                                   data.probe_dataloader("val"), self.state_names, self.angular,
                                    self.max_frames)
         logged = {f"val/{k.replace('/', '_')}": v for k, v in self.metrics.items()}
         for logger in trainer.loggers:

@@ -35,8 +35,19 @@ from envs.rollouts import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CollectConfig", "CollectResult", "EnvConfig", "collect_rollouts", "default_dataset_dir",
-           "array_task_shard", "ensure_dataset", "episode_seeds", "main", "make_env", "package_versions"]
+__all__ = [
+    "CollectConfig",
+    "CollectResult",
+    "EnvConfig",
+    "array_task_shard",
+    "collect_rollouts",
+    "default_dataset_dir",
+    "ensure_dataset",
+    "episode_seeds",
+    "main",
+    "make_env",
+    "package_versions",
+]
 
 # meta.json keys that must agree between a dataset on disk and a collector resuming it
 _IDENTITY = ("format_version", "env", "policy", "seed", "num_episodes", "episode_steps",
@@ -266,8 +277,8 @@ def array_task_shard() -> tuple[int, int]:
     """``(i, n)`` of this SLURM array task (``--array=0-7`` gives i = 0..7, n = 8), else (0, 1)."""
     if "SLURM_ARRAY_TASK_ID" not in os.environ:
         return 0, 1
-    task = int(os.environ["SLURM_ARRAY_TASK_ID"]) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", 0))
-    return task, int(os.environ.get("SLURM_ARRAY_TASK_COUNT", 1))
+    task = int(os.environ["SLURM_ARRAY_TASK_ID"]) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+    return task, int(os.environ.get("SLURM_ARRAY_TASK_COUNT", "1"))
 
 
 def _parse_shard(text: str) -> tuple[int, int]:

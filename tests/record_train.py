@@ -17,8 +17,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import train  # noqa: E402
-from configs.loader import load_config  # noqa: E402
+import train
+from configs.loader import load_config
 
 
 class SigtermAt(L.Callback):

@@ -226,6 +226,14 @@ class PixelDataModule(L.LightningDataModule):
     def _global_step(self) -> int:
         return self.trainer.global_step if self.trainer is not None else 0
 
+    def probe_dataloader(self, split: str) -> DataLoader:
+        """One pass over every ``split`` ("train" or "val") window in a fixed random order, on
+        this process alone: for diagnostics such as the state probe, never for training."""
+        data = {"train": self.train_set, "val": self.val_set}[split]
+        order = np.random.default_rng(self.seed + 1).permutation(len(data))
+        return self._loader(data, [order[i:i + self.batch_size].tolist()
+                                   for i in range(0, len(order), self.batch_size)])
+
     def val_dataloader(self) -> DataLoader:
         # one fixed random order: batches mix episodes (SIGReg assumes i.i.d. samples, and
         # consecutive windows of one episode are not), and every validation sees the same ones;

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from lightning.pytorch.plugins.layer_sync import LayerSync
 from torch import Tensor, nn
 

@@ -79,7 +79,7 @@ def test_an_episode_the_env_ends_stops_there():
 
 
 def test_shards_deal_whole_batches_and_cover_every_episode_once():
-    cfg = dict(episodes=11, num_envs=3)
+    cfg = {"episodes": 11, "num_envs": 3}
     shards = [EvalConfig(**cfg, shard=i, num_shards=3).episode_indices() for i in range(3)]
     assert shards == [[0, 1, 2, 9, 10], [3, 4, 5], [6, 7, 8]]
     assert EvalConfig(**cfg).episode_indices() == list(range(11))

@@ -64,6 +64,8 @@ def test_datamodule_splits_by_episode_and_loads_in_workers(tiny_dataset):
     b = batches[0]
     assert b["pixels"].shape == (8, 3, 32, 32, 3) and b["actions"].shape == (8, 3, 4)
     assert sum(len(v["pixels"]) for v in dm.val_dataloader()) == len(dm.val_set)
+    for split, data in (("train", dm.train_set), ("val", dm.val_set)):  # finite, complete
+        assert sum(len(v["pixels"]) for v in dm.probe_dataloader(split)) == len(data)
     with pytest.raises(ValueError, match="fewer than one batch"):
         PixelDataModule(tiny_dataset, cfg, batch_size=10_000)
     with pytest.raises(ValueError, match="history >= 1"):
