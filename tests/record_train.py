@@ -13,6 +13,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,4 +53,7 @@ if __name__ == "__main__":
     callbacks = [Recorder(out)]
     if os.environ.get("SIGTERM_AT_STEP"):
         callbacks.append(SigtermAt(int(os.environ["SIGTERM_AT_STEP"])))
-    train.train(load_config("reacher", sys.argv[2:]), extra_callbacks=callbacks)
+    try:
+        train.train(load_config("reacher", sys.argv[2:]), extra_callbacks=callbacks)
+    except SIGTERMException:
+        sys.exit(143)  # as train.py's main

@@ -30,9 +30,10 @@ def run(out: Path, dataset: Path, devices: int, steps: int = STEPS, **env: str) 
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
     done = subprocess.run([sys.executable, str(HELPER), str(out / "record"), *overrides],
                           env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
     if "SIGTERM_AT_STEP" in env:
+        assert done.returncode == 143, done.stderr[-3000:]
         return []
+    assert done.returncode == 0, done.stderr[-3000:]
     return [torch.load(out / "record" / f"rank{r}.pt", weights_only=True)
             for r in range(devices)]
 
@@ -90,3 +91,69 @@ def test_sigterm_to_every_rank_stops_both_and_the_resumed_run_is_exact(runs, tin
     assert resumed["global_step"] == whole["global_step"] == STEPS
     for key, value in whole["state_dict"].items():
         assert torch.equal(resumed["state_dict"][key], value), key
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _final_model(root: Path) -> dict:
+    return torch.load(root / "reacher" / "model.ckpt", weights_only=True)["state_dict"]
+
+
+def _args(out: Path, dataset: Path) -> list[str]:
+    return [*TINY, f"data.path={dataset}", "env.image_size=32", f"output_dir={out}",
+            f"trainer.max_steps={STEPS}", "trainer.batch_size=16", "loss.bf16=false",
+            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+            "trainer.checkpoint_every_n_steps=100", "trainer.val_every_n_steps=2"]
+
+
+def test_torchrun_launch_trains_the_same_model(runs, tiny_dataset):
+    _, _, base = runs
+    out = base / "torchrun"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         str(HELPER), str(out / "record"), *_args(out, tiny_dataset)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for key, value in _final_model(base / "two").items():
+        assert torch.equal(_final_model(out)[key], value), key
+
+
+def test_srun_launch_checkpoints_requeues_and_resumes_exactly(runs, tiny_dataset, tmp_path):
+    """Two tasks started the way ``srun`` starts them (SLURM_* variables), a stand-in
+    ``scontrol`` on PATH: SIGTERM to both saves, requeues the job once and exits 143 (as train.py's
+    main does); the "requeued" job resumes to the uninterrupted run's model."""
+    _, _, base = runs
+    out = base / "srun"
+    calls = tmp_path / "scontrol-calls"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "scontrol").write_text(f'#!/bin/bash\necho "$@" >> {calls}\n')
+    (fake / "scontrol").chmod(0o755)
+    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "1",
+             "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "wm-train",
+             "SLURM_NODELIST": "127.0.0.1", "MASTER_ADDR": "127.0.0.1",
+             "OMP_NUM_THREADS": "1", "PATH": f"{fake}:{os.environ['PATH']}"}
+
+    def srun(**extra: str) -> list[int]:
+        port = str(_free_port())
+        tasks = [subprocess.Popen(
+            [sys.executable, str(HELPER), str(out / "record"), *_args(out, tiny_dataset)],
+            env={**os.environ, **slurm, "MASTER_PORT": port, "SLURM_PROCID": str(r),
+                 "SLURM_LOCALID": str(r), **extra},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for r in range(2)]
+        return [t.wait(timeout=600) for t in tasks]
+
+    assert srun(SIGTERM_AT_STEP="2") == [143, 143]
+    last = torch.load(out / "reacher" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 3
+    assert calls.read_text().split("\n")[:-1] == ["requeue 4242"]  # rank 0, once
+    assert srun() == [0, 0]  # the requeued job: same command, resumes
+    for key, value in _final_model(base / "two").items():
+        assert torch.equal(_final_model(out)[key], value), key
