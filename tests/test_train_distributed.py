@@ -21,12 +21,17 @@ HELPER = Path(__file__).with_name("record_train.py")
 STEPS = 4
 
 
-def run(out: Path, dataset: Path, devices: int, steps: int = STEPS, **env: str) -> list[dict]:
-    overrides = [*TINY, f"data.path={dataset}", "env.image_size=32", f"output_dir={out}",
-                 f"trainer.max_steps={steps}", "trainer.batch_size=16", "loss.bf16=false",
-                 "trainer.accelerator=cpu", f"trainer.devices={devices}",
-                 f"trainer.strategy={'ddp' if devices > 1 else 'auto'}",
-                 "trainer.checkpoint_every_n_steps=100", "trainer.val_every_n_steps=2"]
+def _args(out: Path, dataset: Path, devices: int = 2) -> list[str]:
+    """train.py overrides: the tiny model in fp32 (bf16 kernels vary with the batch size)."""
+    return [*TINY, f"data.path={dataset}", "env.image_size=32", f"output_dir={out}",
+            f"trainer.max_steps={STEPS}", "trainer.batch_size=16", "loss.bf16=false",
+            "trainer.accelerator=cpu", f"trainer.devices={devices}",
+            f"trainer.strategy={'ddp' if devices > 1 else 'auto'}",
+            "trainer.checkpoint_every_n_steps=100", "trainer.val_every_n_steps=2"]
+
+
+def run(out: Path, dataset: Path, devices: int, **env: str) -> list[dict]:
+    overrides = _args(out, dataset, devices)
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
     done = subprocess.run([sys.executable, str(HELPER), str(out / "record"), *overrides],
                           env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -103,13 +108,6 @@ def _free_port() -> int:
 
 def _final_model(root: Path) -> dict:
     return torch.load(root / "reacher" / "model.ckpt", weights_only=True)["state_dict"]
-
-
-def _args(out: Path, dataset: Path) -> list[str]:
-    return [*TINY, f"data.path={dataset}", "env.image_size=32", f"output_dir={out}",
-            f"trainer.max_steps={STEPS}", "trainer.batch_size=16", "loss.bf16=false",
-            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
-            "trainer.checkpoint_every_n_steps=100", "trainer.val_every_n_steps=2"]
 
 
 def test_torchrun_launch_trains_the_same_model(runs, tiny_dataset):
