@@ -19,7 +19,7 @@ from typing import Any
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import lightning as L
-from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 
 from callbacks.identifiability import SyntheticIdentifiabilityProbe
 from callbacks.latent_stats import LatentStats
-from callbacks.preemption import AtomicCheckpointIO, Preemption
+from callbacks.preemption import AtomicCheckpointIO, Preemption, install_signal_flags
 from callbacks.state_probe import StateProbe, state_probe
 from configs.loader import ConfigError, load_config
 from configs.schema import ExperimentConfig
@@ -94,8 +94,9 @@ def _trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list, **kwargs: An
     plugins: list = [AtomicCheckpointIO()]
     if t.sync_batchnorm:  # BatchNorm over the global batch under DDP, on CPU and GPU alike
         plugins.append(GlobalBatchNormSync())
-    if SLURMEnvironment.detect():  # requeueing is ``Preemption``'s job, at a step boundary
-        plugins.append(SLURMEnvironment(auto_requeue=False))
+    if (any(isinstance(c, Preemption) for c in callbacks) and SLURMEnvironment.detect()
+            and not TorchElasticEnvironment.detect()):  # torchrun inside SLURM: its ranks
+        plugins.append(SLURMEnvironment(auto_requeue=False))  # requeue is Preemption's job
     return L.Trainer(
         max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
@@ -106,11 +107,11 @@ def _trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list, **kwargs: An
 
 
 def local_processes(cfg: ExperimentConfig) -> int:
-    """Training processes on this machine: the launcher's count, else ``trainer.devices`` when
-    Lightning starts CPU processes itself, else 1."""
-    for var in ("LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE"):
-        if os.environ.get(var):
-            return max(int(os.environ[var].split("(")[0]), 1)  # SLURM may write "2(x3)"
+    """Training processes sharing this process's cores: torchrun's local count, else
+    ``trainer.devices`` when Lightning starts CPU processes itself, else 1 (``srun`` gives
+    every task its own CPUs already)."""
+    if os.environ.get("LOCAL_WORLD_SIZE"):
+        return max(int(os.environ["LOCAL_WORLD_SIZE"]), 1)
     devices = cfg.trainer.devices
     if cfg.trainer.accelerator == "cpu" and isinstance(devices, int) and devices > 1:
         return devices
@@ -161,7 +162,7 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path,
     probe = StateProbe(meta["state_names"], angular, cfg.eval.every_n_steps)
     stats = LatentStats(every_n_steps=max(t.log_every_n_steps, 1))
     resume = run_dir / "checkpoints" / "last.ckpt"
-    preemption = Preemption(resume, requeue=t.requeue)
+    preemption = Preemption(resume, requeue=t.requeue, requeue_on_sigterm=t.requeue_on_sigterm)
     # the datamodule splits every global batch over the ranks itself (worldmodel/data.py)
     trainer = _trainer(cfg, run_dir, [last, probe, stats, preemption, *extra_callbacks],
                        val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)
+    install_signal_flags()  # SLURM's warning signal must not kill a run between its steps
     try:
         cfg = load_config(args.config, args.overrides)
         if args.collect_only:
@@ -263,10 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except SIGTERMException:  # Preemption saved the step's checkpoint (and requeued on SLURM)
+        last = Path(cfg.output_dir) / cfg.name / "checkpoints" / "last.ckpt"
         if is_launch_rank_zero():
-            print(f"stopped by a signal; rerun the same command to resume from "
-                  f"{Path(cfg.output_dir) / cfg.name / 'checkpoints' / 'last.ckpt'}",
-                  file=sys.stderr)
+            print("stopped by a signal; " + (
+                f"rerun the same command to resume from {last}" if last.exists() else
+                "this run writes no checkpoint to resume from"), file=sys.stderr)
         return 143  # 128 + SIGTERM: torchrun --max-restarts and schedulers see an interruption
     if is_launch_rank_zero():
         print(_summary(result))

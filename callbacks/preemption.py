@@ -5,10 +5,12 @@ SLURM stops a job with SIGTERM (preemption, ``scancel``, the time limit) and, wh
 treats both the same way, at the end of the optimiser step in progress:
 
 1. the signal only sets a flag; the step in progress finishes normally;
-2. after every step the flags of all ranks are combined (an all-reduce of a scalar), so every
-   rank raises ``SIGTERMException`` after the same step, whichever ranks got the signal;
-3. on that exception rank 0 writes the checkpoint of the finished step to the resume path
-   (atomically, see ``AtomicCheckpointIO``) and, on SLURM, runs ``scontrol requeue``;
+2. after every step the flags of all ranks are combined (an all-reduce of two scalars), and
+   every rank raises ``SIGTERMException`` at the start of the same next step, whichever ranks
+   got the signal;
+3. handling it, rank 0 writes the checkpoint of the finished step to the resume path
+   (atomically, see ``AtomicCheckpointIO``) and, on SLURM, runs ``scontrol requeue``, while
+   the other ranks wait at a barrier;
 4. ``train.py`` reports it and exits with code 143.
 
 The requeued job (or any rerun of the same command) resumes from that checkpoint, and since
@@ -32,7 +34,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-__all__ = ["AtomicCheckpointIO", "Preemption", "slurm_job_id"]
+__all__ = ["AtomicCheckpointIO", "Preemption", "install_signal_flags", "slurm_job_id"]
 
 log = logging.getLogger(__name__)
 
@@ -62,75 +64,114 @@ def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
+_PENDING: set[int] = set()  # signals that arrived outside training, for the next run to act on
+
+
+def _remember(signum, frame) -> None:
+    _PENDING.add(signum)
+
+
+def install_signal_flags(signals: tuple[signal.Signals, ...] = (signal.SIGUSR1,)) -> None:
+    """Make ``signals`` set a flag for the whole process instead of their default action.
+
+    SIGUSR1's default action kills the process. A warning that arrives while the dataset is
+    collected or the run starts is kept, and the run stops (and requeues) after its first step.
+    """
+    for signum in signals:
+        signal.signal(signum, _remember)
+
+
 class Preemption(L.Callback):
-    """Saves ``checkpoint`` after the step during which SIGTERM (or ``warning_signal``) arrived,
-    requeues the SLURM job (``requeue``) and stops the run; ``self.preempted`` records it.
+    """Stops the run after the step during which SIGTERM or ``warning_signal`` arrived: writes
+    ``checkpoint``, requeues the SLURM job and raises ``SIGTERMException``.
 
     Args:
         checkpoint: where to write; ``train.py`` resumes from this path.
         requeue: call ``scontrol requeue`` on SLURM (rank 0) after saving.
-        warning_signal: a signal treated like SIGTERM (SLURM's ``--signal``); None for none.
+        requeue_on_sigterm: requeue after SIGTERM too, not only after the warning signal.
+            SIGTERM also comes from ``scancel`` and from preemption that SLURM requeues by
+            itself (``PreemptMode=REQUEUE``); set False where that is the case.
+        warning_signal: the signal SLURM sends ahead of the time limit (``--signal``).
     """
 
     def __init__(self, checkpoint: str | Path, requeue: bool = True,
+                 requeue_on_sigterm: bool = True,
                  warning_signal: signal.Signals | None = signal.SIGUSR1) -> None:
         self.checkpoint = Path(checkpoint)
-        self.requeue, self.warning_signal = requeue, warning_signal
+        self.requeue, self.requeue_on_sigterm = requeue, requeue_on_sigterm
+        self.warning_signal = warning_signal
         self.preempted = False
         self.requeued: str | None = None
-        self._signalled = False
+        self._received: set[int] = set()
+        self._stop: tuple[bool, bool] | None = None  # (SIGTERM, warning) agreed by all ranks
         self._previous: dict = {}
+
+    @property
+    def signals(self) -> list[signal.Signals]:
+        return [signal.SIGTERM] + ([self.warning_signal] if self.warning_signal else [])
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         # Installed after Lightning took its snapshot of the handlers, which it restores at the
         # end of fit (however it ends). This replaces Lightning's SIGTERM handler too: that one
         # broadcasts from inside the handler, and when SLURM signals every rank at once those
         # out-of-order collectives deadlock the ranks.
-        self._signalled = False
+        self._stop = None
+        self._received = {s for s in _PENDING if s in self.signals}
+        _PENDING.difference_update(self._received)
+        if trainer.received_sigterm:  # arrived on this rank before training started
+            self._received.add(signal.SIGTERM)
+            trainer._signal_connector.received_sigterm = False  # only this callback acts on it
         self._previous = {signum: signal.signal(signum, self._on_signal)
                           for signum in self.signals}
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._restore_handler()
+        self._restore_handlers()
 
-    def _restore_handler(self) -> None:
+    def _restore_handlers(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
 
-    @property
-    def signals(self) -> list[signal.Signals]:
-        return [signal.SIGTERM] + ([self.warning_signal] if self.warning_signal else [])
-
     def _on_signal(self, signum, frame) -> None:
-        self._signalled = True  # a flag only: the step in progress finishes normally
-        log.info("received signal %d: stopping after this step", signum)
+        self._received.add(signum)  # a flag only: the step in progress finishes normally
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        stop = self._signalled
-        if trainer.world_size > 1:  # every rank stops after the same step
-            flag = torch.tensor(float(stop), device=module.device)
-            stop = bool(trainer.strategy.reduce(flag, reduce_op="max") > 0)
-        if stop:
-            raise SIGTERMException()  # handled like SIGTERM, in ``on_exception``
+        flags = torch.tensor([float(signal.SIGTERM in self._received),
+                              float(self.warning_signal in self._received)], device=module.device)
+        if trainer.world_size > 1:  # every rank learns of a signal any rank got
+            flags = trainer.strategy.reduce(flags, reduce_op="max")
+        if flags.any():
+            self._stop = (bool(flags[0]), bool(flags[1]))
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        # The stop waits for the next step's start, so the stopped step is complete with its
+        # validation and periodic checkpoint, and a signal in the last step lets the run finish.
+        if self._stop is not None:
+            raise SIGTERMException()
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule,
                      exception: BaseException) -> None:
-        self._restore_handler()
-        if not isinstance(exception, SIGTERMException):
+        if not (isinstance(exception, SIGTERMException) and self._stop is not None):
+            self._restore_handlers()
             return  # a real error: the last periodic checkpoint stays the resume point
-        # Every rank is here after the same finished step. Plain DDP state needs no
-        # collective to gather, so rank 0 writes on its own, without the barrier of
-        # ``trainer.save_checkpoint`` (a rank that already left would never reach it).
+        # Every rank is here, after the same finished step. Plain DDP state needs no
+        # collective to gather, so rank 0 writes while the others wait at the barrier below:
+        # a rank that exited now would make srun or torchrun kill rank 0 mid-write.
         state = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         trainer.strategy.save_checkpoint(state, self.checkpoint)  # rank 0 writes
         self.preempted = True
         log.warning("stopped by a signal after step %d; checkpoint %s", trainer.global_step,
                     self.checkpoint)
+        warning = self._stop[1]  # (SIGTERM, warning signal)
         job = slurm_job_id()
-        if self.requeue and job is not None and trainer.is_global_zero:
+        if (self.requeue and (warning or self.requeue_on_sigterm) and job is not None
+                and trainer.is_global_zero):
             self.requeued = job if _scontrol_requeue(job) else None
+        if trainer.world_size > 1:
+            trainer.strategy.barrier("preemption")
+        self._restore_handlers()
 
 
 def _scontrol_requeue(job: str) -> bool:

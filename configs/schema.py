@@ -77,7 +77,8 @@ class TrainerConfig:
     checkpoint_every_n_steps: int = 500  # pixel world models: last.ckpt for resuming
     resume: bool = True  # continue from <run>/checkpoints/last.ckpt when it exists
     sync_batchnorm: bool = True  # several processes: BatchNorm statistics over the global batch
-    requeue: bool = True  # on SIGTERM / SIGUSR1: checkpoint, then `scontrol requeue` on SLURM
+    requeue: bool = True  # on SIGUSR1 (and SIGTERM): checkpoint, then `scontrol requeue`
+    requeue_on_sigterm: bool = True  # False where scancel / SLURM's own preemption requeue
 
 
 @dataclass

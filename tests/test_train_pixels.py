@@ -107,13 +107,14 @@ def test_a_signalled_run_resumes_to_the_weights_of_an_uninterrupted_one(tiny_dat
             "trainer.val_every_n_steps=4", "trainer.checkpoint_every_n_steps=100"]
     full = train.train(load_config("reacher", [*base, f"output_dir={tmp_path / 'full'}"]))
     cfg = load_config("reacher", [*base, f"output_dir={tmp_path / 'cut'}"])
+    before = signal.getsignal(signum)
     with pytest.raises(SIGTERMException):
         train.train(cfg, extra_callbacks=[SignalAt(3, signum)])
     last = tmp_path / "cut" / cfg.name / "checkpoints" / "last.ckpt"
     stopped = torch.load(last, weights_only=True)
     assert 3 <= stopped["global_step"] <= 4  # the step in progress finished, then it stopped
     assert not (last.parent.parent / "model.ckpt").exists()  # not mistaken for a finished run
-    assert signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler)
+    assert signal.getsignal(signum) == before  # the handlers of the process are back
     resumed = train.train(cfg)  # the same command again
     a = torch.load(full.checkpoint, weights_only=True)
     b = torch.load(resumed.checkpoint, weights_only=True)
@@ -131,8 +132,13 @@ def test_a_stopped_run_exits_143_and_says_how_to_resume(monkeypatch, tmp_path, c
 
     monkeypatch.setattr(train, "train", stopped)
     assert train.main(["--config", "reacher", f"output_dir={tmp_path}"]) == 143
+    assert "writes no checkpoint to resume from" in capsys.readouterr().err
+    last = tmp_path / "reacher" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.touch()
+    assert train.main(["--config", "reacher", f"output_dir={tmp_path}"]) == 143
     err = capsys.readouterr().err
-    assert "rerun the same command to resume" in err and "last.ckpt" in err
+    assert "rerun the same command to resume" in err and str(last) in err
 
 
 def test_collect_only_writes_this_array_tasks_shards_of_the_default_dataset(tmp_path,
@@ -152,3 +158,21 @@ def test_collect_only_writes_this_array_tasks_shards_of_the_default_dataset(tmp_
     assert "dataset complete" in capsys.readouterr().out
     assert PixelDataset(path).num_episodes == 4
     assert train.main([*args, "data.path=/elsewhere"]) == 2
+
+
+def test_a_warning_signal_before_training_stops_the_run_after_its_first_step(tiny_dataset,
+                                                                             tmp_path):
+    from callbacks.preemption import install_signal_flags
+
+    cfg = load_config("reacher", [*TINY, f"data.path={tiny_dataset}", "env.image_size=32",
+                                  f"output_dir={tmp_path}"])
+    before = signal.getsignal(signal.SIGUSR1)
+    try:
+        install_signal_flags()  # what train.py's main does first
+        os.kill(os.getpid(), signal.SIGUSR1)  # e.g. while the dataset is being collected
+        with pytest.raises(SIGTERMException):
+            train.train(cfg)
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+    last = torch.load(tmp_path / cfg.name / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 1

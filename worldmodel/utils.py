@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 
 import torch
 
@@ -12,11 +13,16 @@ __all__ = ["atomic_write_text", "available_cores", "configure_threads", "keep_fr
 
 
 def configure_threads(num_threads: int = 0, processes: int = 1) -> int:
-    """Set torch's intra-op threads: ``num_threads`` if > 0, else this process's share of the
-    available cores when ``processes`` processes run on them."""
+    """Set torch's intra-op threads: ``num_threads`` if > 0, else ``OMP_NUM_THREADS`` when a
+    launcher set it, else this process's share of the available cores when ``processes``
+    processes run on them. ``OMP_NUM_THREADS`` is set to the result, so Lightning's launchers
+    (which size threads themselves when it is unset) and child processes keep it."""
     if num_threads < 0:
         raise ValueError(f"num_threads must be >= 0 (0 = all free cores), got {num_threads}")
-    n = num_threads or max(available_cores() // max(processes, 1), 1)
+    launcher = os.environ.get("OMP_NUM_THREADS", "")
+    n = num_threads or (int(launcher) if launcher.isdigit() and int(launcher) > 0 else
+                        max(available_cores() // max(processes, 1), 1))
+    os.environ["OMP_NUM_THREADS"] = str(n)
     torch.set_num_threads(n)
     return n
 
