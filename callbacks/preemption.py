@@ -137,12 +137,13 @@ class Preemption(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        flags = torch.tensor([float(signal.SIGTERM in self._received),
-                              float(self.warning_signal in self._received)], device=module.device)
+        flags = (signal.SIGTERM in self._received, self.warning_signal in self._received)
         if trainer.world_size > 1:  # every rank learns of a signal any rank got
-            flags = trainer.strategy.reduce(flags, reduce_op="max")
-        if flags.any():
-            self._stop = (bool(flags[0]), bool(flags[1]))
+            agreed = trainer.strategy.reduce(torch.tensor(flags, dtype=torch.float32,
+                                                          device=module.device), reduce_op="max")
+            flags = (bool(agreed[0]), bool(agreed[1]))
+        if any(flags):
+            self._stop = flags
 
     def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:

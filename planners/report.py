@@ -136,11 +136,10 @@ def merge_shards(folder: Path, count: int | None = None) -> dict | None:
     if len(present) != len(set(present)):
         raise ShardError(f"duplicate shards in {Path(folder) / 'shards'}")
     first = shards[0]
+    reference = _unsharded(first["config"])
     for s in shards[1:]:
-        config = {**s["config"], "eval": {**s["config"]["eval"], "shard": 0}}
-        reference = {**first["config"], "eval": {**first["config"]["eval"], "shard": 0}}
         differ = [k for k in _SAME if s.get(k) != first.get(k)] + (
-            ["config"] if config != reference else [])
+            ["config"] if _unsharded(s["config"]) != reference else [])
         if differ:
             raise ShardError(f"shard {s['shard']['index']} and shard "
                              f"{first['shard']['index']} differ in {differ}: they are not "
@@ -163,5 +162,10 @@ def merge_shards(folder: Path, count: int | None = None) -> dict | None:
     merged["wall_seconds"] = max(s["wall_seconds"] for s in shards)  # in parallel
     merged["process_seconds"] = sum(s["wall_seconds"] for s in shards)
     merged["shards"] = n
-    merged["config"] = {**first["config"], "eval": {**first["config"]["eval"], "shard": None}}
+    merged["config"] = reference
     return merged
+
+
+def _unsharded(config: dict) -> dict:
+    """A shard's plan config without its shard index: equal for all shards of one evaluation."""
+    return {**config, "eval": {**config["eval"], "shard": None}}

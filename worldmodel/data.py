@@ -151,11 +151,12 @@ class StepBatchSampler(Sampler[list[int]]):
         self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
         self.rank, self.world_size, self.start_step = rank, world_size, start_step
         self.batches_per_epoch = num_items // batch_size
+        self._epoch: int | None = None  # the epoch whose permutation is cached
 
     def global_batch(self, step: int) -> np.ndarray:
         """Dataset positions of global batch ``step`` (all ranks together)."""
         epoch, j = divmod(step, self.batches_per_epoch)
-        if getattr(self, "_epoch", None) != epoch:
+        if self._epoch != epoch:
             self._epoch = epoch
             self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_items)
         return self._perm[j * self.batch_size:(j + 1) * self.batch_size]
@@ -230,16 +231,20 @@ class PixelDataModule(L.LightningDataModule):
         """One pass over every ``split`` ("train" or "val") window in a fixed random order, on
         this process alone: for diagnostics such as the state probe, never for training."""
         data = {"train": self.train_set, "val": self.val_set}[split]
-        order = np.random.default_rng(self.seed + 1).permutation(len(data))
-        return self._loader(data, [order[i:i + self.batch_size].tolist()
-                                   for i in range(0, len(order), self.batch_size)])
+        return self._loader(data, self._fixed_batches(len(data), self.seed + 1))
+
+    def _fixed_batches(self, num_items: int, seed: int, rank: int = 0, world: int = 1
+                       ) -> list[list[int]]:
+        """Batches of one seeded permutation; this rank's slice of each, empty ones dropped."""
+        order = np.random.default_rng(seed).permutation(num_items)
+        batches = (rank_slice(order[i:i + self.batch_size], rank, world).tolist()
+                   for i in range(0, num_items, self.batch_size))
+        return [b for b in batches if b]
 
     def val_dataloader(self) -> DataLoader:
         # one fixed random order: batches mix episodes (SIGReg assumes i.i.d. samples, and
         # consecutive windows of one episode are not), and every validation sees the same ones;
         # every rank gets an equal slice of each global batch (SIGReg syncs across ranks)
         rank, world = self._ranks()
-        order = np.random.default_rng(self.seed).permutation(len(self.val_set))
-        batches = [rank_slice(order[i:i + self.batch_size], rank, world).tolist()
-                   for i in range(0, len(order), self.batch_size)]
-        return self._loader(self.val_set, [b for b in batches if b])
+        return self._loader(self.val_set,
+                            self._fixed_batches(len(self.val_set), self.seed, rank, world))
