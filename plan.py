@@ -77,7 +77,7 @@ def plan(cfg: ExperimentConfig) -> tuple[dict, Path]:
     planner = build_planner(p.planner.name, p.planner.settings())
     agent = MPCAgent(model, planner, history=meta.get("history", 1),
                      frameskip=meta.get("frameskip", 1), replan_every=p.eval.replan_every,
-                     objective=p.eval.objective, bf16=bf16)
+                     objective=p.eval.objective, bf16=bf16, hold=p.eval.hold)
     start = time.perf_counter()
     result = evaluate_closed_loop(lambda: make_env(env_cfg), agent, p.eval,
                                   goal if p.env_id is None else None)

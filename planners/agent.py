@@ -25,11 +25,17 @@ __all__ = ["BlockMPC", "MPCAgent", "SimulatorAgent", "SimulatorGoalCost"]
 class BlockMPC:
     """Executes planned blocks of ``frameskip`` env actions; replans every ``replan_every``
     blocks, warm-started from the shifted plan. Subclasses provide ``cost_fn`` and may
-    ``observe`` the frame at the end of each block."""
+    ``observe`` the frame at the end of each block.
+
+    With ``hold``, the planner searches one env action per block, held for its ``frameskip``
+    steps (a ``1/frameskip`` smaller search space). Without it, it searches the whole block;
+    a model trained on smooth actions may then be exploited by plans that reverse the action
+    inside a block, which it never saw (README, point_mass).
+    """
 
     def __init__(self, planner: Planner, block_dim: int, frameskip: int = 1,
                  replan_every: int = 1, objective: str = "last", warm_start: bool = True,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", hold: bool = False) -> None:
         if frameskip < 1 or block_dim % frameskip:
             raise ValueError(f"the action block ({block_dim}) must hold frameskip={frameskip} "
                              "env actions")
@@ -41,13 +47,15 @@ class BlockMPC:
         self.planner, self.block_dim, self.frameskip = planner, block_dim, frameskip
         self.env_action_dim = block_dim // frameskip
         self.replan_every, self.objective, self.warm_start = replan_every, objective, warm_start
+        self.hold = hold
+        self.plan_dim = self.env_action_dim if hold else block_dim  # what the planner searches
         self.device = torch.device(device)
         self.plan_ms: list[float] = []
 
     def begin(self, batch_size: int, seed: int | None) -> None:
         self.planner.reset(seed)
         self.batch_size = batch_size
-        self.plan: Tensor | None = None  # (B, H, kA)
+        self.plan: Tensor | None = None  # (B, H, plan_dim)
         self.next_block = 0  # index into plan
         self.block: Tensor | None = None  # the block being executed (B, kA)
         self.queue: deque[np.ndarray] = deque()  # env actions left in this block
@@ -55,6 +63,12 @@ class BlockMPC:
 
     def cost_fn(self) -> CostFn:
         raise NotImplementedError
+
+    def blocks(self, planned: Tensor) -> Tensor:
+        """Planned actions ``(..., plan_dim)`` as env action blocks ``(..., kA)``."""
+        if not self.hold:
+            return planned
+        return planned.repeat(*(1,) * (planned.dim() - 1), self.frameskip)  # (a, a, ..., a)
 
     def observe(self, pixels: np.ndarray, block: Tensor) -> None:
         """The frames ``(B, H, W, 3)`` at the end of the executed ``block (B, kA)``."""
@@ -66,7 +80,7 @@ class BlockMPC:
                 self.observe(pixels, self.block)
             if self.plan is None or self.next_block >= self.replan_every:
                 self._replan()
-            self.block = self.plan[:, self.next_block]  # (B, kA)
+            self.block = self.blocks(self.plan[:, self.next_block])  # (B, kA)
             self.next_block += 1
             steps = self.block.view(self.batch_size, self.frameskip, self.env_action_dim)
             self.queue.extend(steps.transpose(0, 1).float().cpu().numpy())  # k x (B, A)
@@ -76,9 +90,13 @@ class BlockMPC:
         init = None
         if self.warm_start and self.plan is not None:
             init = shift_plan(self.plan, self.next_block)
-        cost = self.cost_fn()
+        block_cost = self.cost_fn()
+
+        def cost(actions: Tensor) -> Tensor:  # (B, S, H, plan_dim) -> (B, S)
+            return block_cost(self.blocks(actions))
+
         start = time.perf_counter()
-        result = self.planner.plan(cost, self.batch_size, self.block_dim, init, self.device)
+        result = self.planner.plan(cost, self.batch_size, self.plan_dim, init, self.device)
         self.plan_ms.append((time.perf_counter() - start) * 1e3)
         self.plan, self.next_block = result.actions, 0
 
@@ -90,19 +108,19 @@ class MPCAgent(BlockMPC):
         model: the world model (``encode``, ``rollout``, ``action_dim`` = block size).
         planner: a sampling planner; its ``horizon`` counts blocks.
         history: latent frames the predictor reads (the data's ``history``).
-        frameskip, replan_every, objective, warm_start: see ``BlockMPC``.
+        frameskip, replan_every, objective, warm_start, hold: see ``BlockMPC``.
         bf16: roll out under bf16 autocast (see ``LatentGoalCost``).
     """
 
     def __init__(self, model: WorldModel, planner: Planner, history: int, frameskip: int = 1,
                  replan_every: int = 1, objective: str = "last", warm_start: bool = True,
-                 bf16: bool = False) -> None:
+                 bf16: bool = False, hold: bool = False) -> None:
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
         params = getattr(model, "parameters", None)
         device = next(params()).device if params is not None else torch.device("cpu")
         super().__init__(planner, model.action_dim, frameskip, replan_every, objective,
-                         warm_start, device)
+                         warm_start, device, hold)
         self.model, self.history, self.bf16 = model, history, bf16
 
     @torch.inference_mode()
@@ -161,9 +179,10 @@ class SimulatorAgent(BlockMPC):
     """The same planner on the env's true physics: what a perfect world model would reach."""
 
     def __init__(self, planner: Planner, goal: GoalSpec, env_action_dim: int, frameskip: int = 1,
-                 replan_every: int = 1, objective: str = "last", warm_start: bool = True) -> None:
+                 replan_every: int = 1, objective: str = "last", warm_start: bool = True,
+                 hold: bool = False) -> None:
         super().__init__(planner, env_action_dim * frameskip, frameskip, replan_every,
-                         objective, warm_start)
+                         objective, warm_start, hold=hold)
         self.goal = goal
 
     def reset(self, simulators: list[MujocoSimulator], goal_states: np.ndarray,

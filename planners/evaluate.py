@@ -40,6 +40,7 @@ class EvalConfig:
     goal_policy: str = "random"
     replan_every: int = 1
     objective: str = "last"
+    hold: bool = False  # plan one env action per block, held for frameskip steps
     floor: bool = True
     ceiling: bool = True
     videos: int = 2  # episodes recorded as agent | goal GIFs
@@ -277,7 +278,8 @@ def _ceiling(envs: list[PixelEnv], pairs: list[GoalPair], goal: GoalSpec, budget
         return {"skipped": reason}
     planner = type(agent.planner)(agent.planner.config)
     sim_agent = SimulatorAgent(planner, goal, agent.env_action_dim, agent.frameskip,
-                               agent.replan_every, agent.objective, agent.warm_start)
+                               agent.replan_every, agent.objective, agent.warm_start,
+                               agent.hold)
 
     def start(active, batch, frames):
         sim_agent.reset(sims[:len(active)], np.stack([p.goal_state for p in batch]),
