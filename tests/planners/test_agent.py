@@ -45,6 +45,7 @@ class SpyPlanner:
 
     def plan(self, cost_fn, batch_size, action_dim, init=None, device=None):
         self.calls.append(init)
+        self.action_dims = getattr(self, "action_dims", []) + [action_dim]
         H = self.config.horizon
         acts = torch.arange(H * action_dim, dtype=torch.float32).view(1, H, action_dim)
         acts = (acts / 100 + len(self.calls)).expand(batch_size, H, action_dim).clone()
@@ -71,6 +72,41 @@ def test_blocks_are_executed_in_order_and_replanned_every_k_blocks():
     # the warm start is plan 1 shifted by the two executed blocks, padded with zeros
     torch.testing.assert_close(spy.calls[1][0, 0], first[2])
     torch.testing.assert_close(spy.calls[1][0, 1:], torch.zeros(2, 4))
+
+
+def test_held_blocks_repeat_one_planned_action_for_frameskip_steps():
+    spy = SpyPlanner(build_planner("cem", {"horizon": 3, "samples": 8, "elites": 2}))
+    agent = MPCAgent(LinearWorld(frameskip=3), spy, history=2, frameskip=3, hold=True)
+    agent.reset(frames([[10, 20]]), frames([[30, 40]]), seed=0)
+    actions = [agent.act(frames([[10 + t, 20]])) for t in range(6)]  # 2 blocks, 2 plans
+    assert spy.action_dims == [2, 2]  # the planner searches one env action per block
+    assert spy.calls[1].shape == (1, 3, 2)  # and is warm-started in that space
+    first = torch.arange(6.0).view(3, 2) / 100 + 1  # plan of call 1, (H, A)
+    for t in range(3):
+        np.testing.assert_allclose(actions[t][0], first[0].numpy(), atol=1e-6)
+    second = torch.arange(6.0).view(3, 2) / 100 + 2
+    for t in range(3, 6):
+        np.testing.assert_allclose(actions[t][0], second[0].numpy(), atol=1e-6)
+    # the history keeps the executed block: the held action, frameskip times
+    torch.testing.assert_close(agent.a_hist[0, -1], first[0].repeat(3))
+
+
+def test_held_plans_reach_the_model_as_constant_blocks():
+    # the model only sees each block's sum, so an unheld plan may zigzag inside a block;
+    # held, the mass moves straight and stays at the goal between block ends too
+    world = LinearWorld(frameskip=2)
+    planner = build_planner("cem", {"horizon": 2, "samples": 64, "elites": 8, "iterations": 6})
+    agent = MPCAgent(world, planner, history=1, frameskip=2, objective="sum", hold=True)
+    z, goal = np.array([[10.0, 20.0]]), np.array([[18.0, 14.0]])
+    agent.reset(frames(z), frames(goal), seed=0)
+    error = []
+    for _ in range(16):
+        z = z + 10.0 * agent.act(frames(np.round(z)))
+        error.append(np.abs(np.round(z) - goal).max())
+    _, acts = world.rollout_inputs[-1]  # (S, T, kA): every candidate block is a held action
+    assert acts.shape[-1] == 4
+    torch.testing.assert_close(acts[..., :2], acts[..., 2:])
+    assert max(error[-8:]) <= 1
 
 
 def test_latent_history_holds_the_observed_frames_and_executed_blocks():
@@ -115,7 +151,8 @@ def test_simulator_matches_stepping_the_env():
         env.close()
 
 
-def test_simulator_agent_reaches_a_reacher_goal():
+@pytest.mark.parametrize("hold", [False, True])
+def test_simulator_agent_reaches_a_reacher_goal(hold):
     env = make_pixel_env("wm/reacher-v0", 32)
     env.reset(seed=5)
     for a in np.random.default_rng(5).uniform(-1, 1, (25, 2)):
@@ -123,10 +160,14 @@ def test_simulator_agent_reaches_a_reacher_goal():
     goal_state = info["state"]
     frame, info = env.reset(seed=5)
     planner = build_planner("cem", {"horizon": 5, "samples": 64, "elites": 8, "iterations": 5})
-    agent = SimulatorAgent(planner, env.goal, env_action_dim=2)
+    agent = SimulatorAgent(planner, env.goal, env_action_dim=2, frameskip=5, hold=hold)
     agent.reset([MujocoSimulator.from_env(env)], goal_state[None], seed=0)
     dist = [env.goal.distance(info["state"], goal_state)]
+    executed = []
     for _ in range(50):
-        frame, _, _, _, info = env.step(agent.act(frame[None])[0])
+        executed.append(agent.act(frame[None])[0])
+        frame, _, _, _, info = env.step(executed[-1])
         dist.append(env.goal.distance(info["state"], goal_state))
     assert min(dist) < env.goal.tolerance < dist[0]
+    blocks = np.stack(executed).reshape(10, 5, 2)
+    assert np.allclose(blocks, blocks[:, :1]) == hold  # held: one action per 5-step block
