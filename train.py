@@ -160,7 +160,8 @@ def train_world_model(cfg: ExperimentConfig, run_dir: Path,
     goal = meta.get("goal") or {}
     angular = [i for i, a in zip(goal.get("indices", []), goal.get("angular", [])) if a]
     probe = StateProbe(meta["state_names"], angular, cfg.eval.every_n_steps)
-    stats = LatentStats(every_n_steps=max(t.log_every_n_steps, 1))
+    stats = LatentStats(every_n_steps=max(t.log_every_n_steps, 1),
+                        min_rank_fraction=t.collapse_rank_fraction)
     resume = run_dir / "checkpoints" / "last.ckpt"
     preemption = Preemption(resume, requeue=t.requeue, requeue_on_sigterm=t.requeue_on_sigterm)
     # the datamodule splits every global batch over the ranks itself (worldmodel/data.py)

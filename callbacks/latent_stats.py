@@ -66,13 +66,18 @@ class LatentStats(L.Callback):
         stats = latent_statistics(z.flatten(0, 1).float())
         stats["sigreg_null_value"] = self.null_value
         self.last = stats
-        collapsed = stats["std_min"] < self.min_std or \
-            stats["effective_rank_fraction"] < self.min_rank_fraction
-        if collapsed and not self.warned:
+        dead = stats["std_min"] < self.min_std
+        low_rank = stats["effective_rank_fraction"] < self.min_rank_fraction
+        if (dead or low_rank) and not self.warned:
             self.warned = True
+            fix = ("Raise loss.lam (SIGReg weight), lower optim.lr, or check the data varies."
+                   if dead else
+                   "Raise loss.lam, or, where the state has far fewer dimensions than the "
+                   "latent and a weak loss.lam is deliberate, lower "
+                   "trainer.collapse_rank_fraction.")
             log.warning(
                 "latent collapse at step %d: min per-dimension std %.3g (want ~1), effective "
-                "rank %.1f of %d. Raise loss.lam (SIGReg weight), lower optim.lr, or check the "
-                "data varies.", trainer.global_step, stats["std_min"], stats["effective_rank"],
-                z.shape[-1])
+                "rank %.1f of %d (warns under %.0f%%). %s", trainer.global_step,
+                stats["std_min"], stats["effective_rank"], z.shape[-1],
+                100 * self.min_rank_fraction, fix)
         return stats

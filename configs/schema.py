@@ -79,6 +79,9 @@ class TrainerConfig:
     sync_batchnorm: bool = True  # several processes: BatchNorm statistics over the global batch
     requeue: bool = True  # on SIGUSR1 (and SIGTERM): checkpoint, then `scontrol requeue`
     requeue_on_sigterm: bool = True  # False where scancel / SLURM's own preemption requeue
+    # LatentStats warns of a collapse under this effective rank / latent_dim (a 2-D state in
+    # a 32-D latent under a weak SIGReg sits at ~0.2 by design: configs/point_mass.yaml)
+    collapse_rank_fraction: float = 0.25
 
 
 @dataclass

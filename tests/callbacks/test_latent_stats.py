@@ -37,3 +37,16 @@ def test_collapse_warns_once_with_the_fix(caplog):
     assert len(caplog.records) == 1
     assert "latent collapse" in caplog.text and "loss.lam" in caplog.text
     assert _step(LatentStats(every_n_steps=10), collapsed, step=3) == {}  # not its step
+
+
+def test_a_low_rank_warning_names_its_knob_and_respects_it(caplog):
+    g = torch.Generator().manual_seed(0)
+    # a 3-D state spread over 32 dims: every coordinate varies, the effective rank is ~3
+    low_rank = torch.randn(256, 3, generator=g) @ torch.randn(3, 32, generator=g)
+    low_rank = low_rank.view(64, 4, 32)
+    with caplog.at_level(logging.WARNING):
+        _step(LatentStats(every_n_steps=1, min_rank_fraction=0.05), low_rank)
+        assert not caplog.records  # 3 of 32 is above 5%
+        _step(LatentStats(every_n_steps=1), low_rank)
+    assert len(caplog.records) == 1
+    assert "trainer.collapse_rank_fraction" in caplog.text and "loss.lam" in caplog.text
