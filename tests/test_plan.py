@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 from test_train_pixels import TINY
 
 import plan
@@ -45,6 +46,33 @@ def test_plan_py_writes_a_report_with_floor_and_ceiling(trained, capsys):
     assert report["agent"]["plan_ms_median"] > 0 and report["agent"]["plan_calls"] == 6
     assert (folder / "distance.png").stat().st_size > 0
     assert [p.name for p in (folder / "videos").iterdir()] == ["episode-00000.gif"]
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_held_blocks_reach_the_env_from_the_agent_and_the_ceiling(tiny_dataset, tmp_path,
+                                                                  monkeypatch, hold):
+    from planners.agent import BlockMPC
+
+    executed = []  # (agent class, block (B, kA)) for every block started
+    act = BlockMPC.act
+
+    def spy(self, pixels):
+        fresh = not self.queue
+        actions = act(self, pixels)
+        if fresh:
+            executed.append((type(self).__name__, self.block.clone()))
+        return actions
+
+    monkeypatch.setattr(BlockMPC, "act", spy)
+    overrides = [*TINY, f"output_dir={tmp_path}", f"data.path={tiny_dataset}",
+                 "env.image_size=32", "data.frameskip=2", "data.history=2"]
+    train.train(load_config("reacher", overrides))
+    assert plan.main(["--config", "reacher", *overrides, *PLAN, "plan.eval.videos=0",
+                      "plan.eval.floor=false", f"plan.eval.hold={str(hold).lower()}"]) == 0
+    assert {name for name, _ in executed} == {"MPCAgent", "SimulatorAgent"}
+    for _, block in executed:
+        steps = block.view(len(block), 2, -1)  # frameskip 2 of 2-D actions
+        assert torch.equal(steps[:, 0], steps[:, 1]) == hold
 
 
 def test_plan_py_without_a_checkpoint_says_how_to_make_one(tmp_path, capsys):
