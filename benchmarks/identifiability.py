@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.identifiability_report import write_report  # noqa: E402
+from benchmarks.identifiability_report import write_report
 
 MLP_LAM = 0.01  # SIGReg weight for the MLP-encoder runs (2-D mixings, alpha sweep)
 REALNVP_LAM = 1e-6  # SCIENCE.md section 4, Table 1

@@ -7,7 +7,7 @@ composed here; every component receives only its own sub-config.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from envs.collect import CollectConfig, EnvConfig
 from planners.base import PlannerConfig
@@ -38,7 +38,7 @@ class SyntheticWorldConfig:
     law: str = "gaussian"  # gaussian | gennorm | laplace | uniform
     alpha: float = 2.0  # generalised-normal shape (law=gennorm)
     rho: float = 0.95  # shared OU autocorrelation
-    rho_per_dim: Optional[list[float]] = None  # overrides rho, one value per latent coordinate
+    rho_per_dim: list[float] | None = None  # overrides rho, one value per latent coordinate
     mixing: str = "spiral"  # identity | spiral | banana | sinusoid | realnvp | random_mlp
     mixing_layers: int = 4
     mixing_seed: int = 0
@@ -112,9 +112,9 @@ class PlanConfig:
     writes next to the checkpoint, in ``plan-<planner>``.
     """
 
-    checkpoint: Optional[str] = None
-    env_id: Optional[str] = None
-    out: Optional[str] = None
+    checkpoint: str | None = None
+    env_id: str | None = None
+    out: str | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 where native) | bf16 | fp32: the planning rollouts
     planner: PlannerSection = field(default_factory=PlannerSection)
@@ -136,7 +136,7 @@ class ExperimentConfig:
     world: SyntheticWorldConfig = field(default_factory=SyntheticWorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    env: Optional[EnvConfig] = None
+    env: EnvConfig | None = None
     collect: CollectConfig = field(default_factory=CollectConfig)
     data: DataConfig = field(default_factory=DataConfig)
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)

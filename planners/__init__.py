@@ -2,8 +2,16 @@
 closed-loop goal-reaching evaluation. Never imports ``worldmodel``: a model is seen only
 through the ``WorldModel`` protocol (``encode``, ``rollout``)."""
 
-from planners.base import (PLANNERS, CostFn, Planner, PlannerConfig, PlanResult, build_planner,
-                           register_planner, shift_plan)
+from planners.base import (
+    PLANNERS,
+    CostFn,
+    Planner,
+    PlannerConfig,
+    PlanResult,
+    build_planner,
+    register_planner,
+    shift_plan,
+)
 from planners.cem import CEMPlanner
 from planners.mppi import MPPIPlanner
 

@@ -9,9 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # train.py / plan.py live at the repository root
     sys.path.insert(0, str(ROOT))
 
-import pytest  # noqa: E402
+import pytest
 
-import envs  # noqa: E402, F401  (registers the wm/ ids, selects headless rendering)
+import envs  # noqa: F401  (registers the wm/ ids, selects headless rendering)
 
 
 @pytest.fixture(scope="session")

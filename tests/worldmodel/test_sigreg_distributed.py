@@ -1,7 +1,6 @@
 """Distributed SIGReg on 2 CPU processes (gloo) equals single-process SIGReg on the global batch."""
 
 import os
-import sys
 
 import pytest
 import torch
