@@ -4,18 +4,15 @@ import json
 import math
 
 import pytest
+from test_train_pixels import TINY
 
 import train
 from benchmarks import block_reversal
 from configs.loader import load_config
 from envs.collect import CollectConfig, EnvConfig, collect_rollouts
 
-TINY = ["trainer.max_steps=4", "trainer.batch_size=8", "trainer.progress_bar=false",
-        "trainer.num_threads=1", "trainer.val_every_n_steps=2",
-        "trainer.checkpoint_every_n_steps=2", "world_model.feature_dim=32",
-        "world_model.projector_dim=32", "world_model.latent_dim=8",
-        "world_model.predictor_hidden=32", "loss.num_directions=16", "data.val_fraction=0.3",
-        "env.image_size=32", "data.frameskip=2", "data.history=2", "data.num_preds=1"]
+POINT_MASS = [*TINY, "env.image_size=32", "data.frameskip=2", "data.history=2",
+              "data.num_preds=1"]
 
 
 def test_reversed_blocks_move_the_mass_less_and_the_report_says_what_the_model_thinks(
@@ -25,7 +22,7 @@ def test_reversed_blocks_move_the_mass_less_and_the_report_says_what_the_model_t
                                      kwargs={"geom_radius": {"pointmass": 0.03}}),
                      CollectConfig(episodes=4, episode_steps=16, episodes_per_shard=2,
                                    workers=1, seed=0, policy="ou"), progress=False)
-    cfg = load_config("point_mass", [*TINY, f"output_dir={tmp_path}", f"data.path={data}"])
+    cfg = load_config("point_mass", [*POINT_MASS, f"output_dir={tmp_path}", f"data.path={data}"])
     result = train.train(cfg)
     monkeypatch.setattr(block_reversal, "OUT", tmp_path / "out")
     checkpoint = str(result.run_dir / "model.ckpt")
@@ -39,9 +36,7 @@ def test_reversed_blocks_move_the_mass_less_and_the_report_says_what_the_model_t
 
 
 def test_a_single_step_block_has_nothing_to_reverse(tmp_path, tiny_dataset):
-    from test_train_pixels import TINY as REACHER
-
-    cfg = load_config("reacher", [*REACHER, f"output_dir={tmp_path}",
+    cfg = load_config("reacher", [*TINY, f"output_dir={tmp_path}",
                                   f"data.path={tiny_dataset}", "env.image_size=32"])
     result = train.train(cfg)
     with pytest.raises(SystemExit, match="frameskip 1"):
