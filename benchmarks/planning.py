@@ -131,7 +131,9 @@ def success(config: str, checkpoints: list[str], episodes: int, budgets) -> list
                 "plan.eval.videos=0", f"plan.out={OUT / 'success' / name}"])
             result, _ = plan.plan(cfg)
             row = {"env": result["env_id"], "checkpoint": checkpoint, "samples": samples,
-                   "iterations": iterations, "episodes": episodes}
+                   "iterations": iterations, "elites": cfg.plan.planner.elites,
+                   "horizon": HORIZON, "objective": cfg.plan.eval.objective,
+                   "hold": cfg.plan.eval.hold, "episodes": episodes}
             for run in ("agent", "floor", "ceiling"):
                 if run in result and "success_rate" in result[run]:
                     row[run] = result[run]["success_rate"]

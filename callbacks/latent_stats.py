@@ -42,12 +42,15 @@ class LatentStats(L.Callback):
     Reads the latents of the last training batch (``module.last_latents``, ``(B, T, D)``).
     Collapse: some coordinate's std under ``min_std`` or effective rank under
     ``min_rank_fraction`` of ``D`` (``trainer.collapse_rank_fraction``). A state with far
-    fewer dimensions than the latent, under a deliberately weak SIGReg, sits below the default
-    quarter by design (point_mass: 2-D state, rank 5-8 of 32).
+    fewer dimensions than the latent, under a deliberately weak SIGReg, sits at or under the
+    default quarter by design (point_mass: 2-D state, rank 5-8 of 32).
     """
 
     def __init__(self, every_n_steps: int = 100, min_std: float = 0.05,
                  min_rank_fraction: float = 0.25) -> None:
+        if not 0.0 < min_rank_fraction <= 1.0:
+            raise ValueError(f"the collapse rank fraction (trainer.collapse_rank_fraction) must "
+                             f"be in (0, 1], got {min_rank_fraction}")
         self.every_n_steps, self.min_std = every_n_steps, min_std
         self.min_rank_fraction = min_rank_fraction
         self.null_value = expected_null_value()
@@ -72,14 +75,15 @@ class LatentStats(L.Callback):
         low_rank = stats["effective_rank_fraction"] < self.min_rank_fraction
         if (dead or low_rank) and not self.warned:
             self.warned = True
-            fix = ("Raise loss.lam (SIGReg weight), lower optim.lr, or check the data varies."
-                   if dead else
-                   "Raise loss.lam, or, where the state has far fewer dimensions than the "
-                   "latent and a weak loss.lam is deliberate, lower "
-                   "trainer.collapse_rank_fraction.")
-            log.warning(
-                "latent collapse at step %d: min per-dimension std %.3g (want ~1), effective "
-                "rank %.1f of %d (threshold %.0f%% of the latent). %s", trainer.global_step,
-                stats["std_min"], stats["effective_rank"], z.shape[-1],
-                100 * self.min_rank_fraction, fix)
+            if dead:
+                why = f"min per-dimension std {stats['std_min']:.3g} (want ~1, warns under " \
+                      f"{self.min_std:g})"
+                fix = "Raise loss.lam (SIGReg weight), lower optim.lr, or check the data varies."
+            else:
+                why = f"effective rank {stats['effective_rank']:.1f} of {z.shape[-1]} (warns " \
+                      f"under {self.min_rank_fraction:.3g} of the latent)"
+                fix = ("Raise loss.lam, or, where the state has far fewer dimensions than the "
+                       "latent and a weak loss.lam is deliberate, lower "
+                       "trainer.collapse_rank_fraction.")
+            log.warning("latent collapse at step %d: %s. %s", trainer.global_step, why, fix)
         return stats

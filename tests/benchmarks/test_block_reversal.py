@@ -15,7 +15,7 @@ POINT_MASS = [*TINY, "env.image_size=32", "data.frameskip=2", "data.history=2",
               "data.num_preds=1"]
 
 
-def test_reversed_blocks_move_the_mass_less_and_the_report_says_what_the_model_thinks(
+def test_reversed_blocks_move_the_mass_less_and_the_report_is_complete(
         tmp_path, monkeypatch):
     data = tmp_path / "data"
     collect_rollouts(data, EnvConfig(id="wm/point_mass-v0", image_size=32,
@@ -29,7 +29,7 @@ def test_reversed_blocks_move_the_mass_less_and_the_report_says_what_the_model_t
     assert block_reversal.main([checkpoint, "--starts", "3", "--blocks", "2",
                                 "--threads", "1"]) == 0
     report = json.loads(next((tmp_path / "out").glob("block_reversal-*.json")).read_text())
-    assert report["frameskip"] == 2 and 0.0 <= report["readout_r2"] <= 1.0
+    assert report["frameskip"] == 2 and math.isfinite(report["readout_r2"])
     held, reversed_ = report["held"], report["last_step_reversed"]
     assert held["true"] > reversed_["true"] > 0  # the reversal brakes the mass
     assert math.isfinite(held["predicted"]) and math.isfinite(reversed_["predicted"])

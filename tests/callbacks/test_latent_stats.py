@@ -3,6 +3,7 @@
 import logging
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from callbacks.latent_stats import LatentStats, effective_rank, latent_statistics
@@ -50,3 +51,9 @@ def test_a_low_rank_warning_names_its_knob_and_respects_it(caplog):
         _step(LatentStats(every_n_steps=1), low_rank)
     assert len(caplog.records) == 1
     assert "trainer.collapse_rank_fraction" in caplog.text and "loss.lam" in caplog.text
+
+
+def test_the_rank_threshold_must_be_a_fraction():
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="trainer.collapse_rank_fraction"):
+            LatentStats(min_rank_fraction=bad)
