@@ -92,7 +92,6 @@ def measure(checkpoint: str, starts: int = 16, blocks: int = 5, grid: int = 400,
             block = np.tile(push, (k, 1))
             if pattern == "last_step_reversed":
                 block[-1] = -push
-            start = np.array(env.env.unwrapped.physics.data.qpos)[list(goal.indices)]
             for _ in range(blocks):
                 for action in block:
                     _, _, _, _, info = env.step(action)
@@ -103,7 +102,7 @@ def measure(checkpoint: str, starts: int = 16, blocks: int = 5, grid: int = 400,
             rollout = model.rollout(z0.expand(1, history, -1), actions)[0]  # (h + blocks, D)
             direction = push / np.linalg.norm(push)
             p0, p1 = read(torch.stack([rollout[0], rollout[-1]]))
-            true.append(float((end - start) @ direction))
+            true.append(float((end - origin) @ direction))
             predicted.append(float((p1 - p0) @ direction))
         result[pattern] = {"true": float(np.mean(true)), "predicted": float(np.mean(predicted))}
         print(f"{pattern:<19} progress along the push over {blocks} blocks: true "
