@@ -39,7 +39,7 @@ def latent_statistics(z: Tensor) -> dict[str, float]:
 class LatentStats(L.Callback):
     """Every ``every_n_steps``: log ``train/latent_*`` and warn once when the latent collapses.
 
-    Reads the latents of the last training batch (``module.last_latents``, ``(B, T, D)``).
+    Reads the latents ``(B, T, D)`` that ``training_step`` returns beside the loss.
     Collapse: some coordinate's std under ``min_std`` or effective rank under
     ``min_rank_fraction`` of ``D`` (``trainer.collapse_rank_fraction``). A state with far
     fewer dimensions than the latent, under a deliberately weak SIGReg, sits at or under the
@@ -56,16 +56,20 @@ class LatentStats(L.Callback):
         self.null_value = expected_null_value()
         self.warned = False
         self.last: dict[str, float] = {}
+        self._latest: Tensor | None = None
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        z = getattr(module, "last_latents", None)
-        if z is not None and trainer.global_step % self.every_n_steps == 0:
+        z = outputs.get("latents") if isinstance(outputs, dict) else None
+        if z is None:
+            raise TypeError("LatentStats needs training_step to return {'loss', 'latents'} "
+                            "(JEPAModule does)")
+        self._latest = z
+        if trainer.global_step % self.every_n_steps == 0:
             module.log_dict({f"train/latent_{k}": v for k, v in self._measure(z, trainer).items()})
 
     def on_train_end(self, trainer, module) -> None:
-        z = getattr(module, "last_latents", None)
-        if z is not None:
-            self._measure(z, trainer)
+        if self._latest is not None:  # the last training batch's latents, in train mode
+            self._measure(self._latest, trainer)
 
     def _measure(self, z: Tensor, trainer) -> dict[str, float]:
         stats = latent_statistics(z.flatten(0, 1).float())
@@ -78,12 +82,13 @@ class LatentStats(L.Callback):
             if dead:
                 why = f"min per-dimension std {stats['std_min']:.3g} (want ~1, warns under " \
                       f"{self.min_std:g})"
-                fix = "Raise loss.lam (SIGReg weight), lower optim.lr, or check the data varies."
+                fix = ("Raise loss.regulariser_weight (SIGReg), lower optim.lr, or check the "
+                       "data varies.")
             else:
                 why = f"effective rank {stats['effective_rank']:.1f} of {z.shape[-1]} (warns " \
                       f"under {self.min_rank_fraction:.3g} of the latent)"
-                fix = ("Raise loss.lam, or, where the state has far fewer dimensions than the "
-                       "latent and a weak loss.lam is deliberate, lower "
+                fix = ("Raise loss.regulariser_weight, or, where the state has far fewer "
+                       "dimensions than the latent and a weak SIGReg is deliberate, lower "
                        "trainer.collapse_rank_fraction.")
             log.warning("latent collapse at step %d: %s. %s", trainer.global_step, why, fix)
         return stats

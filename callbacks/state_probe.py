@@ -16,7 +16,8 @@ from torch import Tensor
 from worldmodel.identifiability import affine_fit, orthogonality_error, procrustes_error
 from worldmodel.world_model import JEPAWorldModel
 
-__all__ = ["StateProbe", "encode_frames", "heldout_r2", "probe_targets", "state_probe"]
+__all__ = ["StateProbe", "angular_state_indices", "encode_frames", "heldout_r2", "probe_summary",
+           "probe_targets", "state_probe"]
 
 
 @torch.no_grad()
@@ -28,7 +29,7 @@ def encode_frames(world_model: JEPAWorldModel, batches: Iterable[dict[str, Tenso
     device = next(world_model.parameters()).device
     latents, states, n = [], [], 0
     for batch in batches:
-        z = world_model.encode(batch["pixels"].to(device))  # (B, T, D)
+        z = world_model.encode(batch["obs"].to(device))  # (B, T, D)
         latents.append(z.flatten(0, 1).float().cpu())
         states.append(batch["states"].flatten(0, 1))
         n += len(latents[-1])
@@ -92,12 +93,32 @@ def state_probe(world_model: JEPAWorldModel, fit_batches: Iterable[dict[str, Ten
     return out
 
 
+def angular_state_indices(meta: dict[str, Any]) -> list[int]:
+    """The state entries a dataset's goal spec marks as angles (probed through sin, cos)."""
+    goal = meta.get("goal") or {}
+    return [i for i, a in zip(goal.get("indices", []), goal.get("angular", [])) if a]
+
+
+def probe_summary(metrics: dict[str, Any]) -> str:
+    """One line for the terminal: the pooled and per-entry held-out R²."""
+    per_dim = ", ".join(f"{k.removeprefix('probe/r2_')} {v:.3f}" for k, v in metrics.items()
+                        if k.startswith("probe/r2_"))
+    return (f"held-out linear probe R2(latent -> state; angles as sin, cos) = "
+            f"{metrics['probe/r2']:.3f} ({per_dim})")
+
+
 class StateProbe(L.Callback):
     """Logs the held-out state probe every ``every_n_steps`` and at the end of training.
 
     Uses the datamodule's train windows to fit and its validation windows to score; the last
-    result is kept in ``self.metrics``.
+    result is kept in ``self.metrics``. A run resumed after it finished trains no step and
+    reaches no ``on_train_end``: ``on_fit_end`` measures it then.
     """
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], every_n_steps: int = 0) -> StateProbe:
+        """The probe of a dataset: its state names, its goal spec's angles."""
+        return cls(meta["state_names"], angular_state_indices(meta), every_n_steps)
 
     def __init__(self, state_names: list[str], angular: Iterable[int] = (),
                  every_n_steps: int = 0, max_frames: int = 20000) -> None:
@@ -123,3 +144,7 @@ class StateProbe(L.Callback):
 
     def on_train_end(self, trainer, module) -> None:
         self._run(trainer, module)
+
+    def on_fit_end(self, trainer, module) -> None:
+        if not self.metrics:
+            self._run(trainer, module)

@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from configs.schema import ExperimentConfig
+from configs.schema import MODE_SECTIONS, MODES, ExperimentConfig
 
 __all__ = ["CONFIG_DIR", "ConfigError", "load_config", "resolve_config_path"]
 
@@ -51,6 +51,19 @@ def _leaf_keys(cfg, prefix: str = "") -> set[str]:
     return keys
 
 
+def _check_mode(mode: str, given: set[str], source: str) -> None:
+    """Refuse keys of the sections the other mode reads (they would be silently ignored)."""
+    if mode not in MODES:
+        raise ConfigError(f"invalid config ({source}) at key 'mode': {mode!r} is not one of "
+                          f"{list(MODES)}")
+    foreign = sorted(k for k in given for other, sections in MODE_SECTIONS.items()
+                     if other != mode and k.split(".")[0] in sections)
+    if foreign:
+        other = next(m for m in MODES if m != mode)
+        raise ConfigError(f"invalid config ({source}): {foreign} only apply to mode={other}, "
+                          f"but this config has mode={mode}; remove them or set mode={other}")
+
+
 def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[str, ...] = ()
                 ) -> ExperimentConfig:
     """Schema <- YAML <- overrides, returned as a read-only-by-convention dataclass tree.
@@ -80,6 +93,7 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[st
     missing = sorted(missing_in_file | OmegaConf.missing_keys(merged))
     if missing:
         raise ConfigError(f"missing values for {missing}; set them in the YAML or as key=value")
+    _check_mode(merged.mode, _leaf_keys(from_file) | _leaf_keys(from_cli), str(path))
     try:
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:

@@ -1,7 +1,10 @@
 """Dataclass schema of an experiment config; YAML files in this folder are merged onto it.
 
-Component configs (encoder, objective, optimiser) live next to their components and are
-composed here; every component receives only its own sub-config.
+Component configs (model, loss, optimiser, data, env, planner) live next to their components
+and are composed here; every component receives only its own sub-config. ``mode`` says what a
+config trains: ``pixels`` (a world model on a pixel dataset: ``env``, ``collect``, ``data``,
+``plan``) or ``synthetic`` (the identifiability lab: ``world``); the loader refuses a key of
+the other mode.
 """
 
 from __future__ import annotations
@@ -13,44 +16,21 @@ from envs.collect import CollectConfig, EnvConfig
 from planners.base import PlannerConfig
 from planners.evaluate import EvalConfig as ClosedLoopConfig
 from worldmodel.data import DataConfig
-from worldmodel.encoders import EncoderConfig
-from worldmodel.module import OptimConfig
-from worldmodel.objectives import ObjectiveConfig
-from worldmodel.world_model import WorldModelConfig
-from worldmodel.world_module import LossConfig
+from worldmodel.module import LossConfig, OptimConfig
+from worldmodel.synthetic import SyntheticWorldConfig
+from worldmodel.world_model import ModelConfig
 
 __all__ = [
-    "EvalConfig",
+    "MODES",
+    "MODE_SECTIONS",
     "ExperimentConfig",
     "ModelConfig",
+    "ProbeConfig",
     "PlanConfig",
     "PlannerSection",
     "SyntheticWorldConfig",
     "TrainerConfig",
 ]
-
-
-@dataclass
-class SyntheticWorldConfig:
-    """Latent law, OU transition and mixing of a synthetic world (DESIGN.md section 4)."""
-
-    latent_dim: int = 2
-    law: str = "gaussian"  # gaussian | gennorm | laplace | uniform
-    alpha: float = 2.0  # generalised-normal shape (law=gennorm)
-    rho: float = 0.95  # shared OU autocorrelation
-    rho_per_dim: list[float] | None = None  # overrides rho, one value per latent coordinate
-    mixing: str = "spiral"  # identity | spiral | banana | sinusoid | realnvp | random_mlp
-    mixing_layers: int = 4
-    mixing_seed: int = 0
-
-
-@dataclass
-class ModelConfig:
-    """Latent size, encoder and predictor."""
-
-    latent_dim: int = 2
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    predictor: str = "identity"
 
 
 @dataclass
@@ -72,7 +52,8 @@ class TrainerConfig:
     num_threads: int = 0
     log_every_n_steps: int = 100
     progress_bar: bool = True
-    logger: str = "csv"  # csv | tensorboard | wandb (the last two when installed)
+    logger: str = "csv"  # csv | tensorboard | wandb (the last two when installed) | none
+    cpu_bf16: bool = True  # bf16 autocast of the model on CPUs with native bf16
     val_every_n_steps: int = 500  # pixel world models: validation losses
     checkpoint_every_n_steps: int = 500  # pixel world models: last.ckpt for resuming
     resume: bool = True  # continue from <run>/checkpoints/last.ckpt when it exists
@@ -83,10 +64,19 @@ class TrainerConfig:
     # a 32-D latent under a weak SIGReg sits at ~0.2 by design: configs/point_mass.yaml)
     collapse_rank_fraction: float = 0.25
 
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.batch_size < 1:
+            raise ValueError(f"trainer.max_steps and trainer.batch_size must be >= 1, got "
+                             f"{self.max_steps} and {self.batch_size}")
+
 
 @dataclass
-class EvalConfig:
-    """Identifiability evaluation on fresh samples after training (and every n steps if > 0)."""
+class ProbeConfig:
+    """What the latent is measured against during and after training (every n steps if > 0).
+
+    Pixels: a held-out linear probe of ``info["state"]``; synthetic: every identifiability
+    metric of SCIENCE.md section 3 on ``num_samples`` fresh latents drawn with ``seed``.
+    """
 
     num_samples: int = 10000
     every_n_steps: int = 0
@@ -121,27 +111,36 @@ class PlanConfig:
     eval: ClosedLoopConfig = field(default_factory=ClosedLoopConfig)
 
 
+MODES = ("pixels", "synthetic")
+# the top-level sections only one mode reads; the others are shared
+MODE_SECTIONS = {"pixels": ("env", "collect", "data", "plan"), "synthetic": ("world",)}
+
+
 @dataclass
 class ExperimentConfig:
-    """The whole experiment: what ``train.py`` reads.
+    """The whole experiment: what ``train.py`` and ``plan.py`` read.
 
-    With ``env`` unset it trains an encoder on a synthetic ``world`` (the identifiability lab:
-    ``model``, ``objective``); with ``env`` set it collects (if needed) a pixel dataset and
-    trains a world model on it (``collect``, ``data``, ``world_model``, ``loss``).
+    ``mode = "pixels"`` collects (if needed) a pixel dataset of ``env`` and trains a world model
+    on it (``collect``, ``data``), which ``plan.py`` evaluates (``plan``); ``mode = "synthetic"``
+    trains on a synthetic ``world`` (the identifiability lab). ``model``, ``loss``, ``optim``,
+    ``trainer`` and ``probe`` mean the same in both.
     """
 
-    name: str = "identifiability"
+    mode: str = "pixels"
+    name: str = "run"
     seed: int = 0
     output_dir: str = "outputs"
-    world: SyntheticWorldConfig = field(default_factory=SyntheticWorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    env: EnvConfig | None = None
-    collect: CollectConfig = field(default_factory=CollectConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    world: SyntheticWorldConfig = field(default_factory=SyntheticWorldConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; choose one of {list(MODES)}")

@@ -13,6 +13,29 @@ import pytest
 
 import envs  # noqa: F401  (registers the wm/ ids, selects headless rendering)
 
+# Tiny training overrides: real Lightning runs of a few steps on shrunk models.
+TINY_PIXELS = ["trainer.max_steps=6", "trainer.batch_size=8", "trainer.progress_bar=false",
+               "trainer.num_threads=1", "trainer.val_every_n_steps=3",
+               "trainer.checkpoint_every_n_steps=3", "model.feature_dim=32",
+               "model.projector_dim=32", "model.latent_dim=8", "model.predictor_hidden=32",
+               "loss.regulariser.num_directions=16", "data.val_fraction=0.3"]
+TINY_SYNTHETIC = ["trainer.max_steps=30", "trainer.batch_size=64", "trainer.progress_bar=false",
+                  "trainer.num_threads=1", "probe.num_samples=500",
+                  "loss.regulariser.num_directions=32", "model.encoder_width=32",
+                  "model.encoder_layers=2"]
+
+
+@pytest.fixture
+def tiny_pixels() -> list[str]:
+    """``key=value`` overrides that shrink a pixel config to a seconds-long CPU run."""
+    return list(TINY_PIXELS)
+
+
+@pytest.fixture
+def tiny_synthetic() -> list[str]:
+    """``key=value`` overrides that shrink a synthetic config to a seconds-long CPU run."""
+    return list(TINY_SYNTHETIC)
+
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_pixels import TINY
+from conftest import TINY_PIXELS
 
 from envs.dataset import PixelDataset
-from worldmodel.world_module import WorldModelModule
+from worldmodel.module import JEPAModule
 
 HELPER = Path(__file__).with_name("record_train.py")
 STEPS = 4
@@ -23,8 +23,8 @@ STEPS = 4
 
 def _args(out: Path, dataset: Path, devices: int = 2) -> list[str]:
     """train.py overrides: the tiny model in fp32 (bf16 kernels vary with the batch size)."""
-    return [*TINY, f"data.path={dataset}", "env.image_size=32", f"output_dir={out}",
-            f"trainer.max_steps={STEPS}", "trainer.batch_size=16", "loss.bf16=false",
+    return [*TINY_PIXELS, f"data.path={dataset}", "env.image_size=32", f"output_dir={out}",
+            f"trainer.max_steps={STEPS}", "trainer.batch_size=16", "trainer.cpu_bf16=false",
             "trainer.accelerator=cpu", f"trainer.devices={devices}",
             f"trainer.strategy={'ddp' if devices > 1 else 'auto'}",
             "trainer.checkpoint_every_n_steps=100", "trainer.val_every_n_steps=2"]
@@ -72,7 +72,7 @@ def test_two_processes_match_one_process_on_the_same_global_batch(runs):
 def test_two_process_model_matches_and_rank_zero_alone_writes_files(runs, tiny_dataset):
     _, _, base = runs
     paths = [base / run / "reacher" / "model.ckpt" for run in ("one", "two")]
-    models = [WorldModelModule.load_from_checkpoint(p, weights_only=True).eval() for p in paths]
+    models = [JEPAModule.load_from_checkpoint(p, weights_only=True).eval() for p in paths]
     assert [torch.load(p, weights_only=True)["global_step"] for p in paths] == [STEPS, STEPS]
     pixels = torch.from_numpy(PixelDataset(tiny_dataset).episode(1)["pixels"][None])
     with torch.no_grad():

@@ -11,49 +11,47 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 import train
-from configs.loader import ConfigError, load_config
+from callbacks.trainer import SetupError
+from configs.loader import load_config
 from envs.dataset import PixelDataset
-from worldmodel.world_module import WorldModelModule
-
-TINY = ["trainer.max_steps=6", "trainer.batch_size=8", "trainer.progress_bar=false",
-        "trainer.num_threads=1", "trainer.val_every_n_steps=3",
-        "trainer.checkpoint_every_n_steps=3", "world_model.feature_dim=32",
-        "world_model.projector_dim=32", "world_model.latent_dim=8",
-        "world_model.predictor_hidden=32", "loss.num_directions=16", "data.val_fraction=0.3"]
+from worldmodel.module import JEPAModule
 
 
-def test_pixel_run_on_a_collected_dataset_reloads_identically(tiny_dataset, tmp_path):
-    cfg = load_config("reacher", [*TINY, f"output_dir={tmp_path}", f"data.path={tiny_dataset}",
+def test_pixel_run_on_a_collected_dataset_reloads_identically(tiny_dataset, tmp_path,
+                                                              tiny_pixels):
+    cfg = load_config("reacher", [*tiny_pixels, f"output_dir={tmp_path}", f"data.path={tiny_dataset}",
                                   "env.image_size=32"])
     result = train.train(cfg)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     for key in ("train/loss", "val/pred_loss", "val/sigreg", "probe/r2", "probe/r2_wrist_pos",
                 "probe/orthogonality_error", "probe/procrustes_error", "latent/effective_rank"):
         assert math.isfinite(metrics[key]), key
-    module = WorldModelModule.load_from_checkpoint(result.checkpoint, weights_only=True)
+    module = JEPAModule.load_from_checkpoint(result.checkpoint, weights_only=True)
     assert module.hparams.data_meta["env"]["id"] == "wm/reacher-v0"
     batch = PixelDataset(tiny_dataset).episode(0)
     pixels = torch.from_numpy(batch["pixels"][None, :4])  # (1, 4, 32, 32, 3)
     state = torch.load(result.checkpoint, weights_only=True)["state_dict"]
-    fresh = WorldModelModule(**dict(module.hparams))
-    fresh.load_state_dict(state)
-    module.eval()
-    fresh.eval()
-    torch.testing.assert_close(module.world_model.encode(pixels), fresh.world_model.encode(pixels))
+    trained = result.module.world_model.eval()  # the model in memory at the end of training
+    reloaded = module.world_model.eval()
+    torch.testing.assert_close(reloaded.encode(pixels), trained.encode(pixels), rtol=0, atol=0)
+    z, actions = trained.encode(pixels), torch.from_numpy(batch["actions"][None, :4])
+    torch.testing.assert_close(reloaded.rollout(z[:, :2], actions[:, :3]),
+                               trained.rollout(z[:, :2], actions[:, :3]), rtol=0, atol=0)
     # rerunning resumes from the last periodic checkpoint (step 6 = max_steps: nothing to do),
     # so another seed changes nothing; without resuming it would start from another init
     assert (result.run_dir / "checkpoints" / "last.ckpt").exists()
     again = train.train(load_config("reacher", [
-        *TINY, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
+        *tiny_pixels, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
         "seed=1"]))
     resumed = torch.load(again.checkpoint, weights_only=True)
     assert resumed["global_step"] == 6
+    assert again.metrics["probe/r2"] == result.metrics["probe/r2"]  # measured on resume too
     for key, value in state.items():
         torch.testing.assert_close(resumed["state_dict"][key], value, msg=key)
 
 
-def test_missing_dataset_is_collected_by_train(tmp_path):
-    cfg = load_config("reacher", [*TINY, f"output_dir={tmp_path}", "env.image_size=32",
+def test_missing_dataset_is_collected_by_train(tmp_path, tiny_pixels):
+    cfg = load_config("reacher", [*tiny_pixels, f"output_dir={tmp_path}", "env.image_size=32",
                                   "collect.episodes=4", "collect.episode_steps=12",
                                   "collect.workers=1", "trainer.max_steps=2"])
     result = train.train(cfg)
@@ -69,22 +67,22 @@ def test_a_missing_dataset_path_is_a_clear_cli_error(tmp_path, capsys):
     assert "not a dataset directory" in capsys.readouterr().err
 
 
-def test_resuming_a_run_of_other_windows_is_refused(tiny_dataset, tmp_path):
-    base = [*TINY, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
+def test_resuming_a_run_of_other_windows_is_refused(tiny_dataset, tmp_path, tiny_pixels):
+    base = [*tiny_pixels, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
             "trainer.max_steps=2"]
     train.train(load_config("reacher", base))
-    with pytest.raises(ConfigError, match=r"trained with other \['num_preds'\]"):
+    with pytest.raises(SetupError, match=r"trained with other \['num_preds'\]"):
         train.train(load_config("reacher", [*base, "data.num_preds=1"]))
 
 
-def test_gpu_config_builds_and_trains_when_shrunk_to_cpu(tiny_dataset, tmp_path):
+def test_gpu_config_builds_and_trains_when_shrunk_to_cpu(tiny_dataset, tmp_path, tiny_pixels):
     cfg = load_config("reacher_gpu", [
-        *TINY, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
+        *tiny_pixels, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
         "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_steps=2",
-        "data.num_workers=0", "world_model.predictor_hidden=32", "world_model.predictor_layers=1"])
-    assert cfg.world_model.encoder == "vit" and cfg.world_model.predictor == "transformer"
+        "data.num_workers=0", "model.predictor_hidden=32", "model.predictor_layers=1"])
+    assert cfg.model.encoder == "vit" and cfg.model.predictor == "transformer"
     result = train.train(cfg)
-    module = WorldModelModule.load_from_checkpoint(result.checkpoint, weights_only=True)
+    module = JEPAModule.load_from_checkpoint(result.checkpoint, weights_only=True)
     assert module.hparams.model["encoder"] == "vit" and math.isfinite(result.metrics["train/loss"])
 
 
@@ -102,8 +100,8 @@ class SignalAt(L.Callback):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
 def test_a_signalled_run_resumes_to_the_weights_of_an_uninterrupted_one(tiny_dataset, tmp_path,
-                                                                          signum):
-    base = [*TINY, f"data.path={tiny_dataset}", "env.image_size=32", "trainer.max_steps=8",
+                                                                          signum, tiny_pixels):
+    base = [*tiny_pixels, f"data.path={tiny_dataset}", "env.image_size=32", "trainer.max_steps=8",
             "trainer.val_every_n_steps=4", "trainer.checkpoint_every_n_steps=100"]
     full = train.train(load_config("reacher", [*base, f"output_dir={tmp_path / 'full'}"]))
     cfg = load_config("reacher", [*base, f"output_dir={tmp_path / 'cut'}"])
@@ -161,10 +159,10 @@ def test_collect_only_writes_this_array_tasks_shards_of_the_default_dataset(tmp_
 
 
 def test_a_warning_signal_before_training_stops_the_run_after_its_first_step(tiny_dataset,
-                                                                             tmp_path):
+                                                                             tmp_path, tiny_pixels):
     from callbacks.preemption import install_signal_flags
 
-    cfg = load_config("reacher", [*TINY, f"data.path={tiny_dataset}", "env.image_size=32",
+    cfg = load_config("reacher", [*tiny_pixels, f"data.path={tiny_dataset}", "env.image_size=32",
                                   f"output_dir={tmp_path}"])
     before = signal.getsignal(signal.SIGUSR1)
     try:

@@ -66,7 +66,7 @@ def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[n
 class WindowDataset(Dataset):
     """Every window of ``num_frames`` frames (stride ``frameskip``) in the given episodes.
 
-    Items are dicts: ``pixels uint8 (T, H, W, 3)``, ``actions float32 (T, k*A)``,
+    Items are dicts: ``obs uint8 (T, H, W, 3)`` (pixels), ``actions float32 (T, k*A)``,
     ``states float32 (T, S)``. ``__getitems__`` serves a whole batch with one gather per shard.
     """
 
@@ -115,7 +115,7 @@ class WindowDataset(Dataset):
             states[sel] = shard.array("states")[rows].reshape(len(sel), T, S)
             a_rows = (start[:, None] + self._action_offsets).ravel()  # (b*T*k,)
             actions[sel] = shard.array("actions")[a_rows].reshape(len(sel), T, k * A)
-        return {"pixels": torch.from_numpy(pixels), "actions": torch.from_numpy(actions),
+        return {"obs": torch.from_numpy(pixels), "actions": torch.from_numpy(actions),
                 "states": torch.from_numpy(states)}
 
 
@@ -204,9 +204,9 @@ class PixelDataModule(L.LightningDataModule):
     @property
     def model_meta(self) -> dict[str, Any]:
         """The dataset meta plus where it lives and the window settings: what a model stores."""
-        c = self.config
-        return {**self.dataset.meta, "path": str(self.path), "history": c.history,
-                "num_preds": c.num_preds, "frameskip": c.frameskip}
+        c, side = self.config, self.dataset.meta["env"]["image_size"]
+        return {**self.dataset.meta, "path": str(self.path), "observation_shape": [side, side, 3],
+                "history": c.history, "num_preds": c.num_preds, "frameskip": c.frameskip}
 
     def _ranks(self) -> tuple[int, int]:
         trainer = self.trainer

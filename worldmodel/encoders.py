@@ -1,33 +1,38 @@
-"""Encoders ``f`` mapping observations to latents, applied over any leading (batch, time) dims.
+"""The one encoder registry: vector encoders (synthetic worlds) and pixel encoders (MuJoCo frames).
 
-Vector encoders for the identifiability lab: the paper's MLP (4 x 256, GELU) and the exact
-inverse-coupling architecture matched to the RealNVP mixing. Pixel encoders join this registry
-in later work; every encoder maps ``(*, obs_dim) -> (*, latent_dim)``.
+Every encoder maps a flat batch of observations to features: vectors ``(N, n) -> (N, F)``,
+pixels ``uint8 (N, H, W, 3) -> (N, F)`` (``JEPAWorldModel.encode`` flattens batch and time). Vector encoders are the paper's MLP (hidden blocks of
+Linear + GELU, linear read-out) and the exact inverse-coupling architecture matched to the
+RealNVP mixing; the pixel bodies live in ``worldmodel.vision``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from worldmodel.synthetic import coupling_halves
+from worldmodel.vision import PIXEL_ENCODERS
 
-__all__ = ["ENCODERS", "CouplingInverseEncoder", "EncoderConfig", "MLPEncoder", "PixelEncoder",
-           "build_encoder"]
+__all__ = ["ENCODERS", "PIXEL_ENCODERS", "VECTOR_ENCODERS", "CouplingInverseEncoder",
+           "EncoderSpec", "MLPEncoder", "build_encoder", "is_pixel_encoder"]
 
 
-@dataclass
-class EncoderConfig:
-    """Which encoder and its size. ``layers`` means hidden layers (mlp) or couplings.
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What an encoder is built from: the input shape and the output width.
 
-    ``hidden_dim`` is the MLP width; ``init_std`` the scale of the ``coupling_inverse``
-    encoder's random initial weights, ``N(0, init_std^2 / fan_in)`` (0 = the identity map).
+    ``observation_shape`` is ``(n,)`` for vectors or ``(H, W, 3)`` for pixels; ``width`` and
+    ``layers`` size the MLP (``layers`` also counts couplings); ``init_std`` scales the
+    coupling inverse's random initial weights (0 = the identity map).
     """
 
-    name: str = "mlp"
-    hidden_dim: int = 256
+    observation_shape: tuple[int, ...]
+    out_dim: int
+    width: int = 256
     layers: int = 4
     init_std: float = 0.0
 
@@ -35,16 +40,16 @@ class EncoderConfig:
 class MLPEncoder(nn.Module):
     """``layers`` hidden Linear+GELU blocks of width ``hidden_dim``, then a linear read-out."""
 
-    def __init__(self, obs_dim: int, latent_dim: int, hidden_dim: int = 256, layers: int = 4):
+    def __init__(self, obs_dim: int, out_dim: int, hidden_dim: int = 256, layers: int = 4):
         super().__init__()
         if layers < 1:
-            raise ValueError(f"mlp encoder needs layers >= 1, got {layers}")
+            raise ValueError(f"the mlp encoder needs model.encoder_layers >= 1, got {layers}")
         blocks: list[nn.Module] = []
         width = obs_dim
         for _ in range(layers):
             blocks += [nn.Linear(width, hidden_dim), nn.GELU()]
             width = hidden_dim
-        blocks.append(nn.Linear(width, latent_dim))
+        blocks.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*blocks)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -64,9 +69,8 @@ class CouplingInverseEncoder(nn.Module):
     def __init__(self, obs_dim: int, latent_dim: int, layers: int = 4, init_std: float = 0.0):
         super().__init__()
         if obs_dim != latent_dim:
-            raise ValueError(
-                f"coupling_inverse needs obs_dim == latent_dim, got {obs_dim} and {latent_dim}"
-            )
+            raise ValueError(f"coupling_inverse maps n -> n: needs the observation size "
+                             f"({obs_dim}) to equal model.latent_dim ({latent_dim})")
         da, db = coupling_halves(latent_dim)
         self.split = da
         # mixing layer k updates b from a when k is even; we walk k = L-1 ... 0.
@@ -85,35 +89,39 @@ class CouplingInverseEncoder(nn.Module):
         return torch.cat([a, b], dim=-1)
 
 
-class PixelEncoder(nn.Module):
-    """A pixel encoder body (``conv``, ``deep_conv``, ``vit``), GELU, linear to the latent.
-
-    Maps ``uint8 (*, H, W, 3)`` frames to ``(*, latent_dim)`` over any leading dims, like the
-    vector encoders (the paper's pixel encoder: deep conv, pool, MLP to 2-D).
-    """
-
-    def __init__(self, name: str, image_size: int, latent_dim: int, hidden_dim: int = 256):
-        super().__init__()
-        from worldmodel.vision import build_pixel_encoder
-
-        self.body = build_pixel_encoder(name, image_size, hidden_dim)
-        self.head = nn.Sequential(nn.GELU(), nn.Linear(hidden_dim, latent_dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        lead = x.shape[:-3]
-        h = self.head(self.body(x.reshape(-1, *x.shape[-3:])))  # (N, latent)
-        return h.float().view(*lead, -1)
+def _mlp(spec: EncoderSpec) -> nn.Module:
+    return MLPEncoder(spec.observation_shape[0], spec.out_dim, spec.width, spec.layers)
 
 
-ENCODERS = ("mlp", "coupling_inverse", "conv", "deep_conv", "vit")
+def _coupling(spec: EncoderSpec) -> nn.Module:
+    return CouplingInverseEncoder(spec.observation_shape[0], spec.out_dim, spec.layers,
+                                  spec.init_std)
 
 
-def build_encoder(cfg: EncoderConfig, obs_dim: int, latent_dim: int) -> nn.Module:
-    """The encoder named by ``cfg.name``; ``obs_dim`` is the flat size, or the image side."""
-    if cfg.name in ("conv", "deep_conv", "vit"):
-        return PixelEncoder(cfg.name, obs_dim, latent_dim, cfg.hidden_dim)
-    if cfg.name == "mlp":
-        return MLPEncoder(obs_dim, latent_dim, cfg.hidden_dim, cfg.layers)
-    if cfg.name == "coupling_inverse":
-        return CouplingInverseEncoder(obs_dim, latent_dim, cfg.layers, cfg.init_std)
-    raise ValueError(f"unknown encoder {cfg.name!r}; choose one of {list(ENCODERS)}")
+VECTOR_ENCODERS: dict[str, Callable[[EncoderSpec], nn.Module]] = {
+    "mlp": _mlp, "coupling_inverse": _coupling}
+ENCODERS = (*VECTOR_ENCODERS, *PIXEL_ENCODERS)
+
+
+def is_pixel_encoder(name: str) -> bool:
+    """Whether ``name`` reads frames ``(H, W, 3)`` (else flat vectors)."""
+    return name in PIXEL_ENCODERS
+
+
+def build_encoder(name: str, spec: EncoderSpec) -> nn.Module:
+    """The encoder called ``name``, checked against the observations it will read."""
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r} (model.encoder); choose one of "
+                         f"{list(ENCODERS)}")
+    shape: Sequence[int] = spec.observation_shape
+    if is_pixel_encoder(name):
+        if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
+            raise ValueError(f"the pixel encoder {name!r} reads square RGB frames (H, H, 3), "
+                             f"but the data has observations of shape {tuple(shape)}; use a "
+                             f"vector encoder ({list(VECTOR_ENCODERS)})")
+        return PIXEL_ENCODERS[name](shape[0], spec.out_dim)
+    if len(shape) != 1:
+        raise ValueError(f"the vector encoder {name!r} reads flat vectors, but the data has "
+                         f"observations of shape {tuple(shape)}; use a pixel encoder "
+                         f"({list(PIXEL_ENCODERS)})")
+    return VECTOR_ENCODERS[name](spec)

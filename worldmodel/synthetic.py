@@ -3,25 +3,24 @@
 A world draws latents ``z (B, n)`` from a source law with independent unit-variance
 coordinates, takes one stationary additive-noise step ``z' = rho * z + sqrt(1 - rho^2) * eta``
 (``rho`` shared or per coordinate, ``eta`` from the same law) and observes both through a fixed
-nonlinear mixing ``x = g(z)``. Batches are streamed fresh, never stored.
+nonlinear mixing ``x = g(z)``. Batches are streamed fresh, never stored
+(``worldmodel.streams``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, IterableDataset
 
 __all__ = [
     "LATENT_LAWS",
     "MIXINGS",
-    "SyntheticDataModule",
-    "SyntheticStream",
     "SyntheticWorld",
+    "SyntheticWorldConfig",
     "build_mixing",
     "sample_latents",
 ]
@@ -238,43 +237,31 @@ class SyntheticWorld:
         return self.mixing(z)
 
     def sample(self, batch: int, generator: torch.Generator) -> dict[str, Tensor]:
-        """A fresh batch: ``{"obs": x (B, 2, n), "state": z (B, 2, n)}``."""
+        """A fresh batch in the training format: ``{"obs": x (B, 2, n), "actions": (B, 2, 0),
+        "states": z (B, 2, n)}`` (the views are two time steps; the world takes no actions)."""
         z = self.latents(batch, generator)
-        return {"obs": self.observe(z), "state": z}
+        return {"obs": self.observe(z), "actions": z.new_zeros(batch, 2, 0), "states": z}
+
+    def to_meta(self) -> dict:
+        """What a model trained on this world stores about its data (``model_meta``)."""
+        return {"observation_shape": [self.latent_dim], "action_dim": 0, "history": 1,
+                "frameskip": 1, "state_names": [f"z{i}" for i in range(self.latent_dim)]}
 
 
-class SyntheticStream(IterableDataset):
-    """Endless stream of fresh batches from a world; seeded per DataLoader worker and rank."""
+@dataclass
+class SyntheticWorldConfig:
+    """Latent law, OU transition and mixing of a synthetic world (DESIGN.md section 4)."""
 
-    def __init__(self, world: SyntheticWorld, batch_size: int, seed: int = 0, rank: int = 0):
-        super().__init__()
-        if batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2, got {batch_size}")
-        self.world, self.batch_size, self.seed, self.rank = world, batch_size, seed, rank
+    latent_dim: int = 2
+    law: str = "gaussian"  # gaussian | gennorm | laplace | uniform
+    alpha: float = 2.0  # generalised-normal shape (law=gennorm)
+    rho: float = 0.95  # shared OU autocorrelation
+    rho_per_dim: list[float] | None = None  # overrides rho, one value per latent coordinate
+    mixing: str = "spiral"  # identity | spiral | banana | sinusoid | realnvp | random_mlp
+    mixing_layers: int = 4
+    mixing_seed: int = 0
 
-    def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        info = torch.utils.data.get_worker_info()
-        worker = info.id if info is not None else 0
-        generator = torch.Generator().manual_seed(self.seed * 7919 + self.rank * 104729 + worker)
-        while True:
-            yield self.world.sample(self.batch_size, generator)
-
-
-class SyntheticDataModule(L.LightningDataModule):
-    """Streams fresh batches of a world; each rank gets its own stream seeded by its rank.
-
-    ``batch_size`` is the global batch: every one of R ranks draws ``batch_size / R`` samples.
-    """
-
-    def __init__(self, world: SyntheticWorld, batch_size: int, seed: int = 0) -> None:
-        super().__init__()
-        self.world, self.batch_size, self.seed = world, batch_size, seed
-
-    def train_dataloader(self) -> DataLoader:
-        rank, world = ((self.trainer.global_rank, self.trainer.world_size)
-                       if self.trainer is not None else (0, 1))
-        if self.batch_size % world:
-            raise ValueError(f"trainer.batch_size={self.batch_size} is the global batch and "
-                             f"must divide evenly over {world} processes")
-        stream = SyntheticStream(self.world, self.batch_size // world, self.seed, rank)
-        return DataLoader(stream, batch_size=None, num_workers=0)
+    def build(self) -> SyntheticWorld:
+        rho = self.rho_per_dim if self.rho_per_dim is not None else self.rho
+        return SyntheticWorld(self.latent_dim, self.law, self.alpha, rho, self.mixing,
+                              self.mixing_layers, self.mixing_seed)

@@ -12,8 +12,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["PIXEL_ENCODERS", "ConvEncoder", "DeepConvEncoder", "KeypointEncoder",
-           "StridedConvEncoder", "ViTEncoder",
-           "build_pixel_encoder", "pixels_to_float"]
+           "StridedConvEncoder", "ViTEncoder", "pixels_to_float"]
 
 
 def pixels_to_float(pixels: Tensor) -> Tensor:
@@ -135,12 +134,7 @@ class ViTEncoder(nn.Module):
         return self.head(self.norm(x[:, 0]))  # (N, F)
 
 
+# image side, feature width -> encoder; ``worldmodel.encoders`` is the registry that builds them
 PIXEL_ENCODERS = {"conv": ConvEncoder, "deep_conv": DeepConvEncoder, "keypoints": KeypointEncoder,
                   "vit": ViTEncoder}
 
-
-def build_pixel_encoder(name: str, image_size: int, feature_dim: int) -> nn.Module:
-    """The pixel encoder called ``name``."""
-    if name not in PIXEL_ENCODERS:
-        raise ValueError(f"unknown pixel encoder {name!r}; choose one of {sorted(PIXEL_ENCODERS)}")
-    return PIXEL_ENCODERS[name](image_size, feature_dim)

@@ -1,52 +1,90 @@
-"""``JEPAWorldModel``: pixel encoder + BatchNorm projector + action-conditioned predictor.
+"""``JEPAWorldModel``: encoder -> projector -> action-conditioned predictor, for any observation.
 
-Shapes (DESIGN.md section 3): ``encode(pixels (B, T, H, W, 3) uint8) -> (B, T, D)``;
-``predict(z (B, T, D), actions (B, T, A)) -> (B, T, D)``, output ``t`` predicting ``z[t+1]``;
-``rollout(z_ctx (B, T0, D), actions (B, T0-1+H, A)) -> (B, T0+H, D)``. ``A`` is the size of
-an action block (frameskip x env action size).
+Shapes (DESIGN.md section 3): ``encode(obs (B, T, *O)) -> (B, T, D)`` where ``O`` is
+``(H, W, 3)`` uint8 pixels or ``(n,)`` vectors; ``predict(z (B, T, D), actions (B, T, A)) ->
+(B, T, D)``, output ``t`` predicting ``z[t+1]``; ``rollout(z_ctx (B, T0, D), actions
+(B, T0-1+H, A)) -> (B, T0+H, D)``. ``A`` is the size of an action block (frameskip x env
+action size; 0 for the action-free synthetic worlds).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from worldmodel.encoders import EncoderSpec, build_encoder
 from worldmodel.predictors import build_predictor
-from worldmodel.vision import build_pixel_encoder
 
-__all__ = ["JEPAWorldModel", "WorldModelConfig"]
+__all__ = ["PROJECTORS", "JEPAWorldModel", "ModelConfig", "build_projector"]
+
+PROJECTORS = ("batchnorm", "linear", "none")
 
 
 @dataclass
-class WorldModelConfig:
-    """Sizes of the world model (the predictor's context length comes from the data config)."""
+class ModelConfig:
+    """The composition and its sizes (the predictor's context length comes from the data).
+
+    ``encoder`` is any name of ``worldmodel.encoders.ENCODERS`` (pixel or vector);
+    ``encoder_width`` / ``encoder_layers`` / ``encoder_init_std`` size the vector encoders.
+    ``projector``: ``batchnorm`` (Linear, BatchNorm, GELU, Linear: what SIGReg acts on in the
+    pixel world model), ``linear`` (GELU, Linear: the paper's pixel encoder head) or ``none``
+    (the encoder maps straight to the latent; the synthetic protocol's MLP).
+    """
 
     encoder: str = "conv"
+    encoder_width: int = 256
+    encoder_layers: int = 4
+    encoder_init_std: float = 0.0
     feature_dim: int = 256
+    projector: str = "batchnorm"
     projector_dim: int = 512
     latent_dim: int = 32
     predictor: str = "mlp"
     predictor_hidden: int = 512
     predictor_layers: int = 3
 
+    def __post_init__(self) -> None:
+        if self.projector not in PROJECTORS:
+            raise ValueError(f"unknown model.projector {self.projector!r}; choose one of "
+                             f"{list(PROJECTORS)}")
+        if self.latent_dim < 1:
+            raise ValueError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
+
+
+def build_projector(cfg: ModelConfig) -> nn.Module:
+    """Features ``(N, F)`` -> latents ``(N, D)``; no LayerNorm at the end (it fights SIGReg)."""
+    if cfg.projector == "batchnorm":
+        return nn.Sequential(
+            nn.Linear(cfg.feature_dim, cfg.projector_dim), nn.BatchNorm1d(cfg.projector_dim),
+            nn.GELU(), nn.Linear(cfg.projector_dim, cfg.latent_dim))
+    if cfg.projector == "linear":
+        return nn.Sequential(nn.GELU(), nn.Linear(cfg.feature_dim, cfg.latent_dim))
+    return nn.Identity()
+
 
 class JEPAWorldModel(nn.Module):
     """Encoder, projector and predictor of a LeJEPA world model.
 
-    The projector (Linear, BatchNorm, GELU, Linear) maps encoder features to the latent on
-    which SIGReg acts; no LayerNorm at its end, which would fight the Gaussian target.
+    Args:
+        cfg: the composition.
+        observation_shape: one observation, ``(H, W, 3)`` or ``(n,)``.
+        action_dim: size of an action block (0 without actions).
+        history: context length of the predictor.
     """
 
-    def __init__(self, cfg: WorldModelConfig, image_size: int, action_dim: int,
+    def __init__(self, cfg: ModelConfig, observation_shape: Sequence[int], action_dim: int,
                  history: int = 3) -> None:
         super().__init__()
-        self.cfg, self.image_size, self.action_dim = cfg, image_size, action_dim
-        self.encoder = build_pixel_encoder(cfg.encoder, image_size, cfg.feature_dim)
-        self.projector = nn.Sequential(
-            nn.Linear(cfg.feature_dim, cfg.projector_dim), nn.BatchNorm1d(cfg.projector_dim),
-            nn.GELU(), nn.Linear(cfg.projector_dim, cfg.latent_dim))
+        self.cfg, self.action_dim = cfg, action_dim
+        self.observation_shape = tuple(int(s) for s in observation_shape)
+        out = cfg.latent_dim if cfg.projector == "none" else cfg.feature_dim
+        spec = EncoderSpec(self.observation_shape, out, cfg.encoder_width, cfg.encoder_layers,
+                           cfg.encoder_init_std)
+        self.encoder = build_encoder(cfg.encoder, spec)
+        self.projector = build_projector(cfg)
         self.predictor = build_predictor(cfg.predictor, cfg.latent_dim, action_dim, history,
                                          cfg.predictor_hidden, cfg.predictor_layers)
 
@@ -54,12 +92,19 @@ class JEPAWorldModel(nn.Module):
     def latent_dim(self) -> int:
         return self.cfg.latent_dim
 
-    def encode(self, pixels: Tensor) -> Tensor:
-        """``uint8 (B, T, H, W, 3) -> (B, T, D)``."""
-        if pixels.dim() != 5:
-            raise ValueError(f"encode expects pixels (B, T, H, W, 3), got {tuple(pixels.shape)}")
-        B, T = pixels.shape[:2]
-        features = self.encoder(pixels.flatten(0, 1))  # (B*T, F)
+    @property
+    def image_size(self) -> int | None:
+        """The side of the frames this model reads, or None for vector observations."""
+        return self.observation_shape[0] if len(self.observation_shape) == 3 else None
+
+    def encode(self, obs: Tensor) -> Tensor:
+        """``(B, T, *O) -> (B, T, D)``."""
+        k = len(self.observation_shape)
+        if obs.dim() != k + 2 or tuple(obs.shape[2:]) != self.observation_shape:
+            raise ValueError(f"encode expects observations (B, T, {self.observation_shape}), "
+                             f"got {tuple(obs.shape)}")
+        B, T = obs.shape[:2]
+        features = self.encoder(obs.flatten(0, 1))  # (B*T, F)
         return self.projector(features).float().view(B, T, -1)  # (B, T, D)
 
     def predict(self, z: Tensor, actions: Tensor) -> Tensor:

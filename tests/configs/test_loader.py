@@ -15,9 +15,9 @@ def test_default_config_is_the_reacher_main_job():
 
 def test_identifiability_config_loads_onto_the_schema():
     cfg = load_config("identifiability")
-    assert cfg.env is None
-    assert cfg.world.mixing == "spiral" and cfg.objective.name == "sigreg"
-    assert cfg.model.encoder.hidden_dim == 256
+    assert cfg.mode == "synthetic"
+    assert cfg.world.mixing == "spiral" and cfg.loss.regulariser.name == "sigreg"
+    assert cfg.model.encoder == "mlp" and cfg.model.encoder_width == 256
 
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
@@ -26,9 +26,9 @@ def test_every_shipped_yaml_is_valid(path):
 
 
 def test_overrides_are_applied_and_typed():
-    cfg = load_config("identifiability", ["trainer.max_steps=12", "objective.lam=0.25",
+    cfg = load_config("identifiability", ["trainer.max_steps=12", "loss.regulariser_weight=0.25",
                              "world.rho_per_dim=[0.99,0.8]", "world.mixing=banana"])
-    assert cfg.trainer.max_steps == 12 and cfg.objective.lam == 0.25
+    assert cfg.trainer.max_steps == 12 and cfg.loss.regulariser_weight == 0.25
     assert cfg.world.rho_per_dim == [0.99, 0.8] and cfg.world.mixing == "banana"
 
 
@@ -74,7 +74,35 @@ def test_unknown_config_name_lists_the_known_ones():
 
 def test_missing_value_can_be_filled_from_the_command_line(tmp_path):
     path = tmp_path / "template.yaml"
-    path.write_text("world:\n  mixing: ???\n")
+    path.write_text("mode: synthetic\nworld:\n  mixing: ???\n")
     with pytest.raises(ConfigError, match="world.mixing"):
         load_config(str(path))
     assert load_config(str(path), ["world.mixing=banana"]).world.mixing == "banana"
+
+
+@pytest.mark.parametrize(("config", "key"), [("identifiability", "env.image_size=32"),
+                                             ("identifiability", "data.history=2"),
+                                             ("identifiability", "plan.eval.episodes=3"),
+                                             ("reacher", "world.mixing=banana")])
+def test_a_key_of_the_other_mode_fails_at_load_time_with_the_key_named(config, key):
+    with pytest.raises(ConfigError, match=rf"\['{key.split('=')[0]}'\] only apply to mode="):
+        load_config(config, [key])
+
+
+def test_a_yaml_section_of_the_other_mode_is_named(tmp_path):
+    path = tmp_path / "mixed.yaml"
+    path.write_text("mode: synthetic\nenv:\n  image_size: 32\n")
+    with pytest.raises(ConfigError, match=r"env.image_size.*mode=pixels"):
+        load_config(str(path))
+
+
+def test_an_unknown_mode_is_named():
+    with pytest.raises(ConfigError, match="'mode'.*'video'"):
+        load_config("reacher", ["mode=video"])
+
+
+@pytest.mark.parametrize("override", ["trainer.batch_size=0", "optim.lr=-1",
+                                      "loss.regulariser_weight=-0.1", "model.projector=layernorm"])
+def test_bad_values_are_refused_at_load_time(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0].split(".")[-1]):
+        load_config("reacher", [override])

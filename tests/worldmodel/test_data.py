@@ -24,8 +24,8 @@ def test_windows_never_cross_episodes_and_match_the_episode(tiny_dataset, num_fr
     # every valid start: L - T*k per episode of L = 21 frames
     assert len(windows) == len(table) * (21 - num_frames * frameskip)
     batch = windows.__getitems__(list(range(len(windows))))
-    assert batch["pixels"].dtype == torch.uint8
-    assert batch["pixels"].shape == (len(windows), num_frames, 32, 32, 3)
+    assert batch["obs"].dtype == torch.uint8
+    assert batch["obs"].shape == (len(windows), num_frames, 32, 32, 3)
     assert batch["actions"].shape == (len(windows), num_frames, frameskip * 2)
     assert torch.isfinite(batch["actions"]).all()  # never the undefined last action row
     for i in range(len(windows)):
@@ -33,12 +33,12 @@ def test_windows_never_cross_episodes_and_match_the_episode(tiny_dataset, num_fr
         start = windows.start[i] - table[table[:, 0] == windows.episode[i], 2][0]
         rows = start + np.arange(num_frames) * frameskip
         assert rows[-1] + frameskip <= len(ep["pixels"]) - 1
-        np.testing.assert_array_equal(batch["pixels"][i].numpy(), ep["pixels"][rows])
+        np.testing.assert_array_equal(batch["obs"][i].numpy(), ep["pixels"][rows])
         np.testing.assert_array_equal(batch["states"][i].numpy(), ep["states"][rows])
         blocks = ep["actions"][start:start + num_frames * frameskip].reshape(num_frames, -1)
         np.testing.assert_array_equal(batch["actions"][i].numpy(), blocks)
     single = windows[3]
-    np.testing.assert_array_equal(single["pixels"].numpy(), batch["pixels"][3].numpy())
+    np.testing.assert_array_equal(single["obs"].numpy(), batch["obs"][3].numpy())
 
 
 def test_window_longer_than_episodes_is_a_clear_error(tiny_dataset):
@@ -62,10 +62,10 @@ def test_datamodule_splits_by_episode_and_loads_in_workers(tiny_dataset):
     assert len(val_eps) == 2 and len(train_eps) == 4 and not train_eps & val_eps
     batches = list(itertools.islice(dm.train_dataloader(), 3))
     b = batches[0]
-    assert b["pixels"].shape == (8, 3, 32, 32, 3) and b["actions"].shape == (8, 3, 4)
-    assert sum(len(v["pixels"]) for v in dm.val_dataloader()) == len(dm.val_set)
+    assert b["obs"].shape == (8, 3, 32, 32, 3) and b["actions"].shape == (8, 3, 4)
+    assert sum(len(v["obs"]) for v in dm.val_dataloader()) == len(dm.val_set)
     for split, data in (("train", dm.train_set), ("val", dm.val_set)):  # finite, complete
-        assert sum(len(v["pixels"]) for v in dm.probe_dataloader(split)) == len(data)
+        assert sum(len(v["obs"]) for v in dm.probe_dataloader(split)) == len(data)
     with pytest.raises(ValueError, match="fewer than one batch"):
         PixelDataModule(tiny_dataset, cfg, batch_size=10_000)
     with pytest.raises(ValueError, match="history >= 1"):

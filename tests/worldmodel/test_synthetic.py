@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from worldmodel.encoders import CouplingInverseEncoder, EncoderConfig, build_encoder
+from worldmodel.encoders import CouplingInverseEncoder, EncoderSpec, build_encoder
+from worldmodel.streams import SyntheticStream
 from worldmodel.synthetic import (
     MIXINGS,
-    SyntheticStream,
     SyntheticWorld,
     build_mixing,
     sample_latents,
@@ -87,12 +87,13 @@ def test_stream_is_fresh_and_deterministic_for_a_seed():
     world = SyntheticWorld(2, mixing="banana")
     first = iter(SyntheticStream(world, 64, seed=1))
     a, b = next(first), next(first)
-    assert a["obs"].shape == (64, 2, 2) and a["state"].shape == (64, 2, 2)
-    assert not torch.allclose(a["state"], b["state"])
+    assert a["obs"].shape == (64, 2, 2) and a["states"].shape == (64, 2, 2)
+    assert a["actions"].shape == (64, 2, 0)
+    assert not torch.allclose(a["states"], b["states"])
     again = next(iter(SyntheticStream(world, 64, seed=1)))
-    torch.testing.assert_close(a["state"], again["state"])
+    torch.testing.assert_close(a["states"], again["states"])
     other_rank = next(iter(SyntheticStream(world, 64, seed=1, rank=1)))
-    assert not torch.allclose(a["state"], other_rank["state"])
+    assert not torch.allclose(a["states"], other_rank["states"])
 
 
 def test_bad_world_arguments_name_the_problem():
@@ -108,6 +109,6 @@ def test_bad_world_arguments_name_the_problem():
         build_mixing("swirl", 2)
     with pytest.raises(ValueError, match="alpha"):
         sample_latents("gennorm", (3,), gen(), alpha=0.0)
-    with pytest.raises(ValueError, match="obs_dim == latent_dim"):
-        build_encoder(EncoderConfig(name="coupling_inverse"), 4, 2)
+    with pytest.raises(ValueError, match=r"observation size \(4\) to equal model.latent_dim"):
+        build_encoder("coupling_inverse", EncoderSpec((4,), 2))
 

@@ -1,18 +1,21 @@
-"""The pixel world model: shapes of DESIGN.md, causal prediction, rollout consistent with predict."""
+"""The world model and its LightningModule: shapes of DESIGN.md, causal prediction, rollout
+consistent with predict, one composition for pixels and vectors, the weighted loss."""
 
 import pytest
 import torch
 
-from worldmodel.world_model import JEPAWorldModel, WorldModelConfig
+from worldmodel.module import JEPAModule, LossConfig, OptimConfig
+from worldmodel.regularisers import RegulariserConfig
+from worldmodel.world_model import JEPAWorldModel, ModelConfig
 
-SMALL = WorldModelConfig(feature_dim=32, projector_dim=32, latent_dim=8, predictor_hidden=32)
+SMALL = ModelConfig(feature_dim=32, projector_dim=32, latent_dim=8, predictor_hidden=32)
 
 
 def _model(encoder="conv", history=3, seed=0, predictor="mlp"):
     torch.manual_seed(seed)
-    cfg = WorldModelConfig(**{**SMALL.__dict__, "encoder": encoder, "predictor": predictor,
+    cfg = ModelConfig(**{**SMALL.__dict__, "encoder": encoder, "predictor": predictor,
                               "predictor_layers": 2})
-    model = JEPAWorldModel(cfg, image_size=32, action_dim=4, history=history)
+    model = JEPAWorldModel(cfg, (32, 32, 3), action_dim=4, history=history)
     with torch.no_grad():  # leave the zero-initialised "no change" start: a non-trivial map
         for p in model.predictor.parameters():
             if not p.any():
@@ -65,25 +68,60 @@ def test_rollout_is_predict_fed_with_its_own_outputs(predictor):
 @pytest.mark.parametrize("predictor", ["mlp", "transformer"])
 def test_fresh_predictor_predicts_no_change(predictor):
     torch.manual_seed(0)
-    cfg = WorldModelConfig(**{**SMALL.__dict__, "predictor": predictor})
-    model = JEPAWorldModel(cfg, image_size=32, action_dim=4, history=3)
+    cfg = ModelConfig(**{**SMALL.__dict__, "predictor": predictor})
+    model = JEPAWorldModel(cfg, (32, 32, 3), action_dim=4, history=3)
     z = torch.randn(2, 4, 8)
     torch.testing.assert_close(model.predict(z, torch.randn(2, 4, 4)), z)
 
 
-def test_module_losses_with_rollout_term_and_bf16():
-    from worldmodel.module import OptimConfig
-    from worldmodel.world_module import LossConfig, WorldModelModule
-
+def test_module_losses_are_the_named_weights_times_their_terms():
     meta = {"action_dim": 2, "frameskip": 2, "history": 2, "env": {"image_size": 32}}
     torch.manual_seed(0)
-    module = WorldModelModule.from_configs(
-        SMALL, LossConfig(num_directions=16, rollout_weight=0.5), OptimConfig(), meta, 10)
-    batch = {"pixels": torch.randint(0, 256, (6, 4, 32, 32, 3), dtype=torch.uint8),
+    loss = LossConfig(prediction_weight=2.0, regulariser_weight=0.1, rollout_weight=0.5,
+                      regulariser=RegulariserConfig(num_directions=16))
+    module = JEPAModule.from_configs(SMALL, loss, OptimConfig(), meta, 10)
+    batch = {"obs": torch.randint(0, 256, (6, 4, 32, 32, 3), dtype=torch.uint8),
              "actions": torch.randn(6, 4, 4)}
-    out = module.losses(batch)
+    out, z = module.losses(batch)
+    assert z.shape == (6, 4, 8)
     assert set(out) >= {"loss", "pred_loss", "sigreg", "rollout_loss"}
-    expected = out["pred_loss"] + 0.1 * out["sigreg"] + 0.5 * out["rollout_loss"]
+    expected = 2.0 * out["pred_loss"] + 0.1 * out["sigreg"] + 0.5 * out["rollout_loss"]
     torch.testing.assert_close(out["loss"], expected)
     out["loss"].backward()
     assert module.world_model.encoder.head.weight.grad.abs().sum() > 0
+
+
+def test_one_composition_reads_vectors_with_the_synthetic_protocol():
+    """MLP encoder straight to the latent, identity predictor, two views: the loss is
+    lam * pooled SIGReg + (1 - lam) * alignment when prediction_weight = (1 - lam) / 4."""
+    cfg = ModelConfig(encoder="mlp", encoder_width=16, encoder_layers=2, projector="none",
+                      latent_dim=3, predictor="identity")
+    lam = 0.3
+    loss = LossConfig(prediction_weight=(1 - lam) / 4, regulariser_weight=lam,
+                      regulariser=RegulariserConfig(pooled=True, num_directions=16))
+    module = JEPAModule.from_configs(cfg, loss, OptimConfig(), {"observation_shape": [3]}, 10,
+                                     cpu_bf16=False)
+    assert not list(module.world_model.projector.parameters())
+    x = torch.randn(32, 2, 3)
+    out, z = module.losses({"obs": x, "actions": torch.zeros(32, 2, 0)})
+    torch.testing.assert_close(z, module.world_model.encoder(x.flatten(0, 1)).view(32, 2, 3))
+    pooled = module.regulariser.sigreg(z.reshape(-1, 3), step=0)
+    torch.testing.assert_close(out["loss"], lam * pooled + (1 - lam) * out["align"])
+
+
+def test_encoders_refuse_observations_of_the_other_kind():
+    with pytest.raises(ValueError, match="reads square RGB frames"):
+        JEPAWorldModel(SMALL, (5,), action_dim=0)
+    with pytest.raises(ValueError, match="reads flat vectors"):
+        JEPAWorldModel(ModelConfig(encoder="mlp", projector="none"), (32, 32, 3), action_dim=0)
+    with pytest.raises(ValueError, match="unknown encoder 'resnet'"):
+        JEPAWorldModel(ModelConfig(encoder="resnet"), (32, 32, 3), action_dim=0)
+
+
+def test_legacy_loss_dicts_of_older_pixel_checkpoints_still_load():
+    old = {"lam": 0.09, "num_directions": 1024, "num_knots": 17, "t_max": 3.0, "bf16": True,
+           "rollout_weight": 1.0}
+    cfg = LossConfig.from_dict(old)
+    assert (cfg.prediction_weight, cfg.regulariser_weight, cfg.rollout_weight) == (1.0, 0.09, 1.0)
+    assert cfg.regulariser.name == "sigreg" and cfg.regulariser.num_directions == 1024
+    assert not cfg.regulariser.pooled

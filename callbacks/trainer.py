@@ -1,0 +1,101 @@
+"""The Lightning ``Trainer`` of every run: loggers, plugins, callbacks and resume checks.
+
+``train.py`` and the benchmarks build their Trainer here, so a run anywhere in the repository
+gets the same crash-safe checkpoint writes, BatchNorm over the global batch under DDP, and the
+SLURM handling of ``callbacks.preemption``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+from lightning.pytorch.loggers import CSVLogger, Logger
+
+from callbacks.preemption import AtomicCheckpointIO, Preemption
+from worldmodel.distributed import GlobalBatchNormSync
+
+__all__ = ["LOGGERS", "SetupError", "build_trainer", "check_resumable", "local_processes",
+           "make_logger"]
+
+LOGGERS = ("csv", "tensorboard", "wandb", "none")
+# what a resumed run must share with the run that wrote its checkpoint (the data meta)
+RESUME_KEYS = ("env", "policy", "seed", "num_episodes", "history", "num_preds", "frameskip")
+
+
+class SetupError(ValueError):
+    """A Trainer that cannot be built as configured: a logger not installed, a checkpoint this
+    run cannot continue from."""
+
+
+def make_logger(name: str, run_dir: Path, run_name: str) -> Logger | bool:
+    """``csv`` (no extra install), ``tensorboard`` or ``wandb`` (when installed), ``none``."""
+    if name == "none":
+        return False
+    if name == "csv":
+        return CSVLogger(run_dir, name="logs")
+    if name == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        try:
+            return TensorBoardLogger(run_dir, name="logs")
+        except ModuleNotFoundError as err:
+            raise SetupError("trainer.logger=tensorboard needs `pip install tensorboard`"
+                             ) from err
+    if name == "wandb":
+        try:
+            import wandb  # noqa: F401
+        except ModuleNotFoundError as err:
+            raise SetupError("trainer.logger=wandb needs `pip install wandb`") from err
+        from lightning.pytorch.loggers import WandbLogger
+
+        return WandbLogger(name=run_name, save_dir=str(run_dir))
+    raise SetupError(f"unknown trainer.logger {name!r}; use one of {list(LOGGERS)}")
+
+
+def build_trainer(t: Any, run_dir: Path, callbacks: list[L.Callback], run_name: str = "run",
+                  **kwargs: Any) -> L.Trainer:
+    """A Trainer from ``TrainerConfig`` ``t`` writing under ``run_dir``; ``kwargs`` add to it."""
+    plugins: list = [AtomicCheckpointIO()]
+    if t.sync_batchnorm:  # BatchNorm over the global batch under DDP, on CPU and GPU alike
+        plugins.append(GlobalBatchNormSync())
+    if (any(isinstance(c, Preemption) for c in callbacks) and SLURMEnvironment.detect()
+            and not TorchElasticEnvironment.detect()):  # torchrun inside SLURM: its ranks
+        plugins.append(SLURMEnvironment(auto_requeue=False))  # requeue is Preemption's job
+    return L.Trainer(
+        max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
+        num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision, plugins=plugins,
+        logger=make_logger(t.logger, run_dir, run_name), callbacks=callbacks,
+        enable_progress_bar=t.progress_bar, enable_model_summary=False,
+        log_every_n_steps=t.log_every_n_steps, default_root_dir=run_dir, **kwargs)
+
+
+def local_processes(t: Any) -> int:
+    """Training processes sharing this process's cores: torchrun's local count, else
+    ``trainer.devices`` when Lightning starts CPU processes itself, else 1 (``srun`` gives
+    every task its own CPUs already)."""
+    if os.environ.get("LOCAL_WORLD_SIZE"):
+        return max(int(os.environ["LOCAL_WORLD_SIZE"]), 1)
+    if t.accelerator == "cpu" and isinstance(t.devices, int) and t.devices > 1:
+        return t.devices
+    return 1
+
+
+def check_resumable(checkpoint: Path, meta: dict[str, Any]) -> None:
+    """Refuse to resume a run made on another dataset or window setting.
+
+    Raises:
+        SetupError: naming the settings that differ and the ways out.
+    """
+    import torch
+
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    old = saved.get("hyper_parameters", {}).get("data_meta", {})
+    diff = [k for k in RESUME_KEYS if old.get(k) != meta.get(k)]
+    if diff:
+        raise SetupError(f"{checkpoint} was trained with other {diff} than this config; "
+                          "give the run another name=..., delete that folder, or set "
+                          "trainer.resume=false to start over in it")
