@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,9 @@ def train_synthetic(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
                                           cfg.probe.every_n_steps)
     trainer = build_trainer(cfg.trainer, run_dir, [probe], cfg.name, enable_checkpointing=False,
                             limit_val_batches=0, num_sanity_val_steps=0)
-    trainer.fit(module, datamodule=data)
+    with warnings.catch_warnings():  # a stream of fresh batches has no validation split
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`")
+        trainer.fit(module, datamodule=data)
     return _finish(cfg, trainer, module, run_dir, probe.metrics)
 
 

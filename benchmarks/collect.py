@@ -86,7 +86,7 @@ def loading_and_training(dataset: str, batches: int) -> dict[str, float]:
     loader = data.train_dataloader()
     n, start = 0, time.perf_counter()
     for i, batch in enumerate(loader):
-        n += len(batch["pixels"])
+        n += len(batch["obs"])
         if i + 1 >= batches:
             break
     windows_per_s = n / (time.perf_counter() - start)
@@ -94,7 +94,7 @@ def loading_and_training(dataset: str, batches: int) -> dict[str, float]:
     train_per_s = bare_loop(cfg, Path(dataset), steps=12, warmup=3) * cfg.trainer.batch_size
     return {"windows_per_s": windows_per_s, "train_samples_per_s": train_per_s,
             "batch_size": cfg.trainer.batch_size, "window_frames": cfg.data.window,
-            "bf16": bool(cfg.loss.bf16)}
+            "bf16": bool(cfg.trainer.cpu_bf16)}
 
 
 def _call_and_send(fn, args, results) -> None:

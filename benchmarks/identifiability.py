@@ -75,13 +75,22 @@ MODES = {
 def _base(steps: int, mode: Mode) -> list[str]:
     return [f"trainer.max_steps={steps}", "trainer.batch_size=256", "trainer.num_threads=1",
             "trainer.progress_bar=false", "trainer.log_every_n_steps=500",
-            f"eval.num_samples={mode.eval_samples}", "optim.lr=3e-3"]
+            f"probe.num_samples={mode.eval_samples}", "optim.lr=3e-3"]
+
+
+def _loss(lam: float, regulariser: str = "sigreg") -> list[str]:
+    """The protocol's ``lam * reg + (1 - lam) * alignment``: with two views and the identity
+    predictor the alignment is a quarter of the prediction MSE, so the prediction weight is
+    ``(1 - lam) / 4``; InfoNCE is the whole loss (no alignment term)."""
+    prediction, weight = (0.0, 1.0) if regulariser == "infonce" else ((1 - lam) / 4, lam)
+    return [f"loss.regulariser.name={regulariser}", f"loss.prediction_weight={prediction!r}",
+            f"loss.regulariser_weight={weight!r}"]
 
 
 def _realnvp(dim: int) -> list[str]:
     return [f"world.latent_dim={dim}", f"model.latent_dim={dim}", "world.mixing=realnvp",
-            "world.mixing_layers=4", "model.encoder.name=coupling_inverse",
-            "model.encoder.layers=4"]
+            "world.mixing_layers=4", "model.encoder=coupling_inverse",
+            "model.encoder_layers=4"]
 
 
 def build_jobs(mode: Mode) -> list[Job]:
@@ -93,19 +102,19 @@ def build_jobs(mode: Mode) -> list[Job]:
     for mixing in mode.mixings:  # 1. 2-D mixings, Gaussian latents (MLP encoder)
         jobs.append(Job(f"mixing-{mixing}", "mixings",
                         [*_base(mode.steps, mode), f"world.mixing={mixing}",
-                         f"objective.lam={MLP_LAM}"], {"mixing": mixing}, cost=mode.steps))
+                         *_loss(MLP_LAM)], {"mixing": mixing}, cost=mode.steps))
     for dim in mode.scaling_dims:  # 2. scaling with the matched RealNVP-4 encoder
         steps = mode.scaling_steps[dim]
         restarts = mode.restarts if dim <= RESTART_MAX_DIM else 1
         for objective, lam in (("sigreg", REALNVP_LAM), ("whitening", WHITENING_LAM),
                                ("infonce", 0.0)):
             for restart in range(restarts):
-                init = [f"seed={restart}", f"model.encoder.init_std={RESTART_INIT_STD}"]
+                init = [f"seed={restart}", f"model.encoder_init_std={RESTART_INIT_STD}"]
                 jobs.append(Job(
                     f"scaling-{objective}-{dim}" + (f"-init{restart}" if restarts > 1 else ""),
                     "scaling",
-                    [*_base(steps, mode), *_realnvp(dim), f"objective.name={objective}",
-                     f"objective.lam={lam}", "objective.temperature=1.0",
+                    [*_base(steps, mode), *_realnvp(dim), *_loss(lam, objective),
+                     "loss.regulariser.temperature=1.0",
                      *(init if restarts > 1 else [])],
                     {"dim": dim, "objective": objective, "steps": steps, "restart": restart,
                      "restarts": restarts}, cost=steps * (1 + dim / 64)))
@@ -114,13 +123,12 @@ def build_jobs(mode: Mode) -> list[Job]:
         for alpha in alphas:  # 3. generalised-normal sources, spiral mixing
             jobs.append(Job(f"alpha-{objective}-{alpha:g}", "alpha",
                             [*_base(mode.steps, mode), "world.law=gennorm", f"world.alpha={alpha}",
-                             "world.mixing=spiral", f"objective.name={objective}",
-                             f"objective.lam={lam}"],
+                             "world.mixing=spiral", *_loss(lam, objective)],
                             {"alpha": alpha, "objective": objective}, cost=mode.steps))
     for lam in mode.failure_lams:  # 5. unequal autocorrelations, identity mixing
         jobs.append(Job(f"failure-{lam:g}", "failure",
                         [*_base(mode.steps, mode), "world.mixing=identity",
-                         "world.rho_per_dim=[0.99,0.8]", f"objective.lam={lam}"],
+                         "world.rho_per_dim=[0.99,0.8]", *_loss(lam)],
                         {"lam": lam, "rho": [0.99, 0.8]}, cost=mode.steps))
     return sorted(jobs, key=lambda j: -j.cost)
 

@@ -1,7 +1,8 @@
 """The paper's pixel experiment (SCIENCE.md section 4, "Pixels") on dm_control reacher, 64x64.
 
 An encoder (the paper's: 4 x [conv k4 s2, BN, GELU] 32-64-128-256, pool, MLP to 2-D) is trained
-with alignment + SIGReg (``JEPAModule``, identity predictor) on frame pairs:
+with alignment + SIGReg (``JEPAModule``, identity predictor, through the Trainer of every run:
+``callbacks.trainer``) on frame pairs fed by a ``PairsDataModule``:
   * OU pairs: joint angles z ~ N(0, I) and z' = rho z + sqrt(1 - rho^2) eta, both rendered
     (target hidden, so the joint angles are the whole latent), rho in {0.5, 0.9, 0.99};
     scored by R²(h -> z) on fresh pairs;
@@ -30,19 +31,20 @@ if str(ROOT) not in sys.path:
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset
 
 from callbacks.state_probe import heldout_r2, probe_targets
+from callbacks.trainer import build_trainer
+from configs.schema import TrainerConfig
 from envs import make_pixel_env
 from envs.collect import CollectConfig, EnvConfig, default_dataset_dir, ensure_dataset
 from envs.dataset import PixelDataset
 from envs.fileio import atomic_write_text
-from worldmodel.encoders import EncoderConfig
 from worldmodel.identifiability import r2_score
-from worldmodel.module import JEPAModule, OptimConfig
-from worldmodel.objectives import ObjectiveConfig
+from worldmodel.module import JEPAModule, LossConfig, OptimConfig, cpu_bf16_supported
+from worldmodel.regularisers import RegulariserConfig
+from worldmodel.streams import PairsDataModule
 from worldmodel.utils import configure_threads, keep_freed_memory
-from worldmodel.world_module import cpu_bf16_supported
+from worldmodel.world_model import ModelConfig
 
 OUT = ROOT / "benchmarks" / "results" / "pixel-identifiability"
 HIDE_TARGET = {"invisible_geoms": ["target"]}
@@ -50,7 +52,7 @@ RHOS = (0.5, 0.9, 0.99)
 
 
 def render_ou_pairs(rho: float, n: int, image_size: int, seed: int) -> dict[str, torch.Tensor]:
-    """``obs uint8 (n, 2, H, W, 3)`` rendered at OU joint-angle pairs ``state (n, 2, 2)``."""
+    """``obs uint8 (n, 2, H, W, 3)`` rendered at OU joint-angle pairs ``states (n, 2, 2)``."""
     env = make_pixel_env("wm/reacher-v0", image_size, env_kwargs=HIDE_TARGET)
     physics_env = env.env  # the DMControlEnv under the adapter
     rng = np.random.default_rng(seed)
@@ -63,7 +65,7 @@ def render_ou_pairs(rho: float, n: int, image_size: int, seed: int) -> dict[str,
             obs[i, v] = physics_env.render()
     env.close()
     state = np.stack([z, z_next], axis=1).astype(np.float32)
-    return {"obs": torch.from_numpy(obs), "state": torch.from_numpy(state)}
+    return {"obs": torch.from_numpy(obs), "states": torch.from_numpy(state)}
 
 
 def trajectory_pairs(dataset: PixelDataset, episodes: range) -> dict[str, torch.Tensor]:
@@ -74,41 +76,33 @@ def trajectory_pairs(dataset: PixelDataset, episodes: range) -> dict[str, torch.
         obs.append(np.stack([ep["pixels"][:-1], ep["pixels"][1:]], axis=1))
         state.append(np.stack([ep["states"][:-1, :2], ep["states"][1:, :2]], axis=1))
     return {"obs": torch.from_numpy(np.concatenate(obs)),
-            "state": torch.from_numpy(np.concatenate(state))}
-
-
-class RandomBatches(IterableDataset):
-    """Endless random batches of in-memory pairs, from a seeded generator."""
-
-    def __init__(self, pairs: dict[str, torch.Tensor], batch_size: int, seed: int) -> None:
-        self.pairs, self.batch_size, self.seed = pairs, batch_size, seed
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed)
-        n = len(self.pairs["obs"])
-        while True:
-            idx = torch.randint(0, n, (self.batch_size,), generator=g)
-            yield {k: v[idx] for k, v in self.pairs.items()}
+            "states": torch.from_numpy(np.concatenate(state))}
 
 
 @torch.no_grad()
 def encode(module: JEPAModule, obs: torch.Tensor, batch: int = 512) -> torch.Tensor:
-    module.eval()
-    return torch.cat([module.encode(obs[i:i + batch]).float() for i in range(0, len(obs), batch)])
+    """Latents ``(N, 2)`` of frames ``obs (N, H, W, 3)``, in eval mode."""
+    model = module.world_model.eval()
+    return torch.cat([model.encode(obs[i:i + batch, None])[:, 0].float()
+                      for i in range(0, len(obs), batch)])
 
 
-def train_encoder(pairs: dict[str, torch.Tensor], image_size: int, steps: int, lam: float,
-                  seed: int) -> JEPAModule:
+def train_encoder(pairs: dict[str, torch.Tensor], steps: int, lam: float, seed: int
+                  ) -> JEPAModule:
+    """``lam * SIGReg + (1 - lam) * alignment`` of the two frames of each pair, batch 128."""
     L.seed_everything(seed, verbose=False)
-    module = JEPAModule.from_configs(
-        obs_dim=image_size, latent_dim=2, encoder=EncoderConfig(name="deep_conv"),
-        objective=ObjectiveConfig(name="sigreg", lam=lam), optim=OptimConfig(lr=1e-3),
-        max_steps=steps)
-    trainer = L.Trainer(max_steps=steps, logger=False, enable_checkpointing=False,
-                        enable_model_summary=False, accelerator="cpu",
-                        precision="bf16-mixed" if cpu_bf16_supported() else "32-true",
-                        enable_progress_bar=True)
-    trainer.fit(module, DataLoader(RandomBatches(pairs, 128, seed), batch_size=None))
+    data = PairsDataModule(pairs, batch_size=128, seed=seed)
+    model = ModelConfig(encoder="deep_conv", feature_dim=256, projector="linear", latent_dim=2,
+                        predictor="identity")
+    loss = LossConfig(prediction_weight=(1 - lam) / 4, regulariser_weight=lam,
+                      regulariser=RegulariserConfig(name="sigreg", pooled=True))
+    module = JEPAModule.from_configs(model, loss, OptimConfig(lr=1e-3), data.model_meta, steps,
+                                     cpu_bf16=False)  # the Trainer's bf16-mixed instead
+    trainer_cfg = TrainerConfig(max_steps=steps, accelerator="cpu", devices=1, logger="none",
+                                precision="bf16-mixed" if cpu_bf16_supported() else "32-true")
+    trainer = build_trainer(trainer_cfg, OUT / "lightning", [], enable_checkpointing=False,
+                            limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=data)
     return module
 
 
@@ -123,9 +117,9 @@ def ou_run(rho: float, args) -> dict[str, Any]:
     lam = ou_lam(rho, args.lam_scale)
     train_pairs = render_ou_pairs(rho, args.pairs, args.image_size, seed=1)
     test = render_ou_pairs(rho, args.test_pairs, args.image_size, seed=2)
-    module = train_encoder(train_pairs, args.image_size, args.steps, lam, seed=0)
+    module = train_encoder(train_pairs, args.steps, lam, seed=0)
     h = encode(module, test["obs"][:, 0])
-    fit = r2_score(h, test["state"][:, 0])
+    fit = r2_score(h, test["states"][:, 0])
     return {"data": f"OU pairs, rho={rho}", "rho": rho, "lam": lam, "r2": fit["r2"],
             "r2_per_joint": fit["r2_per_dim"], "seconds": time.perf_counter() - start}
 
@@ -140,10 +134,10 @@ def trajectory_run(args) -> dict[str, Any]:
     n_test = max(args.episodes // 10, 1)
     train_pairs = trajectory_pairs(data, range(args.episodes - n_test))
     test = trajectory_pairs(data, range(args.episodes - n_test, args.episodes))
-    module = train_encoder(train_pairs, args.image_size, args.steps, args.trajectory_lam, seed=0)
+    module = train_encoder(train_pairs, args.steps, args.trajectory_lam, seed=0)
     h_fit, h = encode(module, train_pairs["obs"][::5, 0]), encode(module, test["obs"][:, 0])
-    y_fit, groups = probe_targets(train_pairs["state"][::5, 0], angular={0, 1})
-    y, _ = probe_targets(test["state"][:, 0], angular={0, 1})
+    y_fit, groups = probe_targets(train_pairs["states"][::5, 0], angular={0, 1})
+    y, _ = probe_targets(test["states"][:, 0], angular={0, 1})
     r = heldout_r2(h_fit, y_fit, h, y, groups)
     return {"data": "policy trajectories (OU actions)", "rho": None,
             "lam": args.trajectory_lam, "r2": r["r2"],

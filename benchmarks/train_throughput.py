@@ -34,7 +34,6 @@ from envs.collect import CollectConfig, ensure_dataset
 from envs.fileio import atomic_write_text
 from worldmodel.data import PixelDataModule
 from worldmodel.utils import configure_threads, keep_freed_memory
-from worldmodel.world_module import WorldModelModule
 
 OUT = ROOT / "benchmarks" / "results" / "train_throughput"
 GOAL_OVERHEAD = 1.3
@@ -58,8 +57,7 @@ class StepTimer(L.Callback):
 def bare_loop(cfg, dataset: Path, steps: int, warmup: int) -> float:
     """Steps/s of forward + backward + AdamW on pre-loaded batches of the same network."""
     data = PixelDataModule(dataset, cfg.data, cfg.trainer.batch_size, cfg.seed)
-    module = WorldModelModule.from_configs(cfg.world_model, cfg.loss, cfg.optim,
-                                           data.model_meta, cfg.trainer.max_steps)
+    module = train.build_module(cfg, data.model_meta)
     optimizer = module.configure_optimizers()["optimizer"]
     batches = []
     for batch in data.train_dataloader():
@@ -69,7 +67,7 @@ def bare_loop(cfg, dataset: Path, steps: int, warmup: int) -> float:
     for i in range(warmup + steps):
         if i == warmup:
             start = time.perf_counter()
-        loss = module.losses(batches[i % len(batches)])["loss"]
+        loss = module.losses(batches[i % len(batches)])[0]["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -192,7 +192,6 @@ class PixelDataset:
                                "command to resume it")
         if not self.shards:
             raise DatasetError(f"{self.root} has no complete shard yet")
-        self.missing_shards = missing
         self._episodes: np.ndarray | None = None
 
     def _read_info(self, path: Path, index: int) -> dict[str, Any]:

@@ -40,12 +40,12 @@ class EncoderSpec:
 class MLPEncoder(nn.Module):
     """``layers`` hidden Linear+GELU blocks of width ``hidden_dim``, then a linear read-out."""
 
-    def __init__(self, obs_dim: int, out_dim: int, hidden_dim: int = 256, layers: int = 4):
+    def __init__(self, input_dim: int, out_dim: int, hidden_dim: int = 256, layers: int = 4):
         super().__init__()
         if layers < 1:
             raise ValueError(f"the mlp encoder needs model.encoder_layers >= 1, got {layers}")
         blocks: list[nn.Module] = []
-        width = obs_dim
+        width = input_dim
         for _ in range(layers):
             blocks += [nn.Linear(width, hidden_dim), nn.GELU()]
             width = hidden_dim
@@ -66,11 +66,11 @@ class CouplingInverseEncoder(nn.Module):
     the label-free alignment loss can find the global one.
     """
 
-    def __init__(self, obs_dim: int, latent_dim: int, layers: int = 4, init_std: float = 0.0):
+    def __init__(self, input_dim: int, latent_dim: int, layers: int = 4, init_std: float = 0.0):
         super().__init__()
-        if obs_dim != latent_dim:
+        if input_dim != latent_dim:
             raise ValueError(f"coupling_inverse maps n -> n: needs the observation size "
-                             f"({obs_dim}) to equal model.latent_dim ({latent_dim})")
+                             f"({input_dim}) to equal model.latent_dim ({latent_dim})")
         da, db = coupling_halves(latent_dim)
         self.split = da
         # mixing layer k updates b from a when k is even; we walk k = L-1 ... 0.
