@@ -125,3 +125,21 @@ def test_legacy_loss_dicts_of_older_pixel_checkpoints_still_load():
     assert (cfg.prediction_weight, cfg.regulariser_weight, cfg.rollout_weight) == (1.0, 0.09, 1.0)
     assert cfg.regulariser.name == "sigreg" and cfg.regulariser.num_directions == 1024
     assert not cfg.regulariser.pooled
+
+
+@pytest.mark.parametrize("cpu_bf16", [False, True])
+def test_cpu_bf16_autocasts_the_model_only_where_the_cpu_has_native_bf16(cpu_bf16):
+    from worldmodel.module import cpu_bf16_supported
+
+    if cpu_bf16 and not cpu_bf16_supported():
+        pytest.skip("this CPU has no native bf16: the bf16 path was not run, only fp32")
+    meta = {"action_dim": 2, "history": 2, "env": {"image_size": 32}}
+    module = JEPAModule.from_configs(SMALL, LossConfig(), OptimConfig(), meta, 10,
+                                     cpu_bf16=cpu_bf16)
+    seen = []
+    module.world_model.encoder.head.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    batch = {"obs": torch.randint(0, 256, (4, 3, 32, 32, 3), dtype=torch.uint8),
+             "actions": torch.randn(4, 3, 2)}
+    out, z = module.losses(batch)
+    assert seen == [torch.bfloat16 if cpu_bf16 else torch.float32]
+    assert z.dtype == torch.float32 and torch.isfinite(out["loss"])
