@@ -17,23 +17,19 @@ import hashlib
 import logging
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
 
 from configs.loader import ConfigError, load_config
 from configs.schema import ExperimentConfig
-from envs.collect import EnvConfig, make_env, package_versions
-from envs.goals import GoalSpec
-from planners import build_planner
-from planners.agent import MPCAgent
+from envs.collect import package_versions
 from planners.evaluate import evaluate_closed_loop
-from planners.objectives import fast_bf16
-from planners.report import ShardError, merge_shards, write_report, write_shard
+from planners.report import ShardError, merge_shards, write_eval_shard, write_report
+from planners.results import EvalReport, RunSummary
+from worldmodel.pretrained import PRECISIONS, load_agent
 from worldmodel.utils import configure_threads
-from worldmodel.world_module import WorldModelModule
 
 log = logging.getLogger("plan")
 
@@ -47,12 +43,6 @@ def checkpoint_path(cfg: ExperimentConfig) -> Path:
     return path
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -61,44 +51,39 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def plan(cfg: ExperimentConfig) -> tuple[dict, Path]:
-    """Run the closed-loop evaluation of ``cfg.plan``; returns the result and report path."""
+def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
+    """Run the closed-loop evaluation of ``cfg.plan``; returns the report and its path."""
     p = cfg.plan
+    if cfg.mode != "pixels":
+        raise ConfigError(f"plan.py evaluates pixel world models; this config has "
+                          f"mode={cfg.mode} (synthetic-world encoders do not plan)")
     path = checkpoint_path(cfg)
-    device = _device(p.device)
-    module = WorldModelModule.load_from_checkpoint(path, map_location=device, weights_only=True)
-    model = module.world_model.eval()
-    meta = module.hparams["data_meta"]
-    env_cfg = EnvConfig(**{**meta["env"], "id": p.env_id or meta["env"]["id"]})
-    goal = GoalSpec.from_dict(meta["goal"]) if meta.get("goal") else None
-    if p.precision not in ("auto", "bf16", "fp32"):
+    if p.precision not in PRECISIONS:
         raise ConfigError(f"plan.precision must be auto, bf16 or fp32, got {p.precision!r}")
-    bf16 = p.precision == "bf16" or (p.precision == "auto" and fast_bf16(device))
-    planner = build_planner(p.planner.name, p.planner.settings())
-    agent = MPCAgent(model, planner, history=meta.get("history", 1),
-                     frameskip=meta.get("frameskip", 1), replan_every=p.eval.replan_every,
-                     objective=p.eval.objective, bf16=bf16, hold=p.eval.hold)
+    loaded = load_agent(path, p.planner.name, p.device, p.precision, p.env_id,
+                        **asdict(p.planner.settings()), replan_every=p.eval.replan_every,
+                        objective=p.eval.objective, hold=p.eval.hold)
     start = time.perf_counter()
-    result = evaluate_closed_loop(lambda: make_env(env_cfg), agent, p.eval,
-                                  goal if p.env_id is None else None)
-    result.update({
-        "env_id": env_cfg.id, "checkpoint": str(path), "checkpoint_sha256": _sha256(path),
-        "planner": {**asdict(p.planner), "model_calls_per_plan": p.planner.model_calls},
-        "device": str(device), "precision": "bf16" if bf16 else "fp32",
-        "wall_seconds": time.perf_counter() - start,
-        "config": OmegaConf.to_container(OmegaConf.structured(cfg.plan)),
-        "versions": package_versions()})
+    report = evaluate_closed_loop(loaded.make_env, loaded.agent, p.eval, loaded.goal)
+    planner = {**asdict(loaded.planner_config), "name": loaded.planner,
+               "model_calls_per_plan": loaded.planner_config.model_calls}
+    report = replace(
+        report, env_id=loaded.env_config.id, checkpoint=str(path),
+        checkpoint_sha256=_sha256(path), planner=planner, device=str(loaded.device),
+        precision="bf16" if loaded.bf16 else "fp32", wall_seconds=time.perf_counter() - start,
+        config=OmegaConf.to_container(OmegaConf.structured(cfg.plan)),
+        versions=package_versions())
     out = Path(p.out or path.parent / f"plan-{p.planner.name}")
     if p.eval.num_shards == 1:
-        return result, write_report(result, out)
-    shard = write_shard(result, out)
+        return report, write_report(report, out)
+    shard = write_eval_shard(report, out)
     merged = merge_shards(out, p.eval.num_shards)  # the last shard to finish merges
     if merged is None:
-        return result, shard
+        return report, shard
     return merged, write_report(merged, out)
 
 
-def merge(folder: Path) -> tuple[dict, Path]:
+def merge(folder: Path) -> tuple[EvalReport, Path]:
     """``report.json`` of a sharded evaluation from its complete ``shards/`` folder."""
     merged = merge_shards(folder)
     if merged is None:
@@ -108,34 +93,34 @@ def merge(folder: Path) -> tuple[dict, Path]:
     return merged, write_report(merged, Path(folder))
 
 
-def _line(name: str, run: dict) -> str:
-    lo, hi = run["success_ci95"]
-    text = (f"{name:<17} success {run['success_rate']:6.1%}  (95% CI {lo:.0%}-{hi:.0%}, "
-            f"{run['successes']}/{run['episodes']})  final distance median "
-            f"{run['final_distance_median']:.3f}")
-    if "plan_ms_median" in run:
-        text += f"  plan {run['plan_ms_median']:.0f} ms median, {run['plan_ms_p90']:.0f} p90"
+LABELS = {"agent": "world model", "floor": "random floor", "ceiling": "true-sim ceiling"}
+
+
+def _line(name: str, run: RunSummary) -> str:
+    if run.skipped is not None:
+        return f"{name:<17} skipped: {run.skipped}"
+    lo, hi = run.success_ci95
+    text = (f"{name:<17} success {run.success_rate:6.1%}  (95% CI {lo:.0%}-{hi:.0%}, "
+            f"{run.successes}/{run.episodes})  final distance median "
+            f"{run.final_distance_median:.3f}")
+    if run.plan_ms_median is not None:
+        text += f"  plan {run.plan_ms_median:.0f} ms median, {run.plan_ms_p90:.0f} p90"
     return text
 
 
-def summary(result: dict, report: Path) -> str:
-    p = result["planner"]
-    head = (f"\n{result['env_id']}: {result['agent']['episodes']} episodes, budget "
-            f"{result['budget_env_steps']} steps, {p['name']} {p['samples']}x{p['iterations']} "
+def summary(report: EvalReport, path: Path) -> str:
+    """What ``plan.py`` prints: the setting, then one line per run."""
+    p = report.planner
+    head = (f"\n{report.env_id}: {report.agent.episodes} episodes, budget "
+            f"{report.budget_env_steps} steps, {p['name']} {p['samples']}x{p['iterations']} "
             f"(horizon {p['horizon']}, {p['model_calls_per_plan']} model calls per plan)")
-    if "shard" in result:
-        head += (f"\nshard {result['shard']['index']} of {result['shard']['count']} "
+    if report.shard is not None:
+        head += (f"\nshard {report.shard.index} of {report.shard.count} "
                  "(the last shard to finish writes the merged report.json)")
-    elif "shards" in result:
-        head += f"\nmerged from {result['shards']} shards"
-    lines = [head, _line("world model", result["agent"])]
-    if "floor" in result:
-        lines.append(_line("random floor", result["floor"]))
-    ceiling = result.get("ceiling")
-    if ceiling:
-        lines.append(_line("true-sim ceiling", ceiling) if "skipped" not in ceiling
-                     else f"true-sim ceiling  skipped: {ceiling['skipped']}")
-    lines.append(f"report: {report}")
+    elif report.shards is not None:
+        head += f"\nmerged from {report.shards} shards"
+    lines = [head, *(_line(LABELS[name], run) for name, run in report.runs())]
+    lines.append(f"report: {path}")
     return "\n".join(lines)
 
 

@@ -33,34 +33,29 @@ import torch
 from envs.collect import EnvConfig, make_env
 from envs.fileio import atomic_write_text
 from envs.goals import GoalSpec
+from planners.evaluate import place_at_rest
+from worldmodel.pretrained import load_world_model
 from worldmodel.utils import configure_threads
-from worldmodel.world_module import WorldModelModule
 
 OUT = ROOT / "benchmarks" / "results" / "planning"
 
 
 def _place(env, goal: GoalSpec, coords: np.ndarray) -> np.ndarray:
     """Put the goal coordinates of ``env`` at ``coords`` (at rest); the rendered frame."""
-    inner = env.env.unwrapped
-    qpos = np.array(inner.physics.data.qpos)
-    qpos[list(goal.indices)] = coords
-    inner.set_state(qpos)
-    return env._render().copy()
+    return place_at_rest(env, goal.indices, coords)[0]
 
 
 @torch.inference_mode()
 def measure(checkpoint: str, starts: int = 16, blocks: int = 5, grid: int = 400,
             seed: int = 0) -> dict:
-    module = WorldModelModule.load_from_checkpoint(checkpoint, map_location="cpu",
-                                                   weights_only=True)
-    model, meta = module.world_model.eval(), module.hparams["data_meta"]
+    model, meta = load_world_model(checkpoint)
     k, history = meta.get("frameskip", 1), meta.get("history", 1)
     if k < 2:
         raise SystemExit(f"{checkpoint}: frameskip {k}; a block of one step has no inside")
     goal = GoalSpec.from_dict(meta["goal"])
     env = make_env(EnvConfig(**meta["env"]))
     env.reset(seed=seed)
-    if not hasattr(env.env.unwrapped, "set_state") or goal.sample_low is None:
+    if not env.can_restore_state or goal.sample_low is None:
         raise SystemExit(f"{meta['env']['id']}: needs an env that sets its state and a goal "
                          "state-sampler box (goal.sample_low / sample_high)")
     rng = np.random.default_rng(seed)

@@ -54,15 +54,14 @@ RHOS = (0.5, 0.9, 0.99)
 def render_ou_pairs(rho: float, n: int, image_size: int, seed: int) -> dict[str, torch.Tensor]:
     """``obs uint8 (n, 2, H, W, 3)`` rendered at OU joint-angle pairs ``states (n, 2, 2)``."""
     env = make_pixel_env("wm/reacher-v0", image_size, env_kwargs=HIDE_TARGET)
-    physics_env = env.env  # the DMControlEnv under the adapter
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, 2))
     z_next = rho * z + np.sqrt(1 - rho**2) * rng.standard_normal((n, 2))
     obs = np.empty((n, 2, image_size, image_size, 3), np.uint8)
     for i in range(n):
         for v, angles in enumerate((z[i], z_next[i])):
-            physics_env.set_state(angles)
-            obs[i, v] = physics_env.render()
+            env.restore_state(angles)  # at rest
+            obs[i, v] = env.render_frame()
     env.close()
     state = np.stack([z, z_next], axis=1).astype(np.float32)
     return {"obs": torch.from_numpy(obs), "states": torch.from_numpy(state)}

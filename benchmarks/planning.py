@@ -48,10 +48,10 @@ GOAL_OVERHEAD, GOAL_MS = 1.2, 150.0
 def default_model(checkpoint: str | None) -> tuple[JEPAWorldModel, int]:
     """The default config's world model (trained weights when a checkpoint is given)."""
     if checkpoint:
-        from worldmodel.world_module import WorldModelModule
+        from worldmodel.pretrained import load_world_model
 
-        module = WorldModelModule.load_from_checkpoint(checkpoint, weights_only=True)
-        return module.world_model.eval(), module.hparams["data_meta"].get("history", 1)
+        model, meta = load_world_model(checkpoint)
+        return model, meta.get("history", 1)
     cfg = load_config("reacher")
     action_dim = 2 * cfg.data.frameskip  # reacher: 2 actuators
     model = JEPAWorldModel(cfg.world_model, cfg.env.image_size, action_dim, cfg.data.history)
@@ -129,16 +129,16 @@ def success(config: str, checkpoints: list[str], episodes: int, budgets) -> list
                 f"plan.planner.horizon={HORIZON}", f"plan.eval.episodes={episodes}",
                 f"plan.eval.floor={i == 0}", f"plan.eval.ceiling={i == 0}",
                 "plan.eval.videos=0", f"plan.out={OUT / 'success' / name}"])
-            result, _ = plan.plan(cfg)
-            row = {"env": result["env_id"], "checkpoint": checkpoint, "samples": samples,
+            report, _ = plan.plan(cfg)
+            row = {"env": report.env_id, "checkpoint": checkpoint, "samples": samples,
                    "iterations": iterations, "elites": cfg.plan.planner.elites,
                    "horizon": HORIZON, "objective": cfg.plan.eval.objective,
                    "hold": cfg.plan.eval.hold, "episodes": episodes}
-            for run in ("agent", "floor", "ceiling"):
-                if run in result and "success_rate" in result[run]:
-                    row[run] = result[run]["success_rate"]
-                    row[f"{run}_ci95"] = result[run]["success_ci95"]
-            row["plan_ms_median"] = result["agent"].get("plan_ms_median")
+            for run_name, run in report.runs():
+                if run.skipped is None:
+                    row[run_name] = run.success_rate
+                    row[f"{run_name}_ci95"] = list(run.success_ci95)
+            row["plan_ms_median"] = report.agent.plan_ms_median
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if not k.endswith("ci95")}),
                   flush=True)

@@ -65,8 +65,8 @@ def synthetic_metrics(world_model: JEPAWorldModel, world: SyntheticWorld, num_sa
 
 def identifiability_summary(metrics: dict[str, Any]) -> str:
     """Lines for the terminal: R²(h -> z) against the mixing alone, the Theorem-3 bound."""
-    lines = [f"R2(h->z) = {metrics['r2_h_to_z']:.6f}  (mixing alone R2(x->z) = "
-             f"{metrics['r2_x_to_z']:.4f})"]
+    lines = [(f"R2(h->z) = {metrics['r2_h_to_z']:.6f}  (mixing alone R2(x->z) = "
+              f"{metrics['r2_x_to_z']:.4f})")]
     if "bound" in metrics:
         lines.append(f"Procrustes error {metrics['procrustes_error']:.2e} <= Theorem-3 bound "
                      f"{metrics['bound']:.2e}")

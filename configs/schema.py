@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from envs.collect import CollectConfig, EnvConfig
+from envs.config import CollectConfig, EnvConfig
 from planners.base import PlannerConfig
-from planners.evaluate import EvalConfig as ClosedLoopConfig
+from planners.protocol import ClosedLoopConfig
 from worldmodel.data import DataConfig
 from worldmodel.module import LossConfig, OptimConfig
 from worldmodel.synthetic import SyntheticWorldConfig
@@ -25,9 +25,9 @@ __all__ = [
     "MODE_SECTIONS",
     "ExperimentConfig",
     "ModelConfig",
-    "ProbeConfig",
     "PlanConfig",
     "PlannerSection",
+    "ProbeConfig",
     "SyntheticWorldConfig",
     "TrainerConfig",
 ]

@@ -21,17 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from envs.dataset import FORMAT_VERSION, META, DatasetError, read_meta, shard_name
+from envs.config import CollectConfig, EnvConfig
+from envs.dataset import META, DatasetError, read_meta, shard_name
+from envs.dataset_meta import build_meta, differences, open_dataset, package_versions
 from envs.fileio import atomic_write_text, available_cores, is_launch_rank_zero
-from envs.rollouts import (
-    CollectConfig,
-    EnvConfig,
-    WorkerPool,
-    episode_seeds,
-    episodes_of,
-    make_env,
-    run_in_process,
-)
+from envs.rollouts import WorkerPool, episode_seeds, episodes_of, make_env, run_in_process
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +43,6 @@ __all__ = [
     "package_versions",
 ]
 
-# meta.json keys that must agree between a dataset on disk and a collector resuming it
-_IDENTITY = ("format_version", "env", "policy", "seed", "num_episodes", "episode_steps",
-             "episodes_per_shard", "action_dim", "state_dim")
-
-
 @dataclass
 class CollectResult:
     """What a collection call did."""
@@ -70,49 +59,6 @@ class CollectResult:
         return self.frames / max(self.seconds, 1e-9)
 
 
-def package_versions() -> dict[str, str]:
-    """Python and the versions of the packages that decide what a run produces."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("numpy", "mujoco", "dm-control", "gymnasium", "torch", "lightning"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def _build_meta(env_cfg: EnvConfig, collect: CollectConfig) -> dict[str, Any]:
-    env = make_env(env_cfg)
-    try:
-        goal = env.goal.to_dict() if env.goal is not None else None
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "env": asdict(env_cfg),
-            "goal": goal,
-            "action_dim": int(env.action_space.shape[0]),
-            "state_dim": int(env.state_dim),
-            "state_names": list(env.state_names),
-            "render_fps": env.metadata.get("render_fps"),
-            "policy": {"name": collect.policy, "kwargs": dict(collect.policy_kwargs)},
-            "seed": collect.seed,
-            "num_episodes": collect.episodes,
-            "episode_steps": collect.episode_steps,
-            "episodes_per_shard": collect.episodes_per_shard,
-            "num_shards": -(-collect.episodes // collect.episodes_per_shard),
-            "versions": package_versions(),
-        }
-    finally:
-        env.close()
-    try:
-        json.dumps(meta, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"env kwargs, goal and policy kwargs must be plain JSON values: {err}"
-                         ) from None
-    return meta
-
-
 def _check_config(collect: CollectConfig, shard: tuple[int, int]) -> None:
     i, n = shard
     if n < 1 or not 0 <= i < n:
@@ -122,28 +68,6 @@ def _check_config(collect: CollectConfig, shard: tuple[int, int]) -> None:
             raise ValueError(f"collect.{name} must be >= 1, got {getattr(collect, name)}")
     if collect.workers < 0:
         raise ValueError(f"collect.workers must be >= 0 (0 = one per core), got {collect.workers}")
-
-
-def _open_dataset(root: Path, meta: dict[str, Any]) -> None:
-    """Create ``root`` with ``meta``, or check the dataset there was collected the same way."""
-    root.mkdir(parents=True, exist_ok=True)
-    if not (root / META).exists():
-        if any(p.name.startswith("shard-") for p in root.iterdir()):
-            raise DatasetError(f"{root} holds shards but no {META}; it is not a dataset this "
-                               "collector can resume: use an empty --out directory")
-        atomic_write_text(root / META, json.dumps(meta, indent=2))
-        return
-    details = _differences(read_meta(root), {k: meta.get(k) for k in _IDENTITY})
-    if details:
-        raise DatasetError(f"{root} was collected with other settings ({details}); choose "
-                           "another --out directory, or delete this one to start over")
-
-
-def _differences(on_disk: dict[str, Any], requested: dict[str, Any]) -> str:
-    """``"key: on disk a, requested b; ..."`` for every requested key that differs, else ``""``."""
-    return "; ".join(f"{k}: on disk {on_disk.get(k)!r}, requested {v!r}"
-                     for k, v in requested.items()
-                     if json.dumps(on_disk.get(k), sort_keys=True) != json.dumps(v, sort_keys=True))
 
 
 def _finalise(root: Path) -> bool:
@@ -186,7 +110,7 @@ def collect_rollouts(out: str | Path, env: EnvConfig | None = None,
     # workers boot (imports, env, renderer) while this process checks the dataset
     pool = WorkerPool(job, workers) if workers > 1 and pending else None
     try:
-        _open_dataset(root, _build_meta(env, collect))
+        open_dataset(root, build_meta(env, collect))
         for k in planned:  # leftovers of a killed run of this job
             for stale in root.glob(f".{shard_name(k)}.tmp-*"):
                 shutil.rmtree(stale, ignore_errors=True)
@@ -267,7 +191,7 @@ def _check_matches(path: Path, env: EnvConfig, collect: CollectConfig) -> None:
               "seed": collect.seed, "num_episodes": collect.episodes,
               "episode_steps": collect.episode_steps,
               "episodes_per_shard": collect.episodes_per_shard}
-    details = _differences(read_meta(path), wanted)
+    details = differences(read_meta(path), wanted)
     if details:
         raise DatasetError(f"{path} holds a dataset collected with other settings ({details}); "
                            "use another path or delete it")

@@ -32,7 +32,7 @@ import numpy as np
 from envs.fileio import current_umask
 
 __all__ = ["FORMAT_VERSION", "DatasetError", "PixelDataset", "Shard", "read_meta",
-           "shard_name", "write_shard"]
+           "shard_name", "write_dataset_shard"]
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -78,7 +78,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_shard(root: str | Path, index: int, arrays: dict[str, np.ndarray]) -> Path:
+def write_dataset_shard(root: str | Path, index: int, arrays: dict[str, np.ndarray]) -> Path:
     """Write one complete shard atomically: temp directory, fsync, rename.
 
     Args:

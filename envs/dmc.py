@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from envs.mujoco_state import set_physics_state
 from envs.rendering import disable_msaa, fast_scene_flags
 
 __all__ = ["DMControlEnv"]
@@ -129,6 +130,27 @@ class DMControlEnv(gym.Env):
             physics.data.qpos[:] = qpos
             physics.data.qvel[:] = 0.0 if qvel is None else qvel
         return self._state()
+
+    def restore_state(self, qpos: np.ndarray | None = None, qvel: np.ndarray | None = None,
+                      physics_state: np.ndarray | None = None) -> np.ndarray:
+        """``set_state(qpos, qvel)``, or a full physics vector (``mj_getState`` with
+        ``mjSTATE_FULLPHYSICS``); the new state. ``PixelEnv.restore_state`` checks the args."""
+        if physics_state is None:
+            return self.set_state(qpos, qvel)
+        physics = self._env.physics
+        with physics.reset_context():
+            set_physics_state(physics.model.ptr, physics.data.ptr, physics_state)
+        return self._state()
+
+    def mujoco_model_data(self) -> tuple:
+        """``(MjModel, MjData)`` of the physics (the raw MuJoCo structs)."""
+        physics = self._env.physics
+        return physics.model.ptr, physics.data.ptr
+
+    @property
+    def physics_steps(self) -> int:
+        """Physics steps per control step (the task's control timestep over the physics one)."""
+        return int(self._env._n_sub_steps)
 
     def render(self) -> np.ndarray:
         if self._camera is None:

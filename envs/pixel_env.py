@@ -7,17 +7,23 @@ true low-dimensional ``float32`` state, optional action repeat. Deterministic gi
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.envs.registration import load_env_creator
 
 from envs.goals import GoalSpec
+from envs.mujoco_state import (
+    check_state_args,
+    get_physics_state,
+    mujoco_parts,
+    mujoco_state_names,
+    set_joint_state,
+    set_physics_state,
+)
 from envs.rendering import disable_msaa, fast_scene_flags
 
-__all__ = ["PixelEnv", "env_spec", "make_pixel_env", "resize_frame"]
+__all__ = ["PixelEnv", "resize_frame"]
 
 STATE_SOURCES = ("auto", "info", "mujoco", "observation")
 
@@ -32,27 +38,6 @@ def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
     x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def _mujoco_parts(env: gym.Env):
-    """``(MjModel, MjData)`` of a gymnasium MuJoCo env, else ``(None, None)``."""
-    model, data = getattr(env, "model", None), getattr(env, "data", None)
-    if model is None or data is None or not hasattr(data, "qpos") or not hasattr(model, "vis"):
-        return None, None
-    return model, data
-
-
-def _mujoco_state_names(model) -> list[str]:
-    import mujoco
-
-    sizes = {mujoco.mjtJoint.mjJNT_FREE: (7, 6), mujoco.mjtJoint.mjJNT_BALL: (4, 3)}
-    pos, vel = [], []
-    for j in range(model.njnt):
-        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or f"joint{j}"
-        nq, nv = sizes.get(model.jnt_type[j], (1, 1))
-        pos += [f"{name}_pos"] if nq == 1 else [f"{name}_pos[{i}]" for i in range(nq)]
-        vel += [f"{name}_vel"] if nv == 1 else [f"{name}_vel[{i}]" for i in range(nv)]
-    return pos + vel
 
 
 def _make_rendering_env(env_id: str, size: int, kwargs: dict[str, Any]) -> gym.Env:
@@ -128,7 +113,7 @@ class PixelEnv(gym.Env):
         self._frame: np.ndarray | None = None
         self._tuned = False
         self._closed = False
-        model, _ = _mujoco_parts(env.unwrapped)
+        model, _ = mujoco_parts(env.unwrapped)
         if model is not None:
             disable_msaa(model)
 
@@ -142,9 +127,9 @@ class PixelEnv(gym.Env):
         if source == "info":
             raise ValueError(f"{self.env_id}: state='info' needs the env to declare "
                              "state_names and return info['state']")
-        model, _ = _mujoco_parts(inner)
+        model, _ = mujoco_parts(inner)
         if source in ("auto", "mujoco") and model is not None:
-            return "mujoco", _mujoco_state_names(model)
+            return "mujoco", mujoco_state_names(model)
         if source == "mujoco":
             raise ValueError(f"{self.env_id}: state='mujoco' needs a MuJoCo env with "
                              "model/data attributes")
@@ -161,15 +146,95 @@ class PixelEnv(gym.Env):
                                "info['state']; return it from reset() and step()")
             state = info["state"]
         elif self._state_source == "mujoco":
-            _, data = _mujoco_parts(self.env.unwrapped)
+            _, data = mujoco_parts(self.env.unwrapped)
             state = np.concatenate([data.qpos, data.qvel])
         else:
             state = np.ravel(obs)
         return np.asarray(state, dtype=np.float32)
 
+    # -- simulator state ---------------------------------------------------------------
+
+    def mujoco_model_data(self) -> tuple[Any, Any] | None:
+        """``(MjModel, MjData)`` of the MuJoCo simulation behind this env (live, not copies:
+        read them, set state through ``restore_state``), or None when it is not MuJoCo."""
+        inner = self.env.unwrapped
+        if callable(getattr(inner, "mujoco_model_data", None)):
+            return inner.mujoco_model_data()
+        model, data = mujoco_parts(inner)
+        return None if model is None else (model, data)
+
+    @property
+    def can_restore_state(self) -> bool:
+        """Whether ``restore_state`` works: a MuJoCo env whose ``info["state"]`` is ``qpos``
+        then ``qvel``: dm_control tasks (an inner env with its own ``restore_state``) and
+        gymnasium MuJoCo envs under the ``"mujoco"`` state source."""
+        if self.mujoco_model_data() is None:
+            return False
+        return self._state_source == "mujoco" or callable(
+            getattr(self.env.unwrapped, "restore_state", None))
+
+    @property
+    def physics_steps_per_step(self) -> int | None:
+        """MuJoCo physics steps one ``step`` call runs (action repeat included); None when
+        the env is not MuJoCo."""
+        if self.mujoco_model_data() is None:
+            return None
+        inner = self.env.unwrapped
+        per_action = getattr(inner, "physics_steps", None) or getattr(inner, "frame_skip", 1)
+        return int(per_action) * self.action_repeat
+
+    def physics_state(self) -> np.ndarray:
+        """The full physics vector now ``(nstate,)`` float64 (``mj_getState``,
+        ``mjSTATE_FULLPHYSICS``): what ``restore_state(physics_state=...)`` puts back."""
+        parts = self.mujoco_model_data()
+        if parts is None:
+            raise TypeError(f"{self.env_id} is not a MuJoCo env; it has no physics state")
+        return get_physics_state(*parts)
+
+    def restore_state(self, qpos: np.ndarray | None = None, qvel: np.ndarray | None = None, *,
+                      physics_state: np.ndarray | None = None) -> np.ndarray:
+        """Put the simulator in a given state; the new ``info["state"]``.
+
+        Args:
+            qpos: joint positions ``(nq,)``; ``qvel`` ``(nv,)``, zero when not given (at rest).
+            physics_state: instead of ``qpos``, a full physics vector ``(nstate,)`` as
+                ``physics_state()`` returns it, which restores a recorded moment exactly.
+
+        Nothing is rendered: ``render_frame()`` renders the restored state (``render()``
+        returns None until then). What a task draws into the model at reset (reacher's target
+        position) is not simulation state: it stays as the last ``reset`` left it.
+
+        Raises:
+            TypeError: the env cannot set its state (see ``can_restore_state``).
+            ValueError: neither or both of ``qpos`` and ``physics_state``, or wrong sizes.
+        """
+        self._check_open()
+        if not self.can_restore_state:
+            raise TypeError(f"{self.env_id}: restore_state needs a MuJoCo env whose "
+                            "info['state'] is qpos and qvel (a dm_control task, or a gymnasium "
+                            f"MuJoCo env with state='mujoco'); its state source is "
+                            f"{self._state_source!r}")
+        model, data = self.mujoco_model_data()
+        try:
+            check_state_args(model, qpos, qvel, physics_state)
+        except ValueError as err:
+            raise ValueError(f"{self.env_id}: {err}") from None
+        self._frame = None
+        inner = self.env.unwrapped
+        if callable(getattr(inner, "restore_state", None)):
+            return np.asarray(inner.restore_state(qpos, qvel, physics_state), np.float32)
+        if physics_state is None:
+            set_joint_state(model, data, qpos, qvel)
+        else:
+            set_physics_state(model, data, physics_state)
+        return self._state(None, {})
+
     # -- pixels ------------------------------------------------------------------------
 
-    def _render(self) -> np.ndarray:
+    def render_frame(self) -> np.ndarray:
+        """Render the simulator as it is now: ``uint8 (image_size, image_size, 3)``, also what
+        ``render()`` returns from now on (``reset`` and ``step`` render through this)."""
+        self._check_open()
         frame = self.env.render()
         if not self._tuned:  # the MuJoCo viewer exists only after the first render
             self._tuned = True
@@ -197,7 +262,7 @@ class PixelEnv(gym.Env):
         obs, info = self.env.reset(seed=seed, options=options)
         info = dict(info)
         info["state"] = self._state(obs, info)
-        return self._render(), info
+        return self.render_frame(), info
 
     def step(self, action):
         self._check_open()
@@ -214,7 +279,7 @@ class PixelEnv(gym.Env):
                 break
         info = dict(info)
         info["state"] = self._state(obs, info)
-        return self._render(), total, bool(terminated), bool(truncated), info
+        return self.render_frame(), total, bool(terminated), bool(truncated), info
 
     def inner_action(self, action: np.ndarray) -> np.ndarray:
         """Actions in [-1, 1] (clipped), any leading shape ``(..., A)``, in the wrapped env's
@@ -228,46 +293,3 @@ class PixelEnv(gym.Env):
         if not self._closed:
             self._closed = True
             self.env.close()
-
-
-def make_pixel_env(env_id: str, image_size: int = 64, action_repeat: int = 1,
-                   env_kwargs: dict[str, Any] | None = None, state: str = "auto",
-                   goal: GoalSpec | dict | None = None) -> PixelEnv:
-    """A ``PixelEnv`` for any id: built-in ``wm/...`` ids, Gymnasium ids, ``module:Env-vN``.
-
-    A ``wm/`` id (or a plug-in id whose entry point already returns a ``PixelEnv``) is made
-    directly; anything else is wrapped by ``PixelEnv``. ``goal`` overrides the declared one.
-    """
-    import envs  # noqa: F401  (registers the wm/ ids)
-
-    kwargs = dict(env_kwargs or {})
-    spec = env_spec(env_id)
-    if _returns_pixel_env(spec):
-        if state != "auto":
-            raise ValueError(f"{env_id} declares its own state; remove the state={state!r} option")
-        env = gym.make(env_id, image_size=image_size, action_repeat=action_repeat,
-                       disable_env_checker=True, **kwargs).unwrapped
-        if goal is not None:
-            env.goal = GoalSpec.from_dict(goal) if isinstance(goal, dict) else goal
-        return env
-    return PixelEnv(env_id, image_size, action_repeat, state, goal, kwargs)
-
-
-def env_spec(env_id: str):
-    """The Gymnasium spec of ``env_id``, importing ``module`` first for ``"module:Env-vN"``."""
-    if ":" in env_id:
-        module, _, env_id = env_id.partition(":")
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise ImportError(f"cannot import {module!r} for env id {module}:{env_id} ({err}); "
-                              "is it on PYTHONPATH?") from err
-    return gym.spec(env_id)  # raises gymnasium's NameNotFound, with a suggestion
-
-
-def _returns_pixel_env(spec) -> bool:
-    """Whether the id's entry point builds a ``PixelEnv`` itself (marked ``returns_pixel_env``)."""
-    creator = spec.entry_point
-    if isinstance(creator, str):
-        creator = load_env_creator(creator)
-    return creator is PixelEnv or bool(getattr(creator, "returns_pixel_env", False))

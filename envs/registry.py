@@ -1,4 +1,5 @@
-"""The built-in ``wm/`` ids: dm_control and gymnasium MuJoCo tasks as pixel envs with goals.
+"""The built-in ``wm/`` ids (dm_control and gymnasium MuJoCo tasks as pixel envs with goals)
+and ``make_pixel_env``, which makes a ``PixelEnv`` of any id.
 
 Each id is a factory returning a ``PixelEnv`` and declares its goal coordinates, success
 tolerance and goal source (DESIGN.md section 3, fixed there and not tuned per result).
@@ -6,17 +7,19 @@ tolerance and goal source (DESIGN.md section 3, fixed there and not tuned per re
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import load_env_creator
 
 from envs.dmc import DMControlEnv
 from envs.goals import GoalSpec
 from envs.pixel_env import PixelEnv
 
-__all__ = ["GOALS", "WM_ENV_IDS", "register_envs"]
+__all__ = ["GOALS", "WM_ENV_IDS", "env_spec", "make_pixel_env", "register_envs"]
 
 GOALS: dict[str, GoalSpec] = {
     # every joint within 0.05 rad of the goal configuration (stable-worldmodel's qpos_match)
@@ -76,3 +79,46 @@ def register_envs() -> None:
     for env_id, build_inner in _INNER.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=_pixel_factory(env_id, build_inner))
+
+
+def make_pixel_env(env_id: str, image_size: int = 64, action_repeat: int = 1,
+                   env_kwargs: dict[str, Any] | None = None, state: str = "auto",
+                   goal: GoalSpec | dict | None = None) -> PixelEnv:
+    """A ``PixelEnv`` for any id: built-in ``wm/...`` ids, Gymnasium ids, ``module:Env-vN``.
+
+    A ``wm/`` id (or a plug-in id whose entry point already returns a ``PixelEnv``) is made
+    directly; anything else is wrapped by ``PixelEnv``. ``goal`` overrides the declared one.
+    """
+    kwargs = dict(env_kwargs or {})
+    spec = env_spec(env_id)
+    if _returns_pixel_env(spec):
+        if state != "auto":
+            raise ValueError(f"{env_id} declares its own state; remove the state={state!r} option")
+        env = gym.make(env_id, image_size=image_size, action_repeat=action_repeat,
+                       disable_env_checker=True, **kwargs).unwrapped
+        if goal is not None:
+            env.goal = GoalSpec.from_dict(goal) if isinstance(goal, dict) else goal
+        return env
+    return PixelEnv(env_id, image_size, action_repeat, state, goal, kwargs)
+
+
+def env_spec(env_id: str):
+    """The Gymnasium spec of ``env_id``, importing ``module`` first for ``"module:Env-vN"``
+    (the built-in ``wm/`` ids are registered first)."""
+    register_envs()
+    if ":" in env_id:
+        module, _, env_id = env_id.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ImportError(f"cannot import {module!r} for env id {module}:{env_id} ({err}); "
+                              "is it on PYTHONPATH?") from err
+    return gym.spec(env_id)  # raises gymnasium's NameNotFound, with a suggestion
+
+
+def _returns_pixel_env(spec) -> bool:
+    """Whether the id's entry point builds a ``PixelEnv`` itself (marked ``returns_pixel_env``)."""
+    creator = spec.entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    return creator is PixelEnv or bool(getattr(creator, "returns_pixel_env", False))

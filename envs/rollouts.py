@@ -1,4 +1,4 @@
-"""Rollouts into shards: the env and collection configs, one episode, one shard, the workers.
+"""Rollouts into shards: one episode, one shard, the workers (configs in ``envs.config``).
 
 ``envs.collect`` orchestrates these (dataset checks, resume, the CLI); the functions here are
 what each worker process runs: one env and one renderer for its life, whole shards written
@@ -11,51 +11,22 @@ import multiprocessing as mp
 import os
 import queue
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from envs.dataset import write_shard
+from envs.config import CollectConfig, EnvConfig
+from envs.dataset import write_dataset_shard
 from envs.policies import make_policy
 
 __all__ = ["CollectConfig", "EnvConfig", "WorkerPool", "collect_episode", "collect_shard",
            "episode_buffers", "episode_seeds", "episodes_of", "make_env", "run_in_process"]
 
 
-@dataclass
-class EnvConfig:
-    """Which pixel env, at what size (DESIGN.md section 3).
-
-    ``id`` is a ``wm/`` id, a Gymnasium id, or ``"module:EnvName-v0"`` for a plug-in;
-    ``goal`` (a ``GoalSpec`` dict) declares goal coordinates and tolerance for plug-ins.
-    """
-
-    id: str = "wm/reacher-v0"
-    image_size: int = 64
-    action_repeat: int = 1
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    state: str = "auto"
-    goal: dict[str, Any] | None = None
-
-
-@dataclass
-class CollectConfig:
-    """How many episodes, how long, with which policy; ``workers = 0`` means one per core."""
-
-    episodes: int = 1000
-    episode_steps: int = 100
-    policy: str = "ou"
-    policy_kwargs: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    workers: int = 0
-    episodes_per_shard: int = 50
-
-
 def make_env(cfg: EnvConfig):
     """The ``PixelEnv`` of an ``EnvConfig``."""
-    from envs.pixel_env import make_pixel_env
+    from envs.registry import make_pixel_env
 
     return make_pixel_env(cfg.id, cfg.image_size, cfg.action_repeat, cfg.kwargs, cfg.state,
                           cfg.goal)
@@ -117,7 +88,7 @@ def collect_shard(env, policy, root: Path, shard: int, collect: CollectConfig, r
         report("frames", n)
     arrays = {k: v[:row] for k, v in arrays.items()}
     arrays["episodes"] = np.asarray(table, np.int64)
-    write_shard(root, shard, arrays)
+    write_dataset_shard(root, shard, arrays)
     report("shard", shard)
 
 

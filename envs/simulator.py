@@ -1,8 +1,9 @@
 """The true physics of a MuJoCo pixel env as a batched rollout function (the planning ceiling).
 
-``MujocoSimulator.from_env(env)`` reads the env's ``MjModel``, how many physics steps one env
-step takes and how actions map to controls; ``rollout`` then simulates many action sequences
-from one saved physics state with MuJoCo's multi-threaded ``rollout`` module, in C.
+``MujocoSimulator.from_env(env)`` reads, through ``PixelEnv``'s public API, the env's ``MjModel``
+and ``MjData``, how many physics steps one env step takes and how actions map to controls;
+``rollout`` then simulates many action sequences from one saved physics state with MuJoCo's
+multi-threaded ``rollout`` module, in C.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
-from envs.dmc import DMControlEnv
 from envs.fileio import available_cores
-from envs.pixel_env import PixelEnv, _mujoco_parts
+from envs.mujoco_state import get_physics_state
+from envs.pixel_env import PixelEnv
 
 __all__ = ["MujocoSimulator"]
-
-_FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
 class MujocoSimulator:
@@ -44,25 +43,17 @@ class MujocoSimulator:
     def from_env(cls, env: PixelEnv, threads: int | None = None) -> MujocoSimulator | None:
         """The simulator behind ``env``, or ``None`` when it is not a MuJoCo env whose state is
         ``qpos, qvel`` and whose actions are the controls."""
-        inner = env.env.unwrapped
-        if isinstance(inner, DMControlEnv):
-            physics = inner.physics
-            model, data = physics.model.ptr, physics.data.ptr
-            substeps = inner._env._n_sub_steps  # physics steps per control step
-        else:
-            model, data = _mujoco_parts(inner)
-            if model is None or env._state_source != "mujoco":
-                return None
-            substeps = int(getattr(inner, "frame_skip", 1))
+        parts = env.mujoco_model_data()
+        if parts is None or not env.can_restore_state:
+            return None
+        model, data = parts
         if model.nu != env.action_space.shape[0]:
             return None
-        return cls(model, data, substeps * env.action_repeat, env.inner_action, threads)
+        return cls(model, data, env.physics_steps_per_step, env.inner_action, threads)
 
     def snapshot(self) -> np.ndarray:
         """The env's full physics state now ``(nstate,)``."""
-        state = np.empty(mujoco.mj_stateSize(self.model, _FULL))
-        mujoco.mj_getState(self.model, self.data, state, _FULL)
-        return state
+        return get_physics_state(self.model, self.data)
 
     def rollout(self, initial: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """States after every env step.

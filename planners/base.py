@@ -40,16 +40,12 @@ class PlanResult:
         actions: ``(B, H, A)``, within the planner's bounds.
         cost: ``(B,)``, the cost function's value of ``actions``.
         mean, std: ``(B, H, A)``, the final sampling distribution.
-        cost_calls: how many times the cost function ran.
-        samples_evaluated: action sequences scored per environment (model rollouts of H steps).
     """
 
     actions: Tensor
     cost: Tensor
     mean: Tensor
     std: Tensor
-    cost_calls: int
-    samples_evaluated: int
 
 
 @dataclass

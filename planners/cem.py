@@ -25,6 +25,4 @@ class CEMPlanner(Planner):
 
     def finish(self, cost_fn: CostFn, mean: Tensor, std: Tensor, elite_cost: Tensor,
                elites: Tensor) -> PlanResult:
-        c = self.config
-        return PlanResult(actions=elites[:, 0], cost=elite_cost[:, 0], mean=mean, std=std,
-                          cost_calls=c.iterations, samples_evaluated=c.iterations * c.samples)
+        return PlanResult(actions=elites[:, 0], cost=elite_cost[:, 0], mean=mean, std=std)

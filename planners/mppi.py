@@ -30,6 +30,4 @@ class MPPIPlanner(Planner):
         c = self.config
         mean = mean.clamp(c.low, c.high)
         final = self.score(cost_fn, mean[:, None])[:, 0]  # (B,)
-        return PlanResult(actions=mean, cost=final, mean=mean, std=std,
-                          cost_calls=c.iterations + 1,
-                          samples_evaluated=c.iterations * c.samples + 1)
+        return PlanResult(actions=mean, cost=final, mean=mean, std=std)

@@ -11,7 +11,7 @@ if str(ROOT) not in sys.path:  # train.py / plan.py live at the repository root
 
 import pytest
 
-import envs  # noqa: F401  (registers the wm/ ids, selects headless rendering)
+import envs  # noqa: F401  (selects headless rendering; the wm/ ids register on first use)
 
 # Tiny training overrides: real Lightning runs of a few steps on shrunk models.
 TINY_PIXELS = ["trainer.max_steps=6", "trainer.batch_size=8", "trainer.progress_bar=false",

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from test_train_pixels import TINY
+from conftest import TINY_PIXELS as TINY
 
 import plan
 import train
@@ -79,6 +79,11 @@ def test_plan_py_without_a_checkpoint_says_how_to_make_one(tmp_path, capsys):
     assert plan.main(["--config", "reacher", f"output_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert "no checkpoint" in err and "python train.py" in err
+
+
+def test_plan_py_refuses_a_synthetic_config(tmp_path, capsys):
+    assert plan.main(["--config", "identifiability", f"output_dir={tmp_path}"]) == 2
+    assert "mode=synthetic" in capsys.readouterr().err
 
 
 ROW_KEYS = ("seed", "success", "steps", "final_distance", "min_distance", "distance")

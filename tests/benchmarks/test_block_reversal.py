@@ -4,7 +4,7 @@ import json
 import math
 
 import pytest
-from test_train_pixels import TINY
+from conftest import TINY_PIXELS as TINY
 
 import train
 from benchmarks import block_reversal

@@ -13,8 +13,8 @@ import pytest
 
 from envs.collect import CollectConfig, EnvConfig, collect_rollouts, episode_seeds, main
 from envs.dataset import DatasetError, PixelDataset
-from envs.pixel_env import make_pixel_env
 from envs.policies import OUNoisePolicy, UniformRandomPolicy, make_policy
+from envs.registry import make_pixel_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"episodes": 4, "episode_steps": 8, "episodes_per_shard": 2, "workers": 1, "seed": 5}

@@ -1,11 +1,16 @@
 """The pixel-environment contract, over every registered wm/ id, and the PixelEnv adapter."""
 
+import os
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 from envs import WM_ENV_IDS, GoalSpec, PixelEnv, make_pixel_env
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rollout(env, seed, actions):
@@ -168,3 +173,116 @@ def test_thickening_a_contact_geom_is_refused():
 
     with pytest.raises(ValueError, match="takes part in contacts"):
         DMControlEnv("ball_in_cup", "catch", geom_radius={"ball": 0.1})
+
+
+def _record(env, seed, steps):
+    """Frame, ``info["state"]``, full physics vector and (qpos, qvel) after ``steps`` steps."""
+    frame, info = env.reset(seed=seed)
+    for a in np.random.default_rng(seed).uniform(-1, 1, (steps, *env.action_space.shape)):
+        frame, _, _, _, info = env.step(a)
+    _, data = env.mujoco_model_data()
+    return frame.copy(), info["state"], env.physics_state(), (data.qpos.copy(), data.qvel.copy())
+
+
+def _wander(env, seed):
+    for a in np.random.default_rng(seed).uniform(-1, 1, (5, *env.action_space.shape)):
+        env.step(a)  # (no reset: reacher's target is drawn there, outside the physics state)
+
+
+@pytest.mark.parametrize("steps", [0, 6])
+def test_restoring_a_recorded_state_gives_its_frame_and_state_bit_for_bit(wm_env, steps):
+    assert wm_env.can_restore_state
+    frame, state, physics, (qpos, qvel) = _record(wm_env, 3, steps)
+    _wander(wm_env, 9)
+    assert not np.array_equal(wm_env.render(), frame)
+    restored = wm_env.restore_state(physics_state=physics)
+    assert wm_env.render() is None  # nothing rendered yet: no stale frame
+    assert restored.dtype == np.float32
+    np.testing.assert_array_equal(restored, state)
+    np.testing.assert_array_equal(wm_env.physics_state(), physics)
+    # gymnasium renders a step's frame before its last physics substep moved the bodies (by
+    # ~1e-5 here); dm_control steps and every reset, as restore_state, render the state itself
+    exact = steps == 0 or not wm_env.env_id.startswith("wm/gym-")
+    rendered = wm_env.render_frame()
+    np.testing.assert_array_equal(wm_env.render(), rendered)
+    if exact:
+        np.testing.assert_array_equal(rendered, frame)
+    _wander(wm_env, 10)
+    np.testing.assert_array_equal(wm_env.restore_state(qpos, qvel), state)  # joint form
+    np.testing.assert_array_equal(wm_env.render_frame(), rendered)
+
+
+def test_a_restored_physics_state_continues_as_the_original(wm_env):
+    *_, physics, _ = _record(wm_env, 1, 5)
+    actions = np.random.default_rng(2).uniform(-1, 1, (10, *wm_env.action_space.shape))
+    original = [wm_env.step(a)[4]["state"] for a in actions]
+    wm_env.restore_state(physics_state=physics)
+    np.testing.assert_array_equal([wm_env.step(a)[4]["state"] for a in actions], original)
+
+
+def test_restoring_positions_alone_puts_the_robot_at_rest(wm_env):
+    _, state, _, (qpos, _) = _record(wm_env, 5, 4)
+    restored = wm_env.restore_state(qpos)
+    nq = len(qpos)
+    np.testing.assert_array_equal(restored[:nq], state[:nq])
+    assert np.all(restored[nq:] == 0)
+
+
+def test_restore_state_checks_its_arguments(wm_env):
+    wm_env.reset(seed=0)
+    qpos = wm_env.mujoco_model_data()[1].qpos.copy()
+    with pytest.raises(ValueError, match="qpos .* or physics_state"):
+        wm_env.restore_state(qpos, physics_state=wm_env.physics_state())
+    with pytest.raises(ValueError, match="qpos .* or physics_state"):
+        wm_env.restore_state()
+    with pytest.raises(ValueError, match=rf"{wm_env.env_id}: qpos must have shape"):
+        wm_env.restore_state(np.zeros(len(qpos) + 1))
+    with pytest.raises(ValueError, match="physics_state must have shape"):
+        wm_env.restore_state(physics_state=np.zeros(3))
+
+
+def test_physics_steps_per_step_is_how_far_one_step_advances_the_simulation():
+    for env_id in ("wm/reacher-v0", "wm/gym-inverted_pendulum-v5"):
+        env = make_pixel_env(env_id, 32, action_repeat=2)
+        env.reset(seed=0)
+        model, data = env.mujoco_model_data()
+        before = data.time
+        env.step(np.zeros(env.action_space.shape, np.float32))
+        assert data.time - before == pytest.approx(env.physics_steps_per_step * model.opt.timestep)
+        single = make_pixel_env(env_id, 32)
+        assert env.physics_steps_per_step == 2 * single.physics_steps_per_step
+        env.close()
+        single.close()
+
+
+def test_envs_that_cannot_restore_their_state_say_so():
+    plain = PixelEnv(_Recorder())
+    assert plain.mujoco_model_data() is None and plain.physics_steps_per_step is None
+    assert not plain.can_restore_state
+    with pytest.raises(TypeError, match="_Recorder: restore_state needs a MuJoCo env"):
+        plain.restore_state(np.zeros(2))
+    with pytest.raises(TypeError, match="not a MuJoCo env"):
+        plain.physics_state()
+    observed = PixelEnv("InvertedPendulum-v5", 24, state="observation")  # MuJoCo, other state
+    try:
+        assert observed.mujoco_model_data() is not None and not observed.can_restore_state
+        with pytest.raises(TypeError, match="InvertedPendulum-v5: .* source is 'observation'"):
+            observed.restore_state(np.zeros(2))
+    finally:
+        observed.close()
+
+
+def test_import_envs_is_light_and_the_wm_ids_register_on_first_use():
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ.pop('MUJOCO_GL', None); import envs; "
+            "assert os.environ['MUJOCO_GL'] == 'egl'; "
+            "assert not {'gymnasium', 'mujoco', 'dm_control'} & set(sys.modules); "
+            "envs.make_pixel_env; import gymnasium as gym; "
+            "env = gym.make('wm/reacher-v0', image_size=16).unwrapped; "
+            "assert env.reset(seed=0)[0].shape == (16, 16, 3)")
+    env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr

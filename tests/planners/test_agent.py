@@ -49,7 +49,7 @@ class SpyPlanner:
         H = self.config.horizon
         acts = torch.arange(H * action_dim, dtype=torch.float32).view(1, H, action_dim)
         acts = (acts / 100 + len(self.calls)).expand(batch_size, H, action_dim).clone()
-        return PlanResult(acts, torch.zeros(batch_size), acts, acts, 1, 1)
+        return PlanResult(acts, torch.zeros(batch_size), acts, acts)
 
 
 def frames(values):  # (B, 2) -> (B, 4, 4, 3) uint8 whose pixel (0, 0) holds the values

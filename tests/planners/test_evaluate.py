@@ -7,19 +7,18 @@ from envs import make_pixel_env
 from planners import build_planner
 from planners.agent import BlockMPC
 from planners.evaluate import (
-    EvalConfig,
+    ClosedLoopConfig,
     RandomAgent,
     evaluate_closed_loop,
     goal_pairs,
     run_episodes,
-    summarize,
-    wilson_interval,
 )
+from planners.results import RunSummary, wilson_interval
 
 
 def test_goal_pairs_are_deterministic_and_the_goal_is_where_the_policy_leads():
     env = make_pixel_env("wm/reacher-v0", 32)
-    cfg = EvalConfig(episodes=3, seed=7)
+    cfg = ClosedLoopConfig(episodes=3, seed=7)
     first, second = goal_pairs(env, env.goal, cfg), goal_pairs(env, env.goal, cfg)
     assert [p.seed for p in first] == [7, 8, 9]
     for a, b in zip(first, second):
@@ -31,17 +30,17 @@ def test_goal_pairs_are_deterministic_and_the_goal_is_where_the_policy_leads():
 
 def test_random_floor_does_not_replay_the_goal_policy():
     env = make_pixel_env("wm/reacher-v0", 32)
-    pairs = goal_pairs(env, env.goal, EvalConfig(episodes=6))
+    pairs = goal_pairs(env, env.goal, ClosedLoopConfig(episodes=6))
     floor = RandomAgent(2)
     rows = run_episodes([env], pairs, env.goal, 50,
                         lambda envs, batch, frames: (floor.reset(1, batch[0].seed), floor)[1],
                         "floor", progress=False)
-    assert summarize(rows)["success_rate"] < 0.5  # DESIGN.md: about 10% on reacher
+    assert RunSummary.from_rows(rows).success_rate < 0.5  # DESIGN.md: about 10% on reacher
 
 
 def test_state_sampler_goals_land_inside_the_sampler_box():
     env = make_pixel_env("wm/point_mass-v0", 32)
-    pairs = goal_pairs(env, env.goal, EvalConfig(episodes=4))
+    pairs = goal_pairs(env, env.goal, ClosedLoopConfig(episodes=4))
     coords = np.stack([env.goal.coordinates(p.goal_state) for p in pairs])
     assert np.all(coords >= -0.2) and np.all(coords <= 0.2)
     assert len({tuple(c.round(4)) for c in coords}) == 4
@@ -63,25 +62,24 @@ def test_evaluation_budget_must_fit_the_action_repeat():
         pass
     agent = Never(build_planner("cem", {"horizon": 2, "samples": 4, "elites": 2}), 2)
     with pytest.raises(ValueError, match="multiple of the env's action_repeat"):
-        evaluate_closed_loop(env_fn, agent, EvalConfig(episodes=1, budget=51, progress=False))
+        evaluate_closed_loop(env_fn, agent, ClosedLoopConfig(episodes=1, budget=51, progress=False))
 
 
 def test_an_episode_the_env_ends_stops_there():
     env = make_pixel_env("wm/gym-inverted_pendulum-v5", 32)  # the pole falls under random pushes
-    pairs = goal_pairs(env, env.goal, EvalConfig(episodes=2, goal_offset=2))
+    pairs = goal_pairs(env, env.goal, ClosedLoopConfig(episodes=2, goal_offset=2))
     floor = RandomAgent(1)
     rows = run_episodes([env], pairs, env.goal, 500,
                         lambda envs, batch, frames: (floor.reset(1, batch[0].seed), floor)[1],
                         "floor", progress=False)
-    failed = [r for r in rows if not r["success"]]
-    assert failed and all(r["steps"] < 500 and len(r["distance"]) == r["steps"] + 1
-                          for r in failed)
+    failed = [r for r in rows if not r.success]
+    assert failed and all(r.steps < 500 and len(r.distance) == r.steps + 1 for r in failed)
 
 
 def test_shards_deal_whole_batches_and_cover_every_episode_once():
     cfg = {"episodes": 11, "num_envs": 3}
-    shards = [EvalConfig(**cfg, shard=i, num_shards=3).episode_indices() for i in range(3)]
+    shards = [ClosedLoopConfig(**cfg, shard=i, num_shards=3).episode_indices() for i in range(3)]
     assert shards == [[0, 1, 2, 9, 10], [3, 4, 5], [6, 7, 8]]
-    assert EvalConfig(**cfg).episode_indices() == list(range(11))
+    assert ClosedLoopConfig(**cfg).episode_indices() == list(range(11))
     with pytest.raises(ValueError, match="0 <= shard < num_shards"):
-        EvalConfig(shard=2, num_shards=2)
+        ClosedLoopConfig(shard=2, num_shards=2)

@@ -1,0 +1,40 @@
+"""The env and collection configs: plain dataclasses, importable without Gymnasium or MuJoCo.
+
+``configs.schema`` composes these; ``envs.collect`` and ``envs.rollouts`` re-export them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CollectConfig", "EnvConfig"]
+
+
+@dataclass
+class EnvConfig:
+    """Which pixel env, at what size (DESIGN.md section 3).
+
+    ``id`` is a ``wm/`` id, a Gymnasium id, or ``"module:EnvName-v0"`` for a plug-in;
+    ``goal`` (a ``GoalSpec`` dict) declares goal coordinates and tolerance for plug-ins.
+    """
+
+    id: str = "wm/reacher-v0"
+    image_size: int = 64
+    action_repeat: int = 1
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    state: str = "auto"
+    goal: dict[str, Any] | None = None
+
+
+@dataclass
+class CollectConfig:
+    """How many episodes, how long, with which policy; ``workers = 0`` means one per core."""
+
+    episodes: int = 1000
+    episode_steps: int = 100
+    policy: str = "ou"
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    workers: int = 0
+    episodes_per_shard: int = 50

@@ -1,0 +1,47 @@
+"""The closed-loop evaluation protocol's settings: a plain dataclass, importable without any
+environment (``configs.schema`` composes it as ``plan.eval``; ``planners.evaluate`` runs it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ClosedLoopConfig"]
+
+
+@dataclass
+class ClosedLoopConfig:
+    """The evaluation protocol; ``None`` takes the env's ``GoalSpec`` value."""
+
+    episodes: int = 50
+    seed: int = 0
+    num_envs: int = 1  # environments stepped, and planned for, together
+    goal_offset: int | None = None  # control steps, before action repeat
+    budget: int | None = None  # control steps, before action repeat
+    goal_policy: str = "random"
+    replan_every: int = 1
+    objective: str = "last"
+    hold: bool = False  # plan one env action per block, held for frameskip steps
+    floor: bool = True
+    ceiling: bool = True
+    videos: int = 2  # episodes recorded as agent | goal GIFs
+    progress: bool = True
+    shard: int = 0  # this process runs shard `shard` of `num_shards` (array jobs)
+    num_shards: int = 1
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.num_envs < 1:
+            raise ValueError(f"episodes and num_envs must be >= 1, got {self.episodes}, "
+                             f"{self.num_envs}")
+        if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
+            raise ValueError(f"need 0 <= shard < num_shards, got shard {self.shard} of "
+                             f"{self.num_shards}")
+
+    def episode_indices(self) -> list[int]:
+        """The episodes of this shard: whole batches of ``num_envs``, dealt round-robin.
+
+        Every batch is planned exactly as in a single-process run (same members, same seeds),
+        so merged shards reproduce its numbers.
+        """
+        batches = range(-(-self.episodes // self.num_envs))
+        return [i for b in batches if b % self.num_shards == self.shard
+                for i in range(b * self.num_envs, min((b + 1) * self.num_envs, self.episodes))]

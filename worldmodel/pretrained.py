@@ -1,0 +1,154 @@
+"""Load a trained world model, or a planning agent ready to act, from a checkpoint file.
+
+``load_world_model`` gives the eval-mode model and the dataset meta stored with it;
+``load_agent`` wires that model into an ``MPCAgent`` exactly as ``plan.py`` does, together
+with a factory for the env of the checkpoint's dataset (or ``env_id``) and its goal spec::
+
+    loaded = load_agent("outputs/reacher/model.ckpt")
+    env = loaded.make_env()
+    frame, _ = env.reset(seed=0)
+    loaded.agent.reset(frame[None], goal_frame[None], seed=0)  # goal_frame: (H, W, 3) uint8
+    action = loaded.agent.act(frame[None])[0]  # (A,) in [-1, 1]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from envs.config import EnvConfig
+from envs.goals import GoalSpec
+from envs.rollouts import make_env
+from planners import build_planner
+from planners.agent import MPCAgent
+from planners.base import PlannerConfig
+from planners.objectives import fast_bf16
+from planners.protocol import ClosedLoopConfig
+from worldmodel.module import JEPAModule  # the checkpoint's LightningModule
+from worldmodel.world_model import JEPAWorldModel
+
+__all__ = ["AGENT_SETTINGS", "PRECISIONS", "PretrainedAgent", "load_agent", "load_world_model",
+           "resolve_device", "saved_plan_config"]
+
+PRECISIONS = ("auto", "bf16", "fp32")
+AGENT_SETTINGS = ("replan_every", "objective", "hold")  # MPCAgent knobs, as in plan.eval
+_PLANNER_SETTINGS = tuple(f.name for f in fields(PlannerConfig))
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` is CUDA when available, else the CPU; anything else as ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_world_model(checkpoint: str | Path, device: str | torch.device = "cpu"
+                     ) -> tuple[JEPAWorldModel, dict[str, Any]]:
+    """The world model of ``checkpoint`` in eval mode on ``device``, and its dataset meta
+    (env config, goal, action and state sizes, ``history``, ``frameskip``, ...)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    module = JEPAModule.load_from_checkpoint(path, map_location=resolve_device(device),
+                                                   weights_only=True)
+    meta = module.hparams.get("data_meta")
+    if not meta or "env" not in meta:
+        raise ValueError(f"{path} holds no pixel dataset meta (a synthetic-world encoder?); "
+                         "only pixel world models plan")
+    return module.world_model.eval(), dict(meta)
+
+
+def saved_plan_config(checkpoint: str | Path) -> dict[str, Any]:
+    """The ``plan`` section of the run's ``config.yaml`` (``train.py`` writes it beside
+    ``model.ckpt``), or ``{}`` when there is none."""
+    path = Path(checkpoint).parent / "config.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    return dict((yaml.safe_load(path.read_text()) or {}).get("plan") or {})
+
+
+@dataclass
+class PretrainedAgent:
+    """A checkpoint's planning agent and what it plans for.
+
+    Attributes:
+        agent: the ``MPCAgent`` (model on ``device``): ``reset(frames, goal_frames, seed)``,
+            then ``act(frames) -> actions (B, A)``.
+        make_env: a fresh env of ``env_config`` per call.
+        goal: the goal spec the dataset recorded, when planning on the dataset's own env;
+            None otherwise (the env's declared goal applies).
+        env_config, planner, planner_config, device, bf16: how it was built.
+        meta: the checkpoint's dataset meta.
+    """
+
+    agent: MPCAgent
+    make_env: Callable[[], Any]
+    goal: GoalSpec | None
+    env_config: EnvConfig
+    planner: str
+    planner_config: PlannerConfig
+    device: torch.device
+    bf16: bool
+    meta: dict[str, Any]
+
+
+def _settings(saved: dict[str, Any], planner: str | None, overrides: dict[str, Any]
+              ) -> tuple[str, PlannerConfig, dict[str, Any]]:
+    """Planner name and config, and the agent knobs: overrides over the saved plan config
+    over the defaults (``PlannerConfig``, ``ClosedLoopConfig``)."""
+    unknown = set(overrides) - set(_PLANNER_SETTINGS) - set(AGENT_SETTINGS)
+    if unknown:
+        raise TypeError(f"load_agent got unknown settings {sorted(unknown)}; planner settings "
+                        f"are {list(_PLANNER_SETTINGS)}, agent settings {list(AGENT_SETTINGS)}")
+    saved_planner, saved_eval = saved.get("planner") or {}, saved.get("eval") or {}
+    name = planner or saved_planner.get("name") or "cem"
+    planner_config = PlannerConfig(**{k: overrides.get(k, saved_planner.get(k))
+                                      for k in _PLANNER_SETTINGS
+                                      if k in overrides or k in saved_planner})
+    defaults = ClosedLoopConfig()
+    agent = {k: overrides.get(k, saved_eval.get(k, getattr(defaults, k))) for k in AGENT_SETTINGS}
+    return name, planner_config, agent
+
+
+def load_agent(checkpoint: str | Path, planner: str | None = None,
+               device: str | torch.device = "cpu", precision: str = "auto",
+               env_id: str | None = None, **overrides: Any) -> PretrainedAgent:
+    """The world model of ``checkpoint`` as a ready ``MPCAgent``, wired as ``plan.py`` wires it.
+
+    Args:
+        checkpoint: a ``model.ckpt`` written by ``train.py``.
+        planner: a registered planner name; None takes the run's (``plan.planner.name`` in its
+            ``config.yaml``), else ``"cem"``.
+        device: where the model plans (``"auto"``: CUDA when available).
+        precision: ``"auto"`` (bf16 rollouts where native), ``"bf16"`` or ``"fp32"``.
+        env_id: plan on another env with the same pixels and actions (default: the dataset's).
+        **overrides: planner settings (``samples``, ``iterations``, ``horizon``, ...: see
+            ``PlannerConfig``) and agent settings (``replan_every``, ``objective``, ``hold``);
+            unset ones come from the run's ``config.yaml`` when present, else the defaults.
+            History and frameskip always come from the checkpoint.
+
+    Raises:
+        TypeError: an override that is neither a planner nor an agent setting.
+        ValueError: an unknown precision or planner, or invalid settings.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    name, planner_config, agent_settings = _settings(saved_plan_config(checkpoint), planner,
+                                                     overrides)
+    planner_obj = build_planner(name, planner_config)  # fails on a bad name before loading
+    device = resolve_device(device)
+    model, meta = load_world_model(checkpoint, device)
+    bf16 = precision == "bf16" or (precision == "auto" and fast_bf16(device))
+    agent = MPCAgent(model, planner_obj, history=meta.get("history", 1),
+                     frameskip=meta.get("frameskip", 1), bf16=bf16, **agent_settings)
+    env_config = EnvConfig(**{**meta["env"], "id": env_id or meta["env"]["id"]})
+    goal = GoalSpec.from_dict(meta["goal"]) if meta.get("goal") and env_id is None else None
+    return PretrainedAgent(agent, partial(make_env, env_config), goal, env_config, name,
+                           planner_config, device, bf16, meta)
