@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from worldmodel.synthetic import SyntheticWorld
+from worldmodel.synthetic import SyntheticWorld, action_free_meta
 
 __all__ = ["PairsDataModule", "PairsStream", "SyntheticDataModule", "SyntheticStream"]
 
@@ -104,8 +104,7 @@ class PairsDataModule(_StreamDataModule):
 
     @property
     def model_meta(self) -> dict[str, Any]:
-        return {"observation_shape": list(self.pairs["obs"].shape[2:]), "action_dim": 0,
-                "history": 1, "frameskip": 1}
+        return action_free_meta(list(self.pairs["obs"].shape[2:]))
 
     def train_dataloader(self) -> DataLoader:
         rank, batch = self._rank_batch()

@@ -21,6 +21,7 @@ __all__ = [
     "MIXINGS",
     "SyntheticWorld",
     "SyntheticWorldConfig",
+    "action_free_meta",
     "build_mixing",
     "sample_latents",
 ]
@@ -183,6 +184,12 @@ def build_mixing(name: str, dim: int, num_layers: int = 4, seed: int = 0) -> nn.
     raise ValueError(f"unknown mixing {name!r}; choose one of {list(MIXINGS)}")
 
 
+def action_free_meta(observation_shape: list[int]) -> dict:
+    """The data meta of views without actions: two time steps, the identity predictor's."""
+    return {"observation_shape": list(observation_shape), "action_dim": 0, "history": 1,
+            "frameskip": 1}
+
+
 class SyntheticWorld:
     """Latent law + OU step + mixing; ``sample`` gives observation/latent pairs.
 
@@ -244,8 +251,8 @@ class SyntheticWorld:
 
     def to_meta(self) -> dict:
         """What a model trained on this world stores about its data (``model_meta``)."""
-        return {"observation_shape": [self.latent_dim], "action_dim": 0, "history": 1,
-                "frameskip": 1, "state_names": [f"z{i}" for i in range(self.latent_dim)]}
+        return {**action_free_meta([self.latent_dim]),
+                "state_names": [f"z{i}" for i in range(self.latent_dim)]}
 
 
 @dataclass
