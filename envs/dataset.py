@@ -8,7 +8,13 @@ Layout (DESIGN.md section 2)::
                           states.npy    float32 (N, S)  info["state"] at frame t
                           rewards.npy   float32 (N,)    reward after action t
                           episodes.npy  int64   (E, 3)  [episode index, first row, length]
+                          physics.npy   float64 (N, P)  full physics state at frame t (MuJoCo
+                                                        envs: ``PixelEnv.physics_state()``)
                           shard.json    counts, shapes and CRC32 of every array
+
+``physics.npy`` restores a frame's simulator state exactly (``PixelEnv.restore_state
+(physics_state=...)``), for the dataset goal protocol; datasets collected before it was
+recorded, and envs that are not MuJoCo, have none (``meta.json``'s ``physics_dim`` is absent).
 
 An episode of ``L`` frames has ``L - 1`` actions; its last action and reward rows are NaN.
 A shard is written under a temporary name and renamed when complete, so a reader (or a resumed
@@ -38,6 +44,7 @@ FORMAT_VERSION = 1
 META = "meta.json"
 ARRAYS = {"pixels": np.uint8, "actions": np.float32, "states": np.float32,
           "rewards": np.float32, "episodes": np.int64}
+OPTIONAL_ARRAYS = {"physics": np.float64}
 
 
 class DatasetError(RuntimeError):
@@ -82,7 +89,8 @@ def write_dataset_shard(root: str | Path, index: int, arrays: dict[str, np.ndarr
     """Write one complete shard atomically: temp directory, fsync, rename.
 
     Args:
-        arrays: ``pixels, actions, states, rewards, episodes`` as in the module docstring.
+        arrays: ``pixels, actions, states, rewards, episodes`` as in the module docstring,
+            and ``physics`` where the env has a physics state.
     """
     root = Path(root)
     missing = set(ARRAYS) - set(arrays)
@@ -92,7 +100,8 @@ def write_dataset_shard(root: str | Path, index: int, arrays: dict[str, np.ndarr
     try:
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 directories
         files = {}
-        for name, dtype in ARRAYS.items():
+        kinds = {**ARRAYS, **{k: v for k, v in OPTIONAL_ARRAYS.items() if k in arrays}}
+        for name, dtype in kinds.items():
             array = np.ascontiguousarray(arrays[name], dtype=dtype)
             with open(tmp / f"{name}.npy", "wb") as f:
                 np.save(f, array, allow_pickle=False)
@@ -205,6 +214,8 @@ class PixelDataset:
         size, n = m["env"]["image_size"], info.get("num_frames")
         want = {"pixels": [n, size, size, 3], "actions": [n, m["action_dim"]],
                 "states": [n, m["state_dim"]], "rewards": [n]}
+        if m.get("physics_dim") is not None:
+            want["physics"] = [n, m["physics_dim"]]
         for name, shape in want.items():
             got = files.get(name, {}).get("shape")
             if got != shape:
@@ -222,6 +233,16 @@ class PixelDataset:
         return sum(s.num_frames for s in self.shards)
 
     @property
+    def has_physics(self) -> bool:
+        """Whether every frame's full physics state is recorded (``physics`` arrays)."""
+        return self.meta.get("physics_dim") is not None
+
+    def arrays(self) -> tuple[str, ...]:
+        """The per-frame arrays of this dataset's episodes."""
+        return ("pixels", "actions", "states", "rewards") + (("physics",) if self.has_physics
+                                                             else ())
+
+    @property
     def num_episodes(self) -> int:
         return sum(int(s.info["num_episodes"]) for s in self.shards)
 
@@ -236,7 +257,8 @@ class PixelDataset:
         return self._episodes
 
     def episode(self, index: int) -> dict[str, np.ndarray]:
-        """All arrays of the episode with global index ``index`` (copies)."""
+        """All per-frame arrays of the episode with global index ``index`` (copies; ``physics``
+        too where recorded)."""
         table = self.episodes()
         row = np.flatnonzero(table[:, 0] == index)
         if row.size == 0:
@@ -244,7 +266,7 @@ class PixelDataset:
         _, k, start, length = table[row[0]]
         shard = self.shards[k]
         return {name: np.array(shard.array(name)[start:start + length])
-                for name in ("pixels", "actions", "states", "rewards")}
+                for name in self.arrays()}
 
     def verify(self) -> None:
         """Check every shard's checksums (reads the whole dataset)."""

@@ -11,7 +11,7 @@ from typing import Any
 from envs.config import CollectConfig, EnvConfig
 from envs.dataset import FORMAT_VERSION, META, DatasetError, read_meta
 from envs.fileio import atomic_write_text
-from envs.rollouts import make_env
+from envs.rollouts import make_env, physics_dim
 
 __all__ = ["build_meta", "differences", "open_dataset", "package_versions"]
 
@@ -46,6 +46,7 @@ def build_meta(env_cfg: EnvConfig, collect: CollectConfig) -> dict[str, Any]:
             "action_dim": int(env.action_space.shape[0]),
             "state_dim": int(env.state_dim),
             "state_names": list(env.state_names),
+            "physics_dim": physics_dim(env),
             "render_fps": env.metadata.get("render_fps"),
             "policy": {"name": collect.policy, "kwargs": dict(collect.policy_kwargs)},
             "seed": collect.seed,

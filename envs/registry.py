@@ -32,6 +32,8 @@ GOALS: dict[str, GoalSpec] = {
     # cart position and pole angle
     "wm/gym-inverted_pendulum-v5": GoalSpec(indices=(0, 1), tolerance=0.05,
                                             angular=(False, True)),
+    # cube position within 4 cm (L2): OGBench's and LeWM's success test
+    "wm/cube-single-v0": GoalSpec(indices=(0, 1, 2), tolerance=0.04, norm="l2"),
 }
 
 
@@ -54,6 +56,15 @@ def _dmc(domain: str, task: str) -> Callable[[int, dict], gym.Env]:
     return lambda size, kw: DMControlEnv(domain, task, size, size, **kw)
 
 
+def _ogbench_cube(env_type: str) -> Callable[[int, dict], gym.Env]:
+    def build(size: int, kw: dict) -> gym.Env:
+        from envs.ogbench_cube import OGBenchCubeEnv  # imports ogbench only when used
+
+        return OGBenchCubeEnv(size, size, env_type, **kw)
+
+    return build
+
+
 def _gym(gym_id: str, **defaults: Any) -> Callable[[int, dict], gym.Env]:
     return lambda size, kw: gym.make(gym_id, render_mode="rgb_array", width=size, height=size,
                                      **{**defaults, **kw})
@@ -69,6 +80,7 @@ _INNER = {
     "wm/point_mass-v0": _dmc("point_mass", "easy"),
     "wm/gym-reacher-v5": _gym("Reacher-v5", default_camera_config=_REACHER_CAMERA),
     "wm/gym-inverted_pendulum-v5": _gym("InvertedPendulum-v5"),
+    "wm/cube-single-v0": _ogbench_cube("single"),
 }
 WM_ENV_IDS: tuple[str, ...] = tuple(_INNER)
 assert set(GOALS) == set(_INNER), "every wm/ id declares a goal"

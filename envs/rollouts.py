@@ -21,7 +21,8 @@ from envs.dataset import write_dataset_shard
 from envs.policies import make_policy
 
 __all__ = ["CollectConfig", "EnvConfig", "WorkerPool", "collect_episode", "collect_shard",
-           "episode_buffers", "episode_seeds", "episodes_of", "make_env", "run_in_process"]
+           "episode_buffers", "episode_seeds", "episodes_of", "make_env", "physics_dim",
+           "run_in_process"]
 
 
 def make_env(cfg: EnvConfig):
@@ -38,13 +39,22 @@ def episode_seeds(seed: int, episode: int) -> tuple[int, int]:
     return int(env_seed), int(policy_seed)
 
 
+def physics_dim(env) -> int | None:
+    """Size of the env's full physics state, or None when it has none (not MuJoCo)."""
+    return None if env.mujoco_model_data() is None else int(env.physics_state().shape[0])
+
+
 def episode_buffers(env, frames: int) -> dict[str, np.ndarray]:
-    """Empty arrays for ``frames`` rows of the env's pixels, actions, states and rewards."""
+    """Empty arrays for ``frames`` rows of the env's pixels, actions, states and rewards, and
+    of its full physics states where it has them."""
     size, a_dim = env.observation_space.shape, env.action_space.shape[0]
-    return {"pixels": np.empty((frames, *size), np.uint8),
-            "actions": np.full((frames, a_dim), np.nan, np.float32),
-            "states": np.empty((frames, env.state_dim), np.float32),
-            "rewards": np.full(frames, np.nan, np.float32)}
+    out = {"pixels": np.empty((frames, *size), np.uint8),
+           "actions": np.full((frames, a_dim), np.nan, np.float32),
+           "states": np.empty((frames, env.state_dim), np.float32),
+           "rewards": np.full(frames, np.nan, np.float32)}
+    if (dim := physics_dim(env)) is not None:
+        out["physics"] = np.empty((frames, dim), np.float64)
+    return out
 
 
 def collect_episode(env, policy, seed: int, episode: int, steps: int,
@@ -56,15 +66,20 @@ def collect_episode(env, policy, seed: int, episode: int, steps: int,
     """
     out = episode_buffers(env, steps + 1) if out is None else out
     env_seed, policy_seed = episode_seeds(seed, episode)
+    physics = out.get("physics")
     pixels, info = env.reset(seed=env_seed)
     policy.reset(policy_seed)
     out["pixels"][0], out["states"][0] = pixels, info["state"]
+    if physics is not None:
+        physics[0] = env.physics_state()
     length = 1
     for t in range(steps):
         action = np.asarray(policy.act(pixels, info), np.float32)
         pixels, reward, terminated, truncated, info = env.step(action)
         out["actions"][t], out["rewards"][t] = action, reward
         out["pixels"][t + 1], out["states"][t + 1] = pixels, info["state"]
+        if physics is not None:
+            physics[t + 1] = env.physics_state()
         length += 1
         if terminated or truncated:
             break

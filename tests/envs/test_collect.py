@@ -56,6 +56,37 @@ def test_dataset_layout_and_contents(tiny_dataset):
     data.verify()
 
 
+def test_every_frame_records_the_physics_state_that_restores_it(tiny_dataset):
+    data = PixelDataset(tiny_dataset)
+    assert data.has_physics and "physics" in data.arrays()
+    ep = data.episode(2)
+    env = make_pixel_env("wm/reacher-v0", image_size=32)
+    assert data.meta["physics_dim"] == ep["physics"].shape[1] == env.physics_state().shape[0]
+    env.reset(seed=episode_seeds(data.meta["seed"], 2)[0])  # reacher's target is drawn there
+    for t in (0, 7, 20):
+        state = env.restore_state(physics_state=ep["physics"][t])
+        np.testing.assert_array_equal(state, ep["states"][t])
+        np.testing.assert_array_equal(env.render_frame(), ep["pixels"][t])
+    env.close()
+
+
+def test_datasets_collected_before_physics_was_recorded_still_load(tiny_dataset, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(tiny_dataset, old)
+    meta = json.loads((old / "meta.json").read_text())
+    del meta["physics_dim"]
+    (old / "meta.json").write_text(json.dumps(meta))
+    for shard in old.glob("shard-*"):
+        (shard / "physics.npy").unlink()
+        info = json.loads((shard / "shard.json").read_text())
+        del info["files"]["physics"]
+        (shard / "shard.json").write_text(json.dumps(info))
+    data = PixelDataset(old)
+    assert not data.has_physics and set(data.episode(1)) == {"pixels", "actions", "states",
+                                                              "rewards"}
+    data.verify()
+
+
 def test_same_seed_same_data_whatever_the_workers(tmp_path):
     _collect(tmp_path / "one", workers=1)
     result = _collect(tmp_path / "two", workers=2)

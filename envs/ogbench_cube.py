@@ -1,0 +1,176 @@
+"""OGBench's cube scenes (a UR5e arm with a Robotiq gripper, cubes on a table) as a state env
+with fast pixel frames: the inner env of ``wm/cube-single-v0``.
+
+The physics, action space and control are OGBench's state-based ``CubeEnv`` (actions: relative
+effector x, y, z, yaw and gripper, in [-1, 1], through OGBench's inverse-kinematics controller;
+20 control steps per second). Frames are drawn by ``envs.lowpoly.SceneRenderer`` from the
+``front_pixels`` camera of OGBench's visual tasks, in their look (translucent arm, purple
+gripper), with two differences: the translucent goal-cube marker is hidden (goals are images,
+a marker would leak them) and the meshes are decimated below a pixel (``mesh_cell``).
+
+``info["state"]``: cube position and yaw, effector position and yaw, gripper opening, arm joint
+positions and velocities (``state_names``). OGBench's own ``info`` keys (``proprio/...``,
+``privileged/...``) are passed through for its scripted oracles (``envs.oracles``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from envs.lowpoly import SceneRenderer
+from envs.mujoco_state import set_joint_state, set_physics_state
+
+__all__ = ["OGBenchCubeEnv", "cube_state_names"]
+
+ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow", "wrist_1", "wrist_2", "wrist_3")
+_OPENING_JOINT = "ur5e/robotiq/right_driver_joint"  # 0 (open) .. 0.8 rad (closed)
+_PINCH_SITE = "ur5e/robotiq/pinch"
+_PURPLE = (0.61, 0.28, 0.82)
+# alpha of each arm and gripper material in frames (OGBench's visual tasks: a see-through arm
+# so the cube stays visible behind it, the gripper pads most visible)
+_ARM_ALPHA = {"ur5e/black": 0.1, "ur5e/jointgray": 0.1, "ur5e/linkgray": 0.1,
+              "ur5e/lightblue": 0.1, "ur5e/robotiq/metal": 0.1, "ur5e/robotiq/silicone": 0.1,
+              "ur5e/robotiq/gray": 0.1, "ur5e/robotiq/black": 0.1, "ur5e/robotiq/pad_gray": 0.5}
+
+
+def cube_state_names(num_cubes: int = 1) -> list[str]:
+    """Names of ``info["state"]``, in order."""
+    cubes = [""] if num_cubes == 1 else [str(i) for i in range(num_cubes)]
+    names = [f"cube{c}_{k}" for c in cubes for k in ("x", "y", "z", "yaw")]
+    names += ["effector_x", "effector_y", "effector_z", "effector_yaw", "gripper_opening"]
+    return names + [f"{j}_pos" for j in ARM_JOINTS] + [f"{j}_vel" for j in ARM_JOINTS]
+
+
+def _yaw(wxyz: np.ndarray) -> float:
+    w, x, y, z = wxyz
+    return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
+
+
+def _restyle(model, transparent_arm: bool) -> None:
+    """Frames' look, applied to the render copy only: hide the goal markers, colour the gripper
+    purple and (``transparent_arm``) make the arm see-through."""
+    import mujoco
+
+    for g in range(model.ngeom):
+        body = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, model.geom_bodyid[g]) or ""
+        if body.startswith("object_target_"):
+            model.geom_group[g] = 5  # not drawn (groups 0-2 are)
+    for name, alpha in _ARM_ALPHA.items():
+        mat = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_MATERIAL, name)
+        if mat < 0:
+            continue
+        if name in ("ur5e/robotiq/black", "ur5e/robotiq/pad_gray"):
+            model.mat_rgba[mat, :3] = _PURPLE
+        if transparent_arm:
+            model.mat_rgba[mat, 3] = alpha
+
+
+class OGBenchCubeEnv(gym.Env):
+    """OGBench's ``CubeEnv`` with state observations, ``info["state"]`` and fast frames.
+
+    Args:
+        width, height: frame size (square frames only).
+        env_type: OGBench's cube count: ``"single"``, ``"double"``, ``"triple"``, ...
+        mode: ``"data_collection"`` (random arm, cube and target at every reset, what its
+            datasets use) or ``"task"`` (its five fixed evaluation tasks, ``reset(options=
+            {"task_id": k})``).
+        camera: camera the frames come from.
+        mesh_cell: mesh decimation cell in metres (``0``: OGBench's full meshes).
+        transparent_arm: draw the arm see-through, as OGBench's visual tasks do.
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(self, width: int = 64, height: int = 64, env_type: str = "single",
+                 mode: str = "data_collection", camera: str = "front_pixels",
+                 mesh_cell: float = 0.012, transparent_arm: bool = True) -> None:
+        if width != height:
+            raise ValueError(f"frames are square; got width {width}, height {height}")
+        if mesh_cell < 0:
+            raise ValueError(f"mesh_cell must be >= 0 metres, got {mesh_cell}")
+        from ogbench.manipspace.envs.cube_env import CubeEnv
+
+        self.render_mode = "rgb_array"
+        self._env = CubeEnv(env_type=env_type, mode=mode, ob_type="states",
+                            terminate_at_goal=False, visualize_info=False)
+        self._env.reset(seed=0)  # OGBench compiles its model at the first reset
+        model = self._env.model
+        self.num_cubes = sum(1 for j in range(model.njnt)
+                             if model.joint(j).name.startswith("object_joint_"))
+        self.state_names = cube_state_names(self.num_cubes)
+        self._arm = [model.joint(f"ur5e/{j}_joint").id for j in ARM_JOINTS]
+        self._cubes = [model.joint(f"object_joint_{i}").qposadr[0] for i in range(self.num_cubes)]
+        self._opening = model.joint(_OPENING_JOINT).qposadr[0]
+        self._pinch = model.site(_PINCH_SITE).id
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (5,), np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (len(self.state_names),),
+                                                np.float32)
+        self._render_args = (width, camera, mesh_cell, transparent_arm)
+        self._renderer: SceneRenderer | None = None
+
+    @property
+    def ogbench_env(self):
+        """The wrapped OGBench env (its oracles and task list need it)."""
+        return self._env
+
+    @property
+    def physics_steps(self) -> int:
+        """Physics steps per control step."""
+        return int(round(self._env.control_timestep() / self._env.physics_timestep()))
+
+    def mujoco_model_data(self) -> tuple:
+        return self._env.model, self._env.data
+
+    def _state(self) -> np.ndarray:
+        data = self._env.data
+        parts = []
+        for adr in self._cubes:
+            parts += [*data.qpos[adr:adr + 3], _yaw(data.qpos[adr + 3:adr + 7])]
+        rot = data.site_xmat[self._pinch].reshape(3, 3)
+        parts += [*data.site_xpos[self._pinch], float(np.arctan2(rot[1, 0], rot[0, 0])),
+                  float(np.clip(data.qpos[self._opening] / 0.8, 0.0, 1.0))]
+        joints = [self._env.model.jnt_qposadr[j] for j in self._arm]
+        dofs = [self._env.model.jnt_dofadr[j] for j in self._arm]
+        return np.asarray([*parts, *data.qpos[joints], *data.qvel[dofs]], np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        _, info = self._env.reset(seed=seed, options=options)
+        state = self._state()
+        return state, {**info, "state": state}
+
+    def step(self, action):
+        _, reward, terminated, truncated, info = self._env.step(np.asarray(action, np.float64))
+        # positions, site poses and contacts of the state reached (mj_step leaves those of its
+        # last substep's start): the controller's next input and the state are then functions
+        # of the physics state alone, so a restored state continues exactly as the original
+        mujoco.mj_forward(self._env.model, self._env.data)
+        state = self._state()
+        return state, float(reward), bool(terminated), bool(truncated), {**info, "state": state}
+
+    def restore_state(self, qpos: np.ndarray | None = None, qvel: np.ndarray | None = None,
+                      physics_state: np.ndarray | None = None) -> np.ndarray:
+        """Joint positions (and velocities, zero when not given), or a full physics vector;
+        the new state. ``PixelEnv.restore_state`` checks the arguments."""
+        model, data = self._env.model, self._env.data
+        if physics_state is None:
+            set_joint_state(model, data, qpos, qvel)
+        else:
+            set_physics_state(model, data, physics_state)
+        return self._state()
+
+    def render(self) -> np.ndarray:
+        if self._renderer is None:
+            size, camera, cell, transparent = self._render_args
+            self._renderer = SceneRenderer(self._env.model, size, camera, cell,
+                                           restyle=lambda m: _restyle(m, transparent))
+        return self._renderer.render(self._env.data)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
