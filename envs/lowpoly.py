@@ -53,7 +53,7 @@ def cluster_mesh(verts: np.ndarray, normals: np.ndarray, faces: np.ndarray, cell
 def _vertex_normals(model, mesh: int) -> np.ndarray:
     """Per-vertex normals of a compiled mesh: the sum of its face-corner normals, normalised."""
     fa, fn = model.mesh_faceadr[mesh], model.mesh_facenum[mesh]
-    va, vn, na = model.mesh_vertadr[mesh], model.mesh_vertnum[mesh], model.mesh_normaladr[mesh]
+    vn, na = model.mesh_vertnum[mesh], model.mesh_normaladr[mesh]
     corners = model.mesh_face[fa:fa + fn].reshape(-1)
     normals = model.mesh_normal[na + model.mesh_facenormal[fa:fa + fn].reshape(-1)]
     out = np.zeros((vn, 3))

@@ -120,7 +120,7 @@ class OGBenchCubeEnv(gym.Env):
     @property
     def physics_steps(self) -> int:
         """Physics steps per control step."""
-        return int(round(self._env.control_timestep() / self._env.physics_timestep()))
+        return round(self._env.control_timestep() / self._env.physics_timestep())
 
     def mujoco_model_data(self) -> tuple:
         return self._env.model, self._env.data
