@@ -12,6 +12,7 @@ physics is bit-identical with and without it (tested).
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -120,6 +121,8 @@ class SceneRenderer:
         self._renderer = mujoco.Renderer(self.model, size, size)
         fast_scene_flags(self._renderer.scene)
         self._option = mujoco.MjvOption()
+        # free the GL context before the interpreter tears EGL down, even if never closed
+        self._finalizer = weakref.finalize(self, self._renderer.close)
 
     @property
     def faces(self) -> int:
@@ -139,6 +142,4 @@ class SceneRenderer:
         return self._renderer.render()
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._finalizer()  # closes the renderer once

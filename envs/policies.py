@@ -3,7 +3,9 @@
 A policy acts in the pixel env's normalised action space [-1, 1]. ``reset(seed)`` starts an
 episode with its own seed, so a dataset is reproducible whatever worker collects an episode.
 A plug-in is ``"module:factory"``; ``factory(action_dim, **kwargs)`` returns an object with
-``reset(seed)`` and ``act(pixels, info) -> action``.
+``reset(seed)`` and ``act(pixels, info) -> action``. A policy that needs the env itself (a
+scripted oracle reading the simulator) also defines ``attach(env)``, which ``make_policy(...,
+env=env)`` calls once with the ``PixelEnv``.
 """
 
 from __future__ import annotations
@@ -66,14 +68,22 @@ class OUNoisePolicy:
         return np.clip(self._a, -1.0, 1.0).astype(np.float32)
 
 
-POLICIES = {"random": UniformRandomPolicy, "ou": OUNoisePolicy}
+POLICIES = {"random": UniformRandomPolicy, "ou": OUNoisePolicy,
+            # OGBench's scripted oracles (envs.oracles), for wm/cube-... envs
+            "ogbench_plan": "envs.oracles:plan_oracle",
+            "ogbench_markov": "envs.oracles:markov_oracle"}
 
 
-def make_policy(name: str, action_dim: int, kwargs: dict[str, Any] | None = None) -> Policy:
-    """A policy by name (``random``, ``ou``) or plug-in path ``"module:factory"``."""
+def make_policy(name: str, action_dim: int, kwargs: dict[str, Any] | None = None,
+                env: Any = None) -> Policy:
+    """A policy by name (``random``, ``ou``, ``ogbench_plan``, ``ogbench_markov``) or plug-in
+    path ``"module:factory"``; ``env`` is given to a policy with ``attach(env)``."""
     kwargs = dict(kwargs or {})
     if name in POLICIES:
         factory = POLICIES[name]
+        if isinstance(factory, str):  # imported on first use
+            module_name, _, attr = factory.partition(":")
+            factory = getattr(importlib.import_module(module_name), attr)
     elif ":" in name:
         module_name, _, attr = name.partition(":")
         try:
@@ -91,4 +101,9 @@ def make_policy(name: str, action_dim: int, kwargs: dict[str, Any] | None = None
         if not callable(getattr(policy, method, None)):
             raise TypeError(f"policy {name!r} has no {method}() method; a policy needs "
                             "reset(seed) and act(pixels, info)")
+    if callable(getattr(policy, "attach", None)):
+        if env is None:
+            raise ValueError(f"policy {name!r} acts on the env itself (it has attach(env)); "
+                             "give make_policy the env")
+        policy.attach(env)
     return policy

@@ -113,7 +113,8 @@ def _worker(job: dict[str, Any], tasks, events) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker, also for resizing
         env_cfg, collect = EnvConfig(**job["env"]), CollectConfig(**job["collect"])
         env = make_env(env_cfg)
-        policy = make_policy(collect.policy, env.action_space.shape[0], collect.policy_kwargs)
+        policy = make_policy(collect.policy, env.action_space.shape[0], collect.policy_kwargs,
+                             env)
         while (shard := tasks.get()) is not None:  # None: no more shards
             collect_shard(env, policy, Path(job["root"]), shard, collect,
                            lambda kind, value: events.put((kind, value)))
@@ -127,7 +128,7 @@ def run_in_process(job: dict[str, Any], todo: list[int], report) -> None:
     """Collect the shards ``todo`` in this process (one worker: no start-up or hand-off cost)."""
     env_cfg, collect = EnvConfig(**job["env"]), CollectConfig(**job["collect"])
     env = make_env(env_cfg)
-    policy = make_policy(collect.policy, env.action_space.shape[0], collect.policy_kwargs)
+    policy = make_policy(collect.policy, env.action_space.shape[0], collect.policy_kwargs, env)
     try:
         for k in todo:
             collect_shard(env, policy, Path(job["root"]), k, collect, report)

@@ -59,7 +59,7 @@ def goal_pairs(env: PixelEnv, goal: GoalSpec, cfg: ClosedLoopConfig) -> list[Goa
             frame, state = _sampled_goal(env, goal, np.random.default_rng(seed))
         else:
             offset = _env_steps(cfg.goal_offset or goal.goal_offset, env, "goal_offset")
-            policy = make_policy(cfg.goal_policy, env.action_space.shape[0])
+            policy = make_policy(cfg.goal_policy, env.action_space.shape[0], env=env)
             policy.reset(derived_seed(seed, "goal"))
             for _ in range(offset):
                 frame, _, terminated, truncated, info = env.step(policy.act(frame, info))
