@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from configs.loader import ConfigError, load_config
 from configs.schema import ExperimentConfig
 from envs.collect import package_versions
-from planners.evaluate import evaluate_closed_loop
+from planners.evaluate import DatasetGoals, evaluate_closed_loop
 from planners.report import ShardError, merge_shards, write_eval_shard, write_report
 from planners.results import EvalReport, RunSummary
 from worldmodel.pretrained import PRECISIONS, load_agent
@@ -63,8 +63,13 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
     loaded = load_agent(path, p.planner.name, p.device, p.precision, p.env_id,
                         **asdict(p.planner.settings()), replan_every=p.eval.replan_every,
                         objective=p.eval.objective, hold=p.eval.hold)
+    source = p.eval.goal_source or (loaded.goal.source if loaded.goal else None)
+    dataset = DatasetGoals.from_meta(loaded.meta) if source == "dataset" else None
+    if dataset is not None and p.env_id not in (None, loaded.env_config.id):
+        raise ConfigError(f"goal source 'dataset' restores frames of the model's own dataset "
+                          f"({loaded.env_config.id}); it cannot run on plan.env_id={p.env_id}")
     start = time.perf_counter()
-    report = evaluate_closed_loop(loaded.make_env, loaded.agent, p.eval, loaded.goal)
+    report = evaluate_closed_loop(loaded.make_env, loaded.agent, p.eval, loaded.goal, dataset)
     planner = {**asdict(loaded.planner_config), "name": loaded.planner,
                "model_calls_per_plan": loaded.planner_config.model_calls}
     report = replace(
@@ -105,13 +110,19 @@ def _line(name: str, run: RunSummary) -> str:
             f"{run.final_distance_median:.3f}")
     if run.plan_ms_median is not None:
         text += f"  plan {run.plan_ms_median:.0f} ms median, {run.plan_ms_p90:.0f} p90"
+    if run.solved_at_start:
+        unsolved = run.episodes - run.solved_at_start
+        text += (f"\n{'':<17} {run.solved_at_start} of {run.episodes} solved at the start; on the "
+                 f"other {unsolved}: {run.unsolved_success_rate:.1%} "
+                 f"({run.unsolved_successes}/{unsolved})")
     return text
 
 
 def summary(report: EvalReport, path: Path) -> str:
     """What ``plan.py`` prints: the setting, then one line per run."""
     p = report.planner
-    head = (f"\n{report.env_id}: {report.agent.episodes} episodes, budget "
+    head = (f"\n{report.env_id}: {report.agent.episodes} episodes ({report.goal_source or 'env'} "
+            "goals), budget "
             f"{report.budget_env_steps} steps, {p['name']} {p['samples']}x{p['iterations']} "
             f"(horizon {p['horizon']}, {p['model_calls_per_plan']} model calls per plan)")
     if report.shard is not None:

@@ -12,7 +12,7 @@ import numpy as np
 
 __all__ = ["GoalSpec"]
 
-GOAL_SOURCES = ("policy", "state_sampler")
+GOAL_SOURCES = ("policy", "state_sampler", "dataset", "task")
 NORMS = ("max", "l2")
 
 
@@ -25,8 +25,11 @@ class GoalSpec:
         tolerance: success when ``distance(state, goal) < tolerance``.
         angular: per goal coordinate, whether differences wrap to [-pi, pi] (joint angles).
         norm: ``"max"`` (every coordinate within tolerance) or ``"l2"`` (Euclidean).
-        source: ``"policy"`` (the goal is where the goal policy leads after ``goal_offset``
-            steps) or ``"state_sampler"`` (uniform in ``[sample_low, sample_high]``).
+        source: the default goal source (``planners.goal_sources``): ``"policy"`` (the goal
+            is where the goal policy leads after ``goal_offset`` steps), ``"state_sampler"``
+            (uniform in ``[sample_low, sample_high]``), ``"dataset"`` (a held-out dataset
+            frame ``goal_offset`` steps after the start frame) or ``"task"`` (the env's own
+            evaluation tasks).
         goal_offset: goal-policy control steps before the goal frame (source ``policy``).
         budget: control steps the agent gets (before any action repeat).
         sample_low, sample_high: bounds of the state sampler, one per goal coordinate.

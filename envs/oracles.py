@@ -63,6 +63,7 @@ class OGBenchOracle:
             from ogbench.manipspace.oracles.plan.cube_plan import CubePlanOracle as Oracle
         else:
             from ogbench.manipspace.oracles.markov.cube_markov import CubeMarkovOracle as Oracle
+        inner.ogbench_info = True  # the oracles read OGBench's info keys
         self._env = ogbench_env
         self._oracle = Oracle(env=ogbench_env, **self._settings)
 

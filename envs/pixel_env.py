@@ -21,33 +21,11 @@ from envs.mujoco_state import (
     set_joint_state,
     set_physics_state,
 )
-from envs.rendering import disable_msaa, fast_scene_flags
+from envs.rendering import disable_msaa, fast_scene_flags, make_rendering_env, resize_frame
 
 __all__ = ["PixelEnv", "resize_frame"]
 
 STATE_SOURCES = ("auto", "info", "mujoco", "observation")
-
-
-def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased bilinear resize of ``uint8 (H, W, 3)`` to ``(size, size, 3)``."""
-    if frame.shape[:2] == (size, size):
-        return np.ascontiguousarray(frame)
-    import torch  # only envs that cannot render at the target size pay for the import
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def _make_rendering_env(env_id: str, size: int, kwargs: dict[str, Any]) -> gym.Env:
-    """``gym.make`` with ``rgb_array`` rendering, at ``size`` pixels where the env accepts it."""
-    try:
-        return gym.make(env_id, render_mode="rgb_array", width=size, height=size, **kwargs)
-    except TypeError as err:  # env without width/height arguments: render, then resize
-        if "width" not in str(err) and "height" not in str(err):
-            raise
-    return gym.make(env_id, render_mode="rgb_array", **kwargs)
 
 
 class PixelEnv(gym.Env):
@@ -78,7 +56,7 @@ class PixelEnv(gym.Env):
             raise ValueError(f"state must be one of {STATE_SOURCES}, got {state!r}")
         if isinstance(env, str):
             self.env_id = env
-            env = _make_rendering_env(env, image_size, dict(env_kwargs or {}))
+            env = make_rendering_env(env, image_size, dict(env_kwargs or {}))
         else:
             if env_kwargs:
                 raise ValueError("env_kwargs only apply when env is given as an id")
@@ -229,6 +207,25 @@ class PixelEnv(gym.Env):
             set_physics_state(model, data, physics_state)
         return self._state(None, {})
 
+    @property
+    def evaluation_tasks(self) -> tuple[str, ...]:
+        """Names of the env's fixed evaluation tasks (goal source ``task``), numbered from 1;
+        empty when it defines none (the inner env's ``evaluation_tasks``)."""
+        return tuple(getattr(self.env.unwrapped, "evaluation_tasks", ()))
+
+    def task_start_goal(self, task: int) -> tuple[np.ndarray, np.ndarray]:
+        """Full physics states ``(start, goal)`` of evaluation task ``task`` (1-based), drawn
+        from the env's random state: call after ``reset(seed=...)``. The env is left at the
+        reset state; restore either with ``restore_state(physics_state=...)``."""
+        tasks = self.evaluation_tasks
+        if not tasks:
+            raise TypeError(f"{self.env_id} defines no evaluation tasks (goal source 'task')")
+        if not 1 <= task <= len(tasks):
+            raise ValueError(f"{self.env_id}: task must be in 1..{len(tasks)}, got {task}")
+        start, goal = self.env.unwrapped.task_start_goal(task)
+        self._frame = None
+        return np.asarray(start, np.float64), np.asarray(goal, np.float64)
+
     # -- pixels ------------------------------------------------------------------------
 
     def render_frame(self) -> np.ndarray:
@@ -265,12 +262,20 @@ class PixelEnv(gym.Env):
         return self.render_frame(), info
 
     def step(self, action):
+        total, terminated, truncated, info = self.advance(action)
+        return self.render_frame(), total, terminated, truncated, info
+
+    def advance(self, action) -> tuple[float, bool, bool, dict]:
+        """``step`` without rendering: ``(reward, terminated, truncated, info)``, with
+        ``info["state"]``; ``render()`` returns None until ``render_frame()`` (simulated
+        rollouts, such as the true-simulator ceiling of envs whose actions are not controls)."""
         self._check_open()
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_space.shape:
             raise ValueError(f"{self.env_id}: action shape {action.shape} does not match "
                              f"the action space {self.action_space.shape}")
         inner_action = self.inner_action(action).astype(self.env.action_space.dtype)
+        self._frame = None
         total = 0.0
         for _ in range(self.action_repeat):
             obs, reward, terminated, truncated, info = self.env.step(inner_action)
@@ -279,7 +284,7 @@ class PixelEnv(gym.Env):
                 break
         info = dict(info)
         info["state"] = self._state(obs, info)
-        return self.render_frame(), total, bool(terminated), bool(truncated), info
+        return total, bool(terminated), bool(truncated), info
 
     def inner_action(self, action: np.ndarray) -> np.ndarray:
         """Actions in [-1, 1] (clipped), any leading shape ``(..., A)``, in the wrapped env's

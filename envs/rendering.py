@@ -8,8 +8,12 @@ process, software EGL renders ~1000-2000 frames/s on one core instead of ~70.
 from __future__ import annotations
 
 import os
+from typing import Any
 
-__all__ = ["configure_headless", "disable_msaa", "fast_scene_flags"]
+import numpy as np
+
+__all__ = ["configure_headless", "disable_msaa", "fast_scene_flags", "make_rendering_env",
+           "resize_frame"]
 
 
 def configure_headless() -> None:
@@ -34,3 +38,27 @@ def fast_scene_flags(scene) -> None:
 
     scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
     scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+
+
+def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """Antialiased bilinear resize of ``uint8 (H, W, 3)`` to ``(size, size, 3)``."""
+    if frame.shape[:2] == (size, size):
+        return np.ascontiguousarray(frame)
+    import torch  # only envs that cannot render at the target size pay for the import
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def make_rendering_env(env_id: str, size: int, kwargs: dict[str, Any]):
+    """``gym.make`` with ``rgb_array`` rendering, at ``size`` pixels where the env accepts it."""
+    import gymnasium as gym
+
+    try:
+        return gym.make(env_id, render_mode="rgb_array", width=size, height=size, **kwargs)
+    except TypeError as err:  # env without width/height arguments: render, then resize
+        if "width" not in str(err) and "height" not in str(err):
+            raise
+    return gym.make(env_id, render_mode="rgb_array", **kwargs)

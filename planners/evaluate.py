@@ -1,8 +1,7 @@
-"""Closed-loop goal reaching (DESIGN.md section 3): start/goal pairs from seeded resets, the
-agent on them, the random-policy floor and the true-simulator ceiling on the same pairs.
+"""Closed-loop goal reaching (DESIGN.md section 3): start/goal pairs (``planners.goal_sources``:
+policy rollouts, sampled states, held-out dataset frames or the env's tasks), the agent on them,
+the random-policy floor and the true-simulator ceiling on the same pairs.
 
-Episode ``i`` uses ``reset(seed=seed + i)``. Goals come from the env's ``GoalSpec``: the frame
-``goal_offset`` control steps into a goal-policy rollout, or a state drawn by its sampler.
 Success: the goal-coordinate distance falls under the tolerance at any step of the budget.
 Results are the typed ``EvalReport`` / ``RunSummary`` / ``EpisodeRow`` of ``planners.results``.
 """
@@ -10,94 +9,34 @@ Results are the typed ``EvalReport`` / ``RunSummary`` / ``EpisodeRow`` of ``plan
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from envs.goals import GoalSpec
 from envs.pixel_env import PixelEnv
-from envs.policies import make_policy
-from envs.simulator import MujocoSimulator
+from envs.simulator import simulator_for
 from planners.agent import BlockMPC, SimulatorAgent
+from planners.goal_sources import (
+    DatasetGoals,
+    GoalPair,
+    derived_seed,
+    env_steps,
+    goal_pairs,
+    place_at_rest,
+    start_episode,
+)
 from planners.protocol import ClosedLoopConfig
 from planners.results import EpisodeRow, EvalReport, RunSummary, ShardInfo
 
-__all__ = ["ClosedLoopConfig", "GoalPair", "RandomAgent", "derived_seed", "evaluate_closed_loop",
-           "goal_pairs", "place_at_rest", "run_episodes"]
+__all__ = ["ClosedLoopConfig", "DatasetGoals", "GoalPair", "RandomAgent", "derived_seed",
+           "evaluate_closed_loop", "goal_pairs", "place_at_rest", "run_episodes"]
 
 log = logging.getLogger(__name__)
 
-Start = Callable[[list[PixelEnv], list["GoalPair"], np.ndarray], object]
-
-
-@dataclass
-class GoalPair:
-    """Episode ``index`` (seed ``seed``): its start is ``reset(seed)``; the goal to reach."""
-
-    seed: int
-    goal_frame: np.ndarray  # (H, W, 3) uint8
-    goal_state: np.ndarray  # (S,)
-    index: int
-
-
-def _env_steps(control_steps: int, env: PixelEnv, what: str) -> int:
-    if control_steps % env.action_repeat:
-        raise ValueError(f"{what} = {control_steps} control steps is not a multiple of the "
-                         f"env's action_repeat {env.action_repeat}")
-    return control_steps // env.action_repeat
-
-
-def goal_pairs(env: PixelEnv, goal: GoalSpec, cfg: ClosedLoopConfig) -> list[GoalPair]:
-    """One start/goal pair per episode of this shard, from seeded resets (deterministic envs)."""
-    pairs = []
-    for i in cfg.episode_indices():
-        seed = cfg.seed + i
-        frame, info = env.reset(seed=seed)
-        if goal.source == "state_sampler":
-            frame, state = _sampled_goal(env, goal, np.random.default_rng(seed))
-        else:
-            offset = _env_steps(cfg.goal_offset or goal.goal_offset, env, "goal_offset")
-            policy = make_policy(cfg.goal_policy, env.action_space.shape[0], env=env)
-            policy.reset(derived_seed(seed, "goal"))
-            for _ in range(offset):
-                frame, _, terminated, truncated, info = env.step(policy.act(frame, info))
-                if terminated or truncated:
-                    break
-            state = info["state"]
-        pairs.append(GoalPair(seed, frame.copy(), np.asarray(state, np.float32).copy(), i))
-    return pairs
-
-
-def derived_seed(seed: int, stream: str) -> int:
-    """A seed for one random stream of episode ``seed`` (goal policy, floor, planner)."""
-    key = int.from_bytes(stream.encode(), "little")
-    return int(np.random.SeedSequence([seed, key]).generate_state(1)[0])
-
-
-def _sampled_goal(env: PixelEnv, goal: GoalSpec, rng: np.random.Generator):
-    if not env.can_restore_state:
-        raise TypeError(f"{env.env_id}: goal source 'state_sampler' needs an env whose state "
-                        "can be restored (PixelEnv.restore_state); use source 'policy'")
-    return place_at_rest(env, goal.indices, rng.uniform(goal.sample_low, goal.sample_high))
-
-
-def place_at_rest(env: PixelEnv, indices: Sequence[int], values: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Set the joint positions ``qpos[indices]`` to ``values`` (the others kept, velocities
-    zero); the frame rendered there ``(H, W, 3)`` and the new ``info["state"]``."""
-    if not env.can_restore_state:
-        raise TypeError(f"{env.env_id}: cannot place joint positions, its state cannot be "
-                        "restored (see PixelEnv.can_restore_state)")
-    model, data = env.mujoco_model_data()
-    if max(indices) >= model.nq:
-        raise ValueError(f"{env.env_id}: only joint positions can be placed; indices "
-                         f"{tuple(indices)} go beyond qpos ({model.nq})")
-    qpos = np.array(data.qpos)
-    qpos[list(indices)] = values
-    state = env.restore_state(qpos)
-    return env.render_frame().copy(), state
+Start = Callable[[list[PixelEnv], list[GoalPair], np.ndarray], object]
 
 
 class RandomAgent:
@@ -137,9 +76,9 @@ def run_episodes(envs: list[PixelEnv], pairs: list[GoalPair], goal: GoalSpec, bu
 
 def _run_batch(active: list[PixelEnv], batch: list[GoalPair], goal: GoalSpec, budget: int,
                start: Start, videos: int) -> list[EpisodeRow]:
-    resets = [env.reset(seed=p.seed) for env, p in zip(active, batch)]
+    resets = [start_episode(env, p) for env, p in zip(active, batch)]
     frames = np.stack([frame for frame, _ in resets])  # (B, H, W, 3)
-    states = np.stack([info["state"] for _, info in resets])  # (B, S)
+    states = np.stack([state for _, state in resets])  # (B, S)
     goal_states = np.stack([p.goal_state for p in batch])
     controller = start(active, batch, frames)
     dist = [goal.distance(states, goal_states)]  # (B,) per step
@@ -172,17 +111,22 @@ def _run_batch(active: list[PixelEnv], batch: list[GoalPair], goal: GoalSpec, bu
 
 
 def evaluate_closed_loop(make_env: Callable[[], PixelEnv], agent: BlockMPC,
-                         cfg: ClosedLoopConfig, goal: GoalSpec | None = None) -> EvalReport:
+                         cfg: ClosedLoopConfig, goal: GoalSpec | None = None,
+                         dataset: DatasetGoals | None = None) -> EvalReport:
     """The agent, the random floor and (where the env can be simulated) the true-simulator
-    ceiling on the same start/goal pairs. Rows keep their frames for videos."""
+    ceiling on the same start/goal pairs. Rows keep their frames for videos.
+
+    ``dataset``: the model's dataset and split, for ``goal_source="dataset"``."""
     envs = [make_env() for _ in range(cfg.num_envs)]
     try:
         goal = goal or envs[0].goal
         if goal is None:
             raise ValueError(f"{envs[0].env_id} declares no GoalSpec; give one in the env config "
                              "(goal: {indices, tolerance, ...})")
-        budget = _env_steps(cfg.budget or goal.budget, envs[0], "budget")
-        pairs = goal_pairs(envs[0], goal, cfg)
+        source = cfg.goal_source or goal.source
+        budget = env_steps(cfg.budget or _default_budget(envs[0], goal, source), envs[0],
+                           "budget")
+        pairs = goal_pairs(envs[0], goal, cfg, dataset)
 
         def run(start: Start, label: str, videos: int = 0) -> RunSummary:
             return RunSummary.from_rows(run_episodes(envs, pairs, goal, budget, start, label,
@@ -195,13 +139,23 @@ def evaluate_closed_loop(make_env: Callable[[], PixelEnv], agent: BlockMPC,
 
         shard = (ShardInfo(cfg.shard, cfg.num_shards, [p.index for p in pairs])
                  if cfg.num_shards > 1 else None)
+        origins = [p.origin for p in pairs] if any(p.origin for p in pairs) else None
         return EvalReport(
             goal, budget, [p.seed for p in pairs], run(start_agent, "agent", cfg.videos),
             floor=_floor(envs[0].action_space.shape[0], run) if cfg.floor else None,
-            ceiling=_ceiling(envs, goal, agent, run) if cfg.ceiling else None, shard=shard)
+            ceiling=_ceiling(envs, make_env, goal, agent, cfg, run) if cfg.ceiling else None,
+            shard=shard, goal_source=source, pairs=origins)
     finally:
         for env in envs:
             env.close()
+
+
+def _default_budget(env: PixelEnv, goal: GoalSpec, source: str) -> int:
+    """The budget the protocol gives when ``plan.eval.budget`` is not set: the env's task
+    budget for its tasks, else its goal spec's."""
+    if source == "task":
+        return int(getattr(env.env.unwrapped, "task_budget", goal.budget))
+    return goal.budget
 
 
 def _floor(action_dim: int, run: Callable[..., RunSummary]) -> RunSummary:
@@ -214,15 +168,18 @@ def _floor(action_dim: int, run: Callable[..., RunSummary]) -> RunSummary:
     return run(start, "random floor")
 
 
-def _ceiling(envs: list[PixelEnv], goal: GoalSpec, agent: BlockMPC,
-             run: Callable[..., RunSummary]) -> RunSummary:
-    sims = [MujocoSimulator.from_env(env) for env in envs]
-    if any(sim is None for sim in sims):
-        reason = (f"{envs[0].env_id} cannot be simulated from a snapshot (not MuJoCo, or its "
-                  "state is not qpos and qvel)")
+def _ceiling(envs: list[PixelEnv], make_env: Callable[[], PixelEnv], goal: GoalSpec,
+             agent: BlockMPC, cfg: ClosedLoopConfig, run: Callable[..., RunSummary]
+             ) -> RunSummary:
+    sims, reason = simulator_for(envs, make_env)
+    if sims is None:
         log.info("no true-simulator ceiling: %s", reason)
         return RunSummary.skip(reason)
-    planner = type(agent.planner)(agent.planner.config)
+    config = agent.planner.config
+    samples = cfg.ceiling_samples or config.samples
+    config = replace(config, samples=samples, iterations=cfg.ceiling_iterations or
+                     config.iterations, elites=min(config.elites, samples))
+    planner = type(agent.planner)(config)
     sim_agent = SimulatorAgent(planner, goal, agent.env_action_dim, agent.frameskip,
                                agent.replan_every, agent.objective, agent.warm_start,
                                agent.hold)
@@ -232,4 +189,8 @@ def _ceiling(envs: list[PixelEnv], goal: GoalSpec, agent: BlockMPC,
                         seed=derived_seed(batch[0].seed, "planner"))
         return sim_agent
 
-    return run(start, "true-sim ceiling")
+    try:
+        return run(start, "true-sim ceiling")
+    finally:
+        for sim in sims:
+            sim.close()

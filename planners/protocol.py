@@ -15,6 +15,7 @@ class ClosedLoopConfig:
     episodes: int = 50
     seed: int = 0
     num_envs: int = 1  # environments stepped, and planned for, together
+    goal_source: str | None = None  # policy | state_sampler | dataset | task (None: the env's)
     goal_offset: int | None = None  # control steps, before action repeat
     budget: int | None = None  # control steps, before action repeat
     goal_policy: str = "random"
@@ -23,6 +24,10 @@ class ClosedLoopConfig:
     hold: bool = False  # plan one env action per block, held for frameskip steps
     floor: bool = True
     ceiling: bool = True
+    # the ceiling's planner budget, where the true simulator is the env's own (slow) step;
+    # None: the agent's samples and iterations
+    ceiling_samples: int | None = None
+    ceiling_iterations: int | None = None
     videos: int = 2  # episodes recorded as agent | goal GIFs
     progress: bool = True
     shard: int = 0  # this process runs shard `shard` of `num_shards` (array jobs)
@@ -32,6 +37,14 @@ class ClosedLoopConfig:
         if self.episodes < 1 or self.num_envs < 1:
             raise ValueError(f"episodes and num_envs must be >= 1, got {self.episodes}, "
                              f"{self.num_envs}")
+        for name in ("ceiling_samples", "ceiling_iterations", "budget", "goal_offset"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 (or null), got {value}")
+        sources = ("policy", "state_sampler", "dataset", "task")
+        if self.goal_source is not None and self.goal_source not in sources:
+            raise ValueError(f"goal_source must be one of {sources} (or null: the env's), got "
+                             f"{self.goal_source!r}")
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
             raise ValueError(f"need 0 <= shard < num_shards, got shard {self.shard} of "
                              f"{self.num_shards}")

@@ -154,7 +154,11 @@ def merge_shards(folder: Path, count: int | None = None) -> EvalReport | None:
             runs[run] = RunSummary.from_rows([rows[i] for i in order])
     seeds = np.concatenate([s.seeds for s in shards])[order]
     wall = [s.wall_seconds for s in shards]
-    return replace(shards[0], **runs, shard=None, seeds=[int(x) for x in seeds],
+    pairs = None
+    if shards[0].pairs is not None:
+        every = [p for s in shards for p in s.pairs]
+        pairs = [every[i] for i in order]
+    return replace(shards[0], **runs, shard=None, seeds=[int(x) for x in seeds], pairs=pairs,
                    wall_seconds=max(wall), process_seconds=sum(wall), shards=n,
                    config=_unsharded(shards[0].config))  # wall time: the shards ran in parallel
 

@@ -87,6 +87,10 @@ class RunSummary:
 
     ``skipped`` is why a run could not happen (a ceiling on an env that cannot be simulated);
     such a summary has no episodes and is written as ``{"skipped": reason}``.
+
+    ``solved_at_start``: episodes whose start already met the goal test (success at step 0);
+    ``unsolved_successes`` / ``unsolved_success_rate``: success over the others only (NaN when
+    every start was solved). Reports written before these existed read them as None.
     """
 
     episodes: int
@@ -101,6 +105,9 @@ class RunSummary:
     plan_calls: int | None = None
     rows: list[EpisodeRow] = field(default_factory=list)
     skipped: str | None = None
+    solved_at_start: int | None = None
+    unsolved_successes: int | None = None
+    unsolved_success_rate: float | None = None
 
     @classmethod
     def from_rows(cls, rows: list[EpisodeRow]) -> RunSummary:
@@ -109,12 +116,16 @@ class RunSummary:
         plan_ms = np.concatenate([r.plan_ms for r in rows]) if rows else np.zeros(0)
         final = np.array([r.final_distance for r in rows])
         timed = plan_ms.size > 0
+        at_start = sum(r.success and r.steps == 0 for r in rows)
         return cls(n, k, k / n if n else float("nan"), wilson_interval(k, n),
                    float(final.mean()), float(np.median(final)),
                    float(np.mean([r.steps for r in rows])),
                    float(np.median(plan_ms)) if timed else None,
                    float(np.percentile(plan_ms, 90)) if timed else None,
-                   int(plan_ms.size) if timed else None, list(rows))
+                   int(plan_ms.size) if timed else None, list(rows),
+                   solved_at_start=at_start, unsolved_successes=k - at_start,
+                   unsolved_success_rate=(k - at_start) / (n - at_start) if n > at_start
+                   else float("nan"))
 
     @classmethod
     def skip(cls, reason: str) -> RunSummary:
@@ -134,6 +145,10 @@ class RunSummary:
         if self.plan_calls is not None:
             out.update(plan_ms_median=self.plan_ms_median, plan_ms_p90=self.plan_ms_p90,
                        plan_calls=self.plan_calls)
+        if self.solved_at_start is not None:
+            out.update(solved_at_start=self.solved_at_start,
+                       unsolved_successes=self.unsolved_successes,
+                       unsolved_success_rate=self.unsolved_success_rate)
         out["rows"] = [row.to_dict() for row in self.rows]
         return out
 
@@ -179,6 +194,9 @@ class EvalReport:
             path and SHA-256, the planner settings (and ``model_calls_per_plan``), the device,
             ``bf16``/``fp32``, wall time, the plan config and package versions.
         shards, process_seconds: a merge's shard count and the shards' summed wall time.
+        goal_source: where starts and goals came from (``planners.goal_sources``).
+        pairs: per episode, where its pair came from (dataset episode and frame, or task),
+            when the source says.
     """
 
     goal: GoalSpec
@@ -199,6 +217,8 @@ class EvalReport:
     versions: dict[str, str] | None = None
     shards: int | None = None
     process_seconds: float | None = None
+    goal_source: str | None = None
+    pairs: list[dict[str, Any] | None] | None = None
 
     def runs(self) -> list[tuple[str, RunSummary]]:
         """``(name, summary)`` of the runs present, in ``RUNS`` order."""

