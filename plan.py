@@ -131,6 +131,12 @@ def summary(report: EvalReport, path: Path) -> str:
     elif report.shards is not None:
         head += f"\nmerged from {report.shards} shards"
     lines = [head, *(_line(LABELS[name], run) for name, run in report.runs())]
+    evalcfg = (report.config or {}).get("eval", {})
+    if report.ceiling is not None and report.ceiling.skipped is None and (
+            evalcfg.get("ceiling_samples") or evalcfg.get("ceiling_iterations")):
+        lines.append(f"{'':<17} (the ceiling planned with "
+                     f"{evalcfg.get('ceiling_samples') or p['samples']}x"
+                     f"{evalcfg.get('ceiling_iterations') or p['iterations']})")
     lines.append(f"report: {path}")
     return "\n".join(lines)
 

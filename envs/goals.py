@@ -33,6 +33,10 @@ class GoalSpec:
         goal_offset: goal-policy control steps before the goal frame (source ``policy``).
         budget: control steps the agent gets (before any action repeat).
         sample_low, sample_high: bounds of the state sampler, one per goal coordinate.
+        cost_indices: the state entries the true-simulator ceiling's planning cost compares
+            (empty: ``indices``). The cube's success looks at the cube alone, but a cost on
+            the cube alone is flat until the gripper touches it; the goal frame shows the
+            effector too, so the ceiling's cost adds it (success is unchanged).
     """
 
     indices: tuple[int, ...]
@@ -44,9 +48,11 @@ class GoalSpec:
     budget: int = 50
     sample_low: tuple[float, ...] | None = None
     sample_high: tuple[float, ...] | None = None
+    cost_indices: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
+        object.__setattr__(self, "cost_indices", tuple(int(i) for i in self.cost_indices))
         angular = tuple(bool(a) for a in self.angular) or (False,) * len(self.indices)
         object.__setattr__(self, "angular", angular)
         if not self.indices:
@@ -91,6 +97,17 @@ class GoalSpec:
         """Goal-coordinate differences, angles wrapped to [-pi, pi]; (..., S) -> (..., G)."""
         diff = self.coordinates(state) - self.coordinates(goal_state)
         return np.where(np.asarray(self.angular), (diff + np.pi) % (2 * np.pi) - np.pi, diff)
+
+    def cost_difference(self, state: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
+        """Differences on the ceiling's cost coordinates (``cost_indices``, else the goal
+        coordinates), angles wrapped where a goal coordinate is angular; (..., S) -> (..., C)."""
+        if not self.cost_indices:
+            return self.difference(state, goal_state)
+        idx = list(self.cost_indices)
+        angular = dict(zip(self.indices, self.angular))
+        wrap = np.array([angular.get(i, False) for i in idx])
+        diff = np.asarray(state)[..., idx] - np.asarray(goal_state)[..., idx]
+        return np.where(wrap, (diff + np.pi) % (2 * np.pi) - np.pi, diff)
 
     def distance(self, state: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
         """Distance on the goal coordinates, angles wrapped; (..., S), (..., S) -> (...)."""

@@ -169,7 +169,7 @@ class SimulatorGoalCost:
         k = self.frameskip
         env_actions = actions.reshape(B, S, H * k, kA // k).double().cpu().numpy()
         states = self.simulator.rollout(self.snapshots, env_actions)[:, :, k - 1::k]  # (B,S,H,n)
-        diff = self.goal.difference(states, self.goal_states[:, None, None])  # (B, S, H, G)
+        diff = self.goal.cost_difference(states, self.goal_states[:, None, None])  # (B,S,H,C)
         dist = (diff ** 2).sum(-1)  # (B, S, H)
         cost = dist[..., -1] if self.objective == "last" else dist.sum(-1)
         return torch.as_tensor(cost, dtype=torch.float32, device=self.device)

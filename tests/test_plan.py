@@ -48,6 +48,26 @@ def test_plan_py_writes_a_report_with_floor_and_ceiling(trained, capsys):
     assert [p.name for p in (folder / "videos").iterdir()] == ["episode-00000.gif"]
 
 
+def test_plan_py_dataset_goals_come_from_held_out_frames(trained, tmp_path, capsys):
+    overrides, result = trained
+    out = tmp_path / "dataset-goals"
+    extra = ["plan.eval.goal_source=dataset", f"plan.out={out}"]
+    assert plan.main(["--config", "reacher", *overrides, *PLAN, *extra]) == 0
+    assert "(dataset goals)" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["goal_source"] == "dataset" and len(report["pairs"]) == 2
+    meta = torch.load(result.checkpoint, weights_only=True)["hyper_parameters"]["data_meta"]
+    from envs.dataset import PixelDataset
+    from worldmodel.data import split_episodes
+
+    table = PixelDataset(meta["path"]).episodes()
+    _, val = split_episodes(len(table), meta["val_fraction"], meta["split_seed"])
+    assert {p["episode"] for p in report["pairs"]} <= set(table[val, 0].tolist())
+    for run in ("agent", "floor", "ceiling"):
+        summary = report[run]
+        assert summary["solved_at_start"] + summary["unsolved_successes"] == summary["successes"]
+
+
 @pytest.mark.parametrize("hold", [True, False])
 def test_held_blocks_reach_the_env_from_the_agent_and_the_ceiling(tiny_dataset, tmp_path,
                                                                   monkeypatch, hold):

@@ -117,3 +117,23 @@ def test_oracles_refuse_other_envs():
     with pytest.raises(ValueError, match="give make_policy the env"):
         make_policy("ogbench_markov", 5, {})
     env.close()
+
+
+def test_the_step_simulator_rolls_out_exactly_what_the_env_does(cube):
+    from envs.simulator import MujocoSimulator, simulator_for
+
+    assert MujocoSimulator.from_env(cube) is None  # actions go through OGBench's IK controller
+    sims, reason = simulator_for([cube], lambda: make_pixel_env("wm/cube-single-v0", 64))
+    assert reason == "" and len(sims) == 1
+    cube.reset(seed=5)
+    snapshot = sims[0].snapshot()
+    actions = np.stack([_actions(4, 7), _actions(4, 8)])[None]  # (B=1, N=2, T=4, A)
+    states = sims[0].rollout(snapshot[None], actions)
+    assert states.shape == (1, 2, 4, cube.state_dim)
+    for n in range(2):
+        cube.restore_state(physics_state=snapshot)
+        for t in range(4):
+            _, _, _, _, info = cube.step(actions[0, n, t])
+            np.testing.assert_array_equal(states[0, n, t], info["state"])
+    assert not np.array_equal(states[0, 0], states[0, 1])
+    sims[0].close()
