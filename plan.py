@@ -63,11 +63,7 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
     loaded = load_agent(path, p.planner.name, p.device, p.precision, p.env_id,
                         **asdict(p.planner.settings()), replan_every=p.eval.replan_every,
                         objective=p.eval.objective, hold=p.eval.hold)
-    source = p.eval.goal_source or (loaded.goal.source if loaded.goal else None)
-    dataset = DatasetGoals.from_meta(loaded.meta) if source == "dataset" else None
-    if dataset is not None and p.env_id not in (None, loaded.env_config.id):
-        raise ConfigError(f"goal source 'dataset' restores frames of the model's own dataset "
-                          f"({loaded.env_config.id}); it cannot run on plan.env_id={p.env_id}")
+    dataset = DatasetGoals.from_meta(loaded.meta)  # read only for goal source "dataset"
     start = time.perf_counter()
     report = evaluate_closed_loop(loaded.make_env, loaded.agent, p.eval, loaded.goal, dataset)
     planner = {**asdict(loaded.planner_config), "name": loaded.planner,

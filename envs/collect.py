@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--action-repeat", type=int, default=d_env.action_repeat)
     p.add_argument("--episodes", type=int, default=d_col.episodes)
     p.add_argument("--steps", type=int, default=d_col.episode_steps, help="actions per episode")
-    p.add_argument("--policy", default=d_col.policy, help="random, ou or module:factory")
+    p.add_argument("--policy", default=d_col.policy,
+                   help="random, ou, ogbench_plan, ogbench_markov (cubes) or module:factory")
     p.add_argument("--policy-kwargs", type=_json_dict, default={})
     p.add_argument("--seed", type=int, default=d_col.seed)
     p.add_argument("--workers", type=int, default=d_col.workers, help="0 = one per core")

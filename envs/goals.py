@@ -86,8 +86,10 @@ class GoalSpec:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def to_dict(self) -> dict:
-        """Plain, JSON-ready form."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        """Plain, JSON-ready form (``cost_indices`` only when set: older files stay as they
+        were)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()
+                if k != "cost_indices" or v}
 
     def coordinates(self, state: np.ndarray) -> np.ndarray:
         """Goal coordinates of ``state`` (..., S) -> (..., G)."""

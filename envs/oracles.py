@@ -8,8 +8,9 @@ behind its ``noisy`` datasets, with Gaussian action noise whose scale is drawn p
 env draws a new target (``p_stack``: probability of stacking on another cube; 0 for one cube),
 as OGBench's data-generation script does. The defaults are that script's.
 
-The oracles draw their randomness from NumPy's global generator; ``reset(seed)`` seeds it, so
-an episode is reproducible from its policy seed (one env per collection worker).
+The oracles draw their randomness from NumPy's global generator; each policy keeps its own
+stream, seeded by ``reset(seed)`` and swapped in around each call, so an episode is
+reproducible from its policy seed whatever else draws random numbers.
 """
 
 from __future__ import annotations
@@ -33,18 +34,22 @@ class OGBenchOracle:
         noise_smoothing: temporal smoothing of the plan oracle's noise (steps).
         min_norm: least action norm of the Markov oracle.
         p_stack: probability that a new target stacks the cube on another one.
+        p_random_action: probability of a uniform random action instead of the oracle's
+            (OGBench's data-generation option; 0 by default).
     """
 
     def __init__(self, action_dim: int, kind: str = "plan", noise: float = 0.1,
                  noise_smoothing: float = 0.5, min_norm: float = 0.4,
-                 p_stack: float = 0.0) -> None:
+                 p_stack: float = 0.0, p_random_action: float = 0.0) -> None:
         if kind not in ("plan", "markov"):
             raise ValueError(f"oracle kind must be 'plan' or 'markov', got {kind!r}")
         if action_dim != 5:
             raise ValueError(f"OGBench oracles act on 5-D actions, the env has {action_dim}")
-        if noise < 0 or not 0.0 <= p_stack <= 1.0:
-            raise ValueError(f"need noise >= 0 and p_stack in [0, 1], got {noise}, {p_stack}")
+        if noise < 0 or not 0.0 <= p_stack <= 1.0 or not 0.0 <= p_random_action <= 1.0:
+            raise ValueError(f"need noise >= 0 and p_stack, p_random_action in [0, 1], got "
+                             f"{noise}, {p_stack}, {p_random_action}")
         self.kind, self.noise, self.p_stack = kind, noise, p_stack
+        self.p_random_action = p_random_action
         self._settings = ({"noise": noise, "noise_smoothing": noise_smoothing} if kind == "plan"
                           else {"min_norm": min_norm})
         self._env = None
@@ -70,20 +75,34 @@ class OGBenchOracle:
     def reset(self, seed: int) -> None:
         if self._oracle is None:
             raise RuntimeError("attach(env) the oracle before using it")
-        np.random.seed(seed % 2**32)  # the oracles' own draws use the global generator
+        # the oracles draw from NumPy's global generator: give them their own stream, swapped
+        # in around each call, so nothing else's draws move theirs (or theirs anyone's)
+        self._rng = np.random.RandomState(seed % 2**32).get_state()
         self._started = False
 
     def act(self, pixels: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        outside = np.random.get_state()
+        np.random.set_state(self._rng)
+        try:
+            return self._act(info)
+        finally:
+            self._rng = np.random.get_state()
+            np.random.set_state(outside)
+
+    def _act(self, info: dict[str, Any]) -> np.ndarray:
         if not self._started:  # the first call sees the reset's info
             self._started = True
-            self._oracle.reset(None, info)
             self._xi = np.random.uniform(0.0, self.noise) if self.kind == "markov" else 0.0
+            self._oracle.reset(None, info)
         elif self._oracle.done:  # task finished: a new target, as OGBench's collector does
             _, info = self._env.set_new_target(p_stack=self.p_stack)
             self._oracle.reset(None, info)
-        action = np.asarray(self._oracle.select_action(None, info), np.float64)
-        if self.kind == "markov":
-            action = action + np.random.normal(0.0, self._xi * _NOISE_SCALE)
+        if np.random.rand() < self.p_random_action:
+            action = np.random.uniform(-1.0, 1.0, 5)
+        else:
+            action = np.asarray(self._oracle.select_action(None, info), np.float64)
+            if self.kind == "markov":
+                action = action + np.random.normal(0.0, self._xi * _NOISE_SCALE)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
 

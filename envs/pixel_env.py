@@ -143,9 +143,9 @@ class PixelEnv(gym.Env):
 
     @property
     def can_restore_state(self) -> bool:
-        """Whether ``restore_state`` works: a MuJoCo env whose ``info["state"]`` is ``qpos``
-        then ``qvel``: dm_control tasks (an inner env with its own ``restore_state``) and
-        gymnasium MuJoCo envs under the ``"mujoco"`` state source."""
+        """Whether ``restore_state`` works: a MuJoCo env whose inner env has its own
+        ``restore_state`` (dm_control tasks, the OGBench cube, whose ``info["state"]`` is not
+        ``qpos, qvel``), or a gymnasium MuJoCo env under the ``"mujoco"`` state source."""
         if self.mujoco_model_data() is None:
             return False
         return self._state_source == "mujoco" or callable(

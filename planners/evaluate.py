@@ -175,21 +175,20 @@ def _ceiling(envs: list[PixelEnv], make_env: Callable[[], PixelEnv], goal: GoalS
     if sims is None:
         log.info("no true-simulator ceiling: %s", reason)
         return RunSummary.skip(reason)
-    config = agent.planner.config
-    samples = cfg.ceiling_samples or config.samples
-    config = replace(config, samples=samples, iterations=cfg.ceiling_iterations or
-                     config.iterations, elites=min(config.elites, samples))
-    planner = type(agent.planner)(config)
-    sim_agent = SimulatorAgent(planner, goal, agent.env_action_dim, agent.frameskip,
-                               agent.replan_every, agent.objective, agent.warm_start,
-                               agent.hold)
-
-    def start(active, batch, frames):
-        sim_agent.reset(sims[:len(active)], np.stack([p.goal_state for p in batch]),
-                        seed=derived_seed(batch[0].seed, "planner"))
-        return sim_agent
-
     try:
+        config = agent.planner.config
+        samples = cfg.ceiling_samples or config.samples
+        config = replace(config, samples=samples, iterations=cfg.ceiling_iterations or
+                         config.iterations, elites=min(config.elites, samples))
+        sim_agent = SimulatorAgent(type(agent.planner)(config), goal, agent.env_action_dim,
+                                   agent.frameskip, agent.replan_every, agent.objective,
+                                   agent.warm_start, agent.hold)
+
+        def start(active, batch, frames):
+            sim_agent.reset(sims[:len(active)], np.stack([p.goal_state for p in batch]),
+                            seed=derived_seed(batch[0].seed, "planner"))
+            return sim_agent
+
         return run(start, "true-sim ceiling")
     finally:
         for sim in sims:

@@ -84,26 +84,34 @@ class DatasetGoals:
             split the model was trained with (``worldmodel.data.split_episodes``).
     """
 
-    root: str
-    val_fraction: float
-    split_seed: int
+    root: str | None
+    val_fraction: float | None
+    split_seed: int | None
+    env_id: str | None = None
+    missing: tuple[str, ...] = ()
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> DatasetGoals:
-        """From a checkpoint's dataset meta (``load_world_model``'s second value)."""
-        missing = [k for k in ("path", "val_fraction", "split_seed") if k not in meta]
-        if missing:
-            raise ValueError(f"the checkpoint's dataset meta lacks {missing} (trained before "
-                             "the dataset goal protocol existed); retrain it to plan with "
-                             "plan.eval.goal_source=dataset")
-        return cls(meta["path"], float(meta["val_fraction"]), int(meta["split_seed"]))
+        """From a checkpoint's dataset meta (``load_world_model``'s second value); what it
+        lacks is reported when the goals are first asked for."""
+        missing = tuple(k for k in ("path", "val_fraction", "split_seed") if k not in meta)
+        return cls(meta.get("path"), meta.get("val_fraction"), meta.get("split_seed"),
+                   (meta.get("env") or {}).get("id"), missing)
 
-    def open(self):
+    def open(self, env_id: str | None = None):
         """The dataset, and the table rows ``[index, shard, first row, length]`` of its
-        validation episodes."""
+        validation episodes; ``env_id``: the env the frames will be restored in."""
         from envs.dataset import PixelDataset
         from worldmodel.data import split_episodes
 
+        if self.missing:
+            raise ValueError(f"the checkpoint's dataset meta lacks {list(self.missing)} "
+                             "(trained before the dataset goal protocol existed); retrain it "
+                             "to plan with plan.eval.goal_source=dataset")
+        if env_id is not None and self.env_id is not None and env_id != self.env_id:
+            raise ValueError(f"goal source 'dataset' restores frames of the model's own "
+                             f"dataset ({self.env_id}) and cannot run on {env_id}; use "
+                             "another plan.eval.goal_source")
         data = PixelDataset(self.root)
         if not data.has_physics:
             raise ValueError(f"{self.root} records no physics states (collected before they "
@@ -135,17 +143,22 @@ def goal_pairs(env: PixelEnv, goal: GoalSpec, cfg: ClosedLoopConfig,
 
 def _reset_pair(env: PixelEnv, goal: GoalSpec, cfg: ClosedLoopConfig, source: str,
                 seed: int, index: int) -> GoalPair:
+    policy = None
+    if source != "state_sampler":  # made before the reset: an oracle sets what reset reports
+        policy = make_policy(cfg.goal_policy, env.action_space.shape[0], env=env)
     frame, info = env.reset(seed=seed)
     if source == "state_sampler":
         if not env.can_restore_state:
             raise TypeError(f"{env.env_id}: goal source 'state_sampler' needs an env whose "
                             "state can be restored (PixelEnv.restore_state); use 'policy'")
+        if goal.sample_low is None or goal.sample_high is None:
+            raise ValueError(f"{env.env_id} declares no sampler box (GoalSpec.sample_low, "
+                             "sample_high); goal source 'state_sampler' needs one")
         rng = np.random.default_rng(seed)
         frame, state = place_at_rest(env, goal.indices,
                                      rng.uniform(goal.sample_low, goal.sample_high))
     else:
         offset = env_steps(cfg.goal_offset or goal.goal_offset, env, "goal_offset")
-        policy = make_policy(cfg.goal_policy, env.action_space.shape[0], env=env)
         policy.reset(derived_seed(seed, "goal"))
         for _ in range(offset):
             frame, _, terminated, truncated, info = env.step(policy.act(frame, info))
@@ -159,7 +172,7 @@ def _dataset_pairs(env: PixelEnv, goal: GoalSpec, cfg: ClosedLoopConfig,
                    dataset: DatasetGoals, indices: list[int]) -> list[GoalPair]:
     from envs.rollouts import episode_seeds
 
-    data, val = dataset.open()
+    data, val = dataset.open(env.env_id)
     offset = env_steps(cfg.goal_offset or goal.goal_offset, env, "goal_offset")
     usable = val[val[:, 3] > offset]  # episodes with a frame `offset` steps after a start
     if len(usable) == 0:
@@ -205,6 +218,9 @@ def place_at_rest(env: PixelEnv, indices: Sequence[int], values: np.ndarray
         raise TypeError(f"{env.env_id}: cannot place joint positions, its state cannot be "
                         "restored (see PixelEnv.can_restore_state)")
     model, data = env.mujoco_model_data()
+    if env.state_dim != model.nq + model.nv:
+        raise TypeError(f"{env.env_id}: its state is not qpos and qvel, so goal coordinates "
+                        "are not joint positions to place; use another goal source")
     if max(indices) >= model.nq:
         raise ValueError(f"{env.env_id}: only joint positions can be placed; indices "
                          f"{tuple(indices)} go beyond qpos ({model.nq})")

@@ -37,10 +37,11 @@ class ClosedLoopConfig:
         if self.episodes < 1 or self.num_envs < 1:
             raise ValueError(f"episodes and num_envs must be >= 1, got {self.episodes}, "
                              f"{self.num_envs}")
-        for name in ("ceiling_samples", "ceiling_iterations", "budget", "goal_offset"):
+        for name, least in (("ceiling_samples", 2), ("ceiling_iterations", 1), ("budget", 1),
+                            ("goal_offset", 1)):
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1 (or null), got {value}")
+            if value is not None and value < least:
+                raise ValueError(f"{name} must be >= {least} (or null), got {value}")
         sources = ("policy", "state_sampler", "dataset", "task")
         if self.goal_source is not None and self.goal_source not in sources:
             raise ValueError(f"goal_source must be one of {sources} (or null: the env's), got "

@@ -45,7 +45,9 @@ class EpisodeRow:
     """One episode of one run.
 
     Attributes:
-        seed: its ``reset`` seed.
+        seed: the episode's seed (``plan.eval.seed + i``): its ``reset`` seed for policy and
+            sampler goals, the seed of its random streams for every source (a dataset pair
+            resets with its dataset episode's seed; ``EvalReport.pairs`` names the episode).
         success: the goal-coordinate distance fell under the tolerance within the budget.
         steps: env steps to success, else to the env ending the episode, else the budget.
         final_distance, min_distance: the distance at the end, and the least one.

@@ -22,7 +22,7 @@ def _actions(n, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (n, 5)).astype(np.float32)
 
 
-def test_rendering_leaves_ogbench_physics_bit_identical(cube):
+def test_rendering_leaves_the_physics_of_ogbench_step_then_mj_forward_bit_identical(cube):
     import mujoco
     from ogbench.manipspace.envs.cube_env import CubeEnv
 
@@ -137,3 +137,19 @@ def test_the_step_simulator_rolls_out_exactly_what_the_env_does(cube):
             np.testing.assert_array_equal(states[0, n, t], info["state"])
     assert not np.array_equal(states[0, 0], states[0, 1])
     sims[0].close()
+
+
+def test_the_collect_cli_writes_an_oracle_cube_dataset(tmp_path, capsys):
+    from envs.collect import main
+    from envs.dataset import PixelDataset
+
+    out = tmp_path / "cube"
+    assert main(["--out", str(out), "--env", "wm/cube-single-v0", "--policy", "ogbench_plan",
+                 "--episodes", "2", "--steps", "30", "--workers", "1",
+                 "--episodes-per-shard", "1", "--no-progress"]) == 0
+    assert "dataset complete" in capsys.readouterr().out
+    data = PixelDataset(out)
+    assert data.meta["policy"]["name"] == "ogbench_plan" and data.has_physics
+    ep = data.episode(1)
+    assert ep["pixels"].shape == (31, 64, 64, 3) and ep["physics"].shape[0] == 31
+    assert np.abs(np.diff(ep["states"][:, 4:7], axis=0)).sum() > 0.05  # the arm moved

@@ -60,7 +60,11 @@ def test_dataset_goals_need_the_dataset_and_its_physics(tiny_dataset, reacher32)
     with pytest.raises(ValueError, match="needs the model's dataset"):
         goal_pairs(reacher32, reacher32.goal, cfg)
     with pytest.raises(ValueError, match="lacks \\['val_fraction', 'split_seed'\\]"):
-        DatasetGoals.from_meta({"path": str(tiny_dataset)})
+        goal_pairs(reacher32, reacher32.goal, cfg, DatasetGoals.from_meta({"path": "x"}))
+    other = DatasetGoals(str(tiny_dataset), 0.34, 1, env_id="wm/point_mass-v0")
+    with pytest.raises(ValueError, match="model's own dataset \\(wm/point_mass-v0\\) and "
+                                         "cannot run on wm/reacher-v0"):
+        goal_pairs(reacher32, reacher32.goal, cfg, other)
     with pytest.raises(ValueError, match="no validation episode .* longer than the goal offset"):
         goal_pairs(reacher32, reacher32.goal, ClosedLoopConfig(
             episodes=1, goal_source="dataset", goal_offset=25),
@@ -121,3 +125,32 @@ def test_cube_tasks_are_ogbench_s_five_with_goal_images_of_the_cube_at_its_goal(
 def test_envs_without_tasks_refuse_the_task_source(reacher32):
     with pytest.raises(ValueError, match="defines no evaluation tasks"):
         goal_pairs(reacher32, reacher32.goal, ClosedLoopConfig(episodes=1, goal_source="task"))
+
+
+def test_an_oracle_goal_policy_leaves_the_global_random_state_alone():
+    env = make_pixel_env("wm/cube-single-v0", 64)
+    try:
+        np.random.seed(123)
+        before = np.random.get_state()[1].copy()
+        cfg = ClosedLoopConfig(episodes=2, goal_source="policy", goal_policy="ogbench_plan",
+                               goal_offset=10)
+        pairs = goal_pairs(env, env.goal, cfg)  # the first episode too: the oracle needs info
+        np.testing.assert_array_equal(np.random.get_state()[1], before)
+        again = goal_pairs(env, env.goal, cfg)
+        np.testing.assert_array_equal(pairs[0].goal_state, again[0].goal_state)
+        assert not np.array_equal(pairs[0].goal_state, pairs[1].goal_state)
+    finally:
+        env.close()
+
+
+def test_state_sampler_goals_refuse_envs_whose_state_is_not_joint_positions():
+    env = make_pixel_env("wm/cube-single-v0", 64)
+    try:
+        with pytest.raises(ValueError, match="declares no sampler box"):
+            goal_pairs(env, env.goal, ClosedLoopConfig(episodes=1, goal_source="state_sampler"))
+        from planners.goal_sources import place_at_rest
+
+        with pytest.raises(TypeError, match="not qpos and qvel"):
+            place_at_rest(env, (0, 1), np.zeros(2))
+    finally:
+        env.close()
