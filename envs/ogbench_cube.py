@@ -110,7 +110,10 @@ class OGBenchCubeEnv(gym.Env):
         self.num_cubes = sum(1 for j in range(model.njnt)
                              if model.joint(j).name.startswith("object_joint_"))
         self.state_names = cube_state_names(self.num_cubes)
-        self._arm = [model.joint(f"ur5e/{j}_joint").id for j in ARM_JOINTS]
+        self._state_buffer = np.zeros(len(self.state_names), np.float32)
+        arm = [model.joint(f"ur5e/{j}_joint").id for j in ARM_JOINTS]
+        self._arm_qpos = model.jnt_qposadr[arm].copy()
+        self._arm_dofs = model.jnt_dofadr[arm].copy()
         self._cubes = [model.joint(f"object_joint_{i}").qposadr[0] for i in range(self.num_cubes)]
         self._opening = model.joint(_OPENING_JOINT).qposadr[0]
         self._pinch = model.site(_PINCH_SITE).id
@@ -137,15 +140,18 @@ class OGBenchCubeEnv(gym.Env):
 
     def _state(self) -> np.ndarray:
         data = self._env.data
-        parts = []
-        for adr in self._cubes:
-            parts += [*data.qpos[adr:adr + 3], _yaw(data.qpos[adr + 3:adr + 7])]
-        rot = data.site_xmat[self._pinch].reshape(3, 3)
-        parts += [*data.site_xpos[self._pinch], float(np.arctan2(rot[1, 0], rot[0, 0])),
-                  float(np.clip(data.qpos[self._opening] / 0.8, 0.0, 1.0))]
-        joints = [self._env.model.jnt_qposadr[j] for j in self._arm]
-        dofs = [self._env.model.jnt_dofadr[j] for j in self._arm]
-        return np.asarray([*parts, *data.qpos[joints], *data.qvel[dofs]], np.float32)
+        out = self._state_buffer
+        for k, adr in enumerate(self._cubes):
+            out[4 * k:4 * k + 3] = data.qpos[adr:adr + 3]
+            out[4 * k + 3] = _yaw(data.qpos[adr + 3:adr + 7])
+        c = 4 * len(self._cubes)
+        rot = data.site_xmat[self._pinch]  # row-major 3 x 3
+        out[c:c + 3] = data.site_xpos[self._pinch]
+        out[c + 3] = np.arctan2(rot[3], rot[0])
+        out[c + 4] = min(max(data.qpos[self._opening] / 0.8, 0.0), 1.0)
+        out[c + 5:c + 11] = data.qpos[self._arm_qpos]
+        out[c + 11:c + 17] = data.qvel[self._arm_dofs]
+        return out.copy()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
