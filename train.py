@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 
+from callbacks.finite_guard import FiniteGuard, NonFiniteError
 from callbacks.identifiability import SyntheticIdentifiabilityProbe, identifiability_summary
 from callbacks.latent_stats import LatentStats
 from callbacks.preemption import Preemption, install_signal_flags
@@ -81,7 +82,8 @@ def train_synthetic(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
     module = build_module(cfg, data.model_meta)
     probe = SyntheticIdentifiabilityProbe(world, cfg.probe.num_samples, cfg.probe.seed,
                                           cfg.probe.every_n_steps)
-    trainer = build_trainer(cfg.trainer, run_dir, [probe], cfg.name, enable_checkpointing=False,
+    trainer = build_trainer(cfg.trainer, run_dir, [FiniteGuard(divergence_hint(cfg)), probe],
+                            cfg.name, enable_checkpointing=False,
                             limit_val_batches=0, num_sanity_val_steps=0)
     with warnings.catch_warnings():  # a stream of fresh batches has no validation split
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`")
@@ -103,7 +105,8 @@ def train_pixels(cfg: ExperimentConfig, run_dir: Path,
     probe = StateProbe.from_meta(data.model_meta, cfg.probe.every_n_steps)
     stats = LatentStats(every_n_steps=max(t.log_every_n_steps, 1),
                         min_rank_fraction=t.collapse_rank_fraction)
-    callbacks = [ModelCheckpoint(run_dir / "checkpoints", save_last=True, save_top_k=0,
+    callbacks = [FiniteGuard(divergence_hint(cfg, resume)),
+                 ModelCheckpoint(run_dir / "checkpoints", save_last=True, save_top_k=0,
                                  every_n_train_steps=t.checkpoint_every_n_steps),
                  probe, stats, Preemption(resume, t.requeue, t.requeue_on_sigterm),
                  *extra_callbacks]
@@ -121,6 +124,16 @@ def train_pixels(cfg: ExperimentConfig, run_dir: Path,
     metrics.update({f"latent/{k}": v for k, v in stats.last.items()})
     metrics["dataset"] = str(path)
     return _finish(cfg, trainer, module, run_dir, metrics)
+
+
+def divergence_hint(cfg: ExperimentConfig, resume: Path | None = None) -> str:
+    """What a diverged run's error says: the settings that usually cause it, and the way on."""
+    w = cfg.loss
+    again = f"; rerunning resumes from {resume}" if resume is not None else ""
+    return (f"Likely causes: a learning rate too large (optim.lr={cfg.optim.lr}) or loss "
+            f"weights too large (loss.prediction_weight={w.prediction_weight}, "
+            f"loss.regulariser_weight={w.regulariser_weight}, "
+            f"loss.rollout_weight={w.rollout_weight}); lower them{again}.")
 
 
 def train(cfg: ExperimentConfig, run_dir: Path | None = None,
@@ -179,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.collect_only:
             return collect_only(cfg)
         result = train(cfg)
-    except (ConfigError, DatasetError, SetupError) as err:
+    except (ConfigError, DatasetError, SetupError, NonFiniteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except SIGTERMException:  # Preemption saved the step's checkpoint (and requeued on SLURM)

@@ -41,10 +41,18 @@ log = logging.getLogger(__name__)
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written to a temporary file and renamed: a kill mid-write leaves the previous
-    checkpoint intact instead of a truncated one."""
+    checkpoint intact instead of a truncated one. Weights that are not finite are refused."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        from callbacks.finite_guard import NonFiniteError
+        from worldmodel.utils import non_finite_tensors
+
         path = Path(path)
+        bad = non_finite_tensors(checkpoint.get("state_dict", {}))
+        if bad:  # never replace a good checkpoint with a diverged one
+            raise NonFiniteError(f"refusing to write {path}: {len(bad)} weight tensors are "
+                                 f"not finite (first: {bad[0]}); the previous checkpoint is "
+                                 "kept")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:

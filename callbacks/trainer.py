@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 
 from callbacks.preemption import AtomicCheckpointIO, Preemption
 from worldmodel.distributed import GlobalBatchNormSync
+from worldmodel.utils import non_finite_tensors
 
 __all__ = ["LOGGERS", "SetupError", "build_trainer", "check_resumable", "local_processes",
            "make_logger"]
@@ -94,6 +95,11 @@ def check_resumable(checkpoint: Path, meta: dict[str, Any]) -> None:
 
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     old = saved.get("hyper_parameters", {}).get("data_meta", {})
+    bad = non_finite_tensors(saved.get("state_dict", {}))
+    if bad:
+        raise SetupError(f"{checkpoint} holds non-finite weights ({len(bad)} tensors, first "
+                         f"{bad[0]}): written by a run that diverged before this code guarded "
+                         "against it; delete it (or set trainer.resume=false) and rerun")
     diff = [k for k in RESUME_KEYS if old.get(k) != meta.get(k)]
     if diff:
         raise SetupError(f"{checkpoint} was trained with other {diff} than this config; "

@@ -30,6 +30,7 @@ from planners.base import PlannerConfig
 from planners.objectives import fast_bf16
 from planners.protocol import ClosedLoopConfig
 from worldmodel.module import JEPAModule  # the checkpoint's LightningModule
+from worldmodel.utils import non_finite_tensors
 from worldmodel.world_model import JEPAWorldModel
 
 __all__ = ["AGENT_SETTINGS", "PRECISIONS", "PretrainedAgent", "load_agent", "load_world_model",
@@ -56,6 +57,11 @@ def load_world_model(checkpoint: str | Path, device: str | torch.device = "cpu"
         raise FileNotFoundError(f"no checkpoint at {path}")
     module = JEPAModule.load_from_checkpoint(path, map_location=resolve_device(device),
                                                    weights_only=True)
+    bad = non_finite_tensors(module.state_dict())
+    if bad:
+        raise ValueError(f"{path} holds non-finite weights ({len(bad)} tensors, first "
+                         f"{bad[0]}): it comes from a training run that diverged; plan with "
+                         "another checkpoint or retrain with a lower optim.lr")
     meta = module.hparams.get("data_meta")
     if not meta or "env" not in meta:
         raise ValueError(f"{path} holds no pixel dataset meta (a synthetic-world encoder?); "

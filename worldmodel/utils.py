@@ -9,7 +9,8 @@ import torch
 
 from envs.fileio import atomic_write_text, available_cores
 
-__all__ = ["atomic_write_text", "available_cores", "configure_threads", "keep_freed_memory"]
+__all__ = ["atomic_write_text", "available_cores", "configure_threads", "keep_freed_memory",
+           "non_finite_tensors"]
 
 
 def configure_threads(num_threads: int = 0, processes: int = 1) -> int:
@@ -43,3 +44,12 @@ def keep_freed_memory(limit_bytes: int = 1 << 30) -> bool:
         return bool(ok and libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(min(limit_bytes, 2**31 - 1))))
     except (OSError, AttributeError):
         return False
+
+
+def non_finite_tensors(tensors) -> list[str]:
+    """Names of the floating-point tensors of ``tensors`` (a state dict) holding NaN or inf."""
+    import torch
+
+    return [name for name, t in tensors.items()
+            if isinstance(t, torch.Tensor) and t.is_floating_point()
+            and not bool(torch.isfinite(t).all())]

@@ -1,0 +1,82 @@
+"""Fault injection: a run that diverges stops at once, keeps its last good checkpoint, and the
+planner refuses non-finite weights (issue: reliability)."""
+
+import pytest
+import torch
+from conftest import TINY_PIXELS as TINY
+
+import plan
+import train
+from callbacks.finite_guard import NonFiniteError
+from configs.loader import load_config
+from worldmodel.module import JEPAModule
+from worldmodel.pretrained import load_world_model
+
+
+def _poison_loss_from(step, monkeypatch):
+    """Make the training loss NaN from global step ``step`` on (as a huge lr or weight does)."""
+    losses = JEPAModule.losses
+
+    def poisoned(self, batch):
+        out, z = losses(self, batch)
+        if self.training and self.trainer is not None and self.trainer.global_step >= step:
+            out = {**out, "loss": out["loss"] * float("nan")}
+        return out, z
+
+    monkeypatch.setattr(JEPAModule, "losses", poisoned)
+
+
+def _overrides(tiny_dataset, tmp_path):
+    return [*TINY, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
+            "trainer.max_steps=8"]
+
+
+def test_a_diverging_run_stops_at_the_step_and_keeps_its_last_good_checkpoint(
+        tiny_dataset, tmp_path, monkeypatch, capsys):
+    _poison_loss_from(4, monkeypatch)
+    overrides = _overrides(tiny_dataset, tmp_path)
+    assert train.main(["--config", "reacher", *overrides]) == 2
+    err = capsys.readouterr().err
+    assert "training diverged at step 4" in err and "non-finite gradients" in err
+    assert "optim.lr=0.0003" in err and "loss.regulariser_weight=0.1" in err
+    last = tmp_path / "reacher" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] == 3  # the periodic checkpoint before the divergence
+    assert all(torch.isfinite(t).all() for t in saved["state_dict"].values()
+               if t.is_floating_point())
+    assert not (tmp_path / "reacher" / "model.ckpt").exists()
+    monkeypatch.undo()  # a rerun, fixed, resumes from the good checkpoint and finishes
+    assert train.main(["--config", "reacher", *overrides]) == 0
+
+
+def test_no_checkpoint_is_written_with_non_finite_weights(tiny_dataset, tmp_path):
+    from callbacks.preemption import AtomicCheckpointIO
+
+    good = tmp_path / "good.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(2)}}, good)
+    before = good.read_bytes()
+    with pytest.raises(NonFiniteError, match="refusing to write .* the previous checkpoint is "
+                                             "kept"):
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.tensor([1.0, float(
+            "inf")])}}, good)
+    assert good.read_bytes() == before and list(tmp_path.iterdir()) == [good]
+
+
+def test_plan_and_resume_refuse_a_checkpoint_with_non_finite_weights(tiny_dataset, tmp_path,
+                                                                     capsys):
+    overrides = _overrides(tiny_dataset, tmp_path)
+    result = train.train(load_config("reacher", overrides))
+    saved = torch.load(result.checkpoint, weights_only=True)
+    name = next(k for k, v in saved["state_dict"].items() if v.is_floating_point())
+    saved["state_dict"][name] = saved["state_dict"][name] * float("nan")
+    broken = tmp_path / "diverged.ckpt"
+    torch.save(saved, broken)
+    with pytest.raises(ValueError, match="non-finite weights .* diverged"):
+        load_world_model(broken)
+    assert plan.main(["--config", "reacher", *overrides, f"plan.checkpoint={broken}"]) == 2
+    assert "non-finite weights" in capsys.readouterr().err
+    last = result.run_dir / "checkpoints" / "last.ckpt"
+    torch.save(saved, last)  # as an older version of this code could leave it
+    more = [*overrides, "trainer.max_steps=12"]
+    assert train.main(["--config", "reacher", *more]) == 2
+    assert "holds non-finite weights" in capsys.readouterr().err
