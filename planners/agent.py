@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ class BlockMPC:
         self.device = torch.device(device)
         self.plan_ms: list[float] = []
 
-    def begin(self, batch_size: int, seed: int | None) -> None:
+    def begin(self, batch_size: int, seed: int | Sequence[int] | None) -> None:
         self.planner.reset(seed)
         self.batch_size = batch_size
         self.plan: Tensor | None = None  # (B, H, plan_dim)
@@ -129,7 +130,8 @@ class MPCAgent(BlockMPC):
         frames = torch.as_tensor(np.ascontiguousarray(pixels), device=self.device)
         return self.model.encode(frames[:, None])[:, 0].float()
 
-    def reset(self, pixels: np.ndarray, goal_pixels: np.ndarray, seed: int | None = None) -> None:
+    def reset(self, pixels: np.ndarray, goal_pixels: np.ndarray,
+              seed: int | Sequence[int] | None = None) -> None:
         """Start from first frames ``(B, H, W, 3)`` towards goal frames of the same shape.
 
         Before the first frame the history repeats it with zero actions (the robot at rest).
@@ -186,7 +188,7 @@ class SimulatorAgent(BlockMPC):
         self.goal = goal
 
     def reset(self, simulators: list[MujocoSimulator], goal_states: np.ndarray,
-              seed: int | None = None) -> None:
+              seed: int | Sequence[int] | None = None) -> None:
         """``simulators``: one per environment (same model), read at every replan."""
         self.begin(len(simulators), seed)
         self.simulators, self.goal_states = simulators, np.asarray(goal_states)

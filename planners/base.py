@@ -7,7 +7,7 @@ any callable with that signature plans, which is how they are tested on a quadra
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -115,15 +115,36 @@ class Planner:
         self._seed = config.seed
         self._generators: dict[torch.device, torch.Generator] = {}
 
-    def reset(self, seed: int | None = None) -> None:
-        """Restart the random stream (from ``seed``, else the config's)."""
-        self._seed = self.config.seed if seed is None else int(seed)
+    def reset(self, seed: int | Sequence[int] | None = None) -> None:
+        """Restart the random stream (from ``seed``, else the config's). A sequence gives each
+        environment of the batch its own stream (its plans then do not depend on which other
+        environments it is planned with); it must have one seed per environment."""
+        if isinstance(seed, Sequence):
+            self._seed = [int(s) for s in seed]
+        else:
+            self._seed = self.config.seed if seed is None else int(seed)
         self._generators.clear()
 
     def generator(self, device: torch.device) -> torch.Generator:
+        """The batch's generator (a single seed)."""
+        if isinstance(self._seed, list):
+            raise TypeError("this planner has one stream per environment (reset with a list)")
         if device not in self._generators:
             self._generators[device] = torch.Generator(device=device).manual_seed(self._seed)
         return self._generators[device]
+
+    def _noise(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
+        """Standard normal ``(B, ...)``: from the batch's stream, or each row from its own."""
+        if not isinstance(self._seed, list):
+            return torch.randn(shape, generator=self.generator(device), device=device)
+        if len(self._seed) != shape[0]:
+            raise ValueError(f"the planner was reset with {len(self._seed)} seeds for a batch "
+                             f"of {shape[0]} environments")
+        if device not in self._generators:
+            self._generators[device] = [torch.Generator(device=device).manual_seed(s)
+                                        for s in self._seed]
+        return torch.stack([torch.randn(shape[1:], generator=g, device=device)
+                            for g in self._generators[device]])
 
     def initial(self, batch_size: int, action_dim: int, init: Tensor | None,
                 device: torch.device | str | None) -> tuple[Tensor, Tensor]:
@@ -143,8 +164,7 @@ class Planner:
         """``S`` sequences per environment ``(B, S, H, A)``; sample 0 is the mean itself."""
         c = self.config
         B, H, A = mean.shape
-        noise = torch.randn((B, c.samples, H, A), generator=self.generator(mean.device),
-                            device=mean.device)  # (B, S, H, A)
+        noise = self._noise((B, c.samples, H, A), mean.device)  # (B, S, H, A)
         noise[:, 0] = 0.0  # keep the current mean in the running
         return (mean[:, None] + std[:, None] * noise).clamp(c.low, c.high)
 

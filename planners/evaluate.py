@@ -9,7 +9,7 @@ Results are the typed ``EvalReport`` / ``RunSummary`` / ``EpisodeRow`` of ``plan
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -45,13 +45,20 @@ class RandomAgent:
     def __init__(self, action_dim: int) -> None:
         self.action_dim = action_dim
 
-    def reset(self, batch_size: int, seed: int) -> None:
-        # its own stream: seeded like the goal policy, it would replay the goal's actions
+    def reset(self, batch_size: int, seed: int | Sequence[int]) -> None:
+        """One stream for the batch (``seed``), or one per episode (a seed each: an episode's
+        actions then do not depend on its batch). Derived from the seed: seeded like the goal
+        policy, the floor would replay the goal's actions."""
         self.batch_size = batch_size
-        self.rng = np.random.default_rng(derived_seed(seed, "floor"))
+        seeds = list(seed) if isinstance(seed, Sequence) else [seed]
+        if isinstance(seed, Sequence) and len(seeds) != batch_size:
+            raise ValueError(f"give one seed, or one per episode ({batch_size}); got {seed}")
+        self.rngs = [np.random.default_rng(derived_seed(s, "floor")) for s in seeds]
 
     def act(self, pixels: np.ndarray) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, (self.batch_size, self.action_dim))
+        if len(self.rngs) == 1:
+            return self.rngs[0].uniform(-1.0, 1.0, (self.batch_size, self.action_dim))
+        return np.stack([r.uniform(-1.0, 1.0, self.action_dim) for r in self.rngs])
 
 
 def run_episodes(envs: list[PixelEnv], pairs: list[GoalPair], goal: GoalSpec, budget: int,
@@ -103,8 +110,10 @@ def _run_batch(active: list[PixelEnv], batch: list[GoalPair], goal: GoalSpec, bu
             break
     trace = np.stack(dist, axis=1)  # (B, steps + 1)
     plan_ms = [round(ms, 3) for ms in getattr(controller, "plan_ms", [])]
-    return [EpisodeRow(pair.seed, bool(done[j]), int(steps[j]), float(trace[j, -1]),
-                       float(trace[j].min()), trace[j].round(5).tolist(),
+    # each row's trace ends with its own episode (the batch may run on), as if it ran alone
+    traces = [trace[j, :steps[j] + 1] for j in range(len(batch))]
+    return [EpisodeRow(pair.seed, bool(done[j]), int(steps[j]), float(traces[j][-1]),
+                       float(traces[j].min()), traces[j].round(5).tolist(),
                        plan_ms if j == 0 else [],  # one plan call serves the whole batch
                        record.get(j), pair.goal_frame)
             for j, pair in enumerate(batch)]
@@ -132,9 +141,9 @@ def evaluate_closed_loop(make_env: Callable[[], PixelEnv], agent: BlockMPC,
             return RunSummary.from_rows(run_episodes(envs, pairs, goal, budget, start, label,
                                                      videos, cfg.progress))
 
-        def start_agent(active, batch, frames):
+        def start_agent(active, batch, frames):  # every episode its own planner stream
             agent.reset(frames, np.stack([p.goal_frame for p in batch]),
-                        seed=derived_seed(batch[0].seed, "planner"))
+                        seed=[derived_seed(p.seed, "planner") for p in batch])
             return agent
 
         shard = (ShardInfo(cfg.shard, cfg.num_shards, [p.index for p in pairs])
@@ -162,7 +171,7 @@ def _floor(action_dim: int, run: Callable[..., RunSummary]) -> RunSummary:
     floor = RandomAgent(action_dim)
 
     def start(active, batch, frames):
-        floor.reset(len(active), batch[0].seed)
+        floor.reset(len(active), [p.seed for p in batch])
         return floor
 
     return run(start, "random floor")
@@ -186,7 +195,7 @@ def _ceiling(envs: list[PixelEnv], make_env: Callable[[], PixelEnv], goal: GoalS
 
         def start(active, batch, frames):
             sim_agent.reset(sims[:len(active)], np.stack([p.goal_state for p in batch]),
-                            seed=derived_seed(batch[0].seed, "planner"))
+                            seed=[derived_seed(p.seed, "planner") for p in batch])
             return sim_agent
 
         return run(start, "true-sim ceiling")

@@ -83,3 +83,30 @@ def test_shards_deal_whole_batches_and_cover_every_episode_once():
     assert ClosedLoopConfig(**cfg).episode_indices() == list(range(11))
     with pytest.raises(ValueError, match="0 <= shard < num_shards"):
         ClosedLoopConfig(shard=2, num_shards=2)
+
+
+class _RandomPlans(BlockMPC):
+    """Executes the planner's random samples (a flat cost): its actions are the planner's
+    random stream, so a batch-dependent stream shows up in the episodes."""
+
+    def reset(self, pixels, goal_pixels, seed=None):
+        self.begin(len(pixels), seed)
+
+    def cost_fn(self):
+        return lambda actions: actions[..., 0].sum(-1)  # (B, S): any deterministic cost
+
+
+def test_an_episode_s_result_does_not_depend_on_the_batch_it_ran_in():
+    rows = {}
+    for num_envs in (1, 3):
+        planner = build_planner("cem", {"horizon": 2, "samples": 8, "elites": 2,
+                                        "iterations": 2})
+        cfg = ClosedLoopConfig(episodes=4, num_envs=num_envs, budget=8, goal_offset=5,
+                               progress=False, videos=0)
+        report = evaluate_closed_loop(lambda: make_pixel_env("wm/reacher-v0", 32),
+                                      _RandomPlans(planner, 2), cfg)
+        rows[num_envs] = report
+    for run in ("agent", "floor", "ceiling"):
+        one = [r.distance for r in getattr(rows[1], run).rows]
+        three = [r.distance for r in getattr(rows[3], run).rows]
+        assert one == three, run
