@@ -36,6 +36,7 @@ from configs.schema import ExperimentConfig
 from envs.collect import array_task_shard, collect_rollouts, default_dataset_dir, ensure_dataset
 from envs.dataset import DatasetError
 from envs.fileio import is_launch_rank_zero
+from envs.registry import UnknownEnvError
 from worldmodel.data import PixelDataModule
 from worldmodel.module import JEPAModule
 from worldmodel.streams import SyntheticDataModule
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.collect_only:
             return collect_only(cfg)
         result = train(cfg)
-    except (ConfigError, DatasetError, SetupError, NonFiniteError) as err:
+    except (ConfigError, DatasetError, SetupError, NonFiniteError, UnknownEnvError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except SIGTERMException:  # Preemption saved the step's checkpoint (and requeued on SLURM)

@@ -19,7 +19,8 @@ from envs.dmc import DMControlEnv
 from envs.goals import GoalSpec
 from envs.pixel_env import PixelEnv
 
-__all__ = ["GOALS", "WM_ENV_IDS", "env_spec", "make_pixel_env", "register_envs"]
+__all__ = ["GOALS", "WM_ENV_IDS", "UnknownEnvError", "env_spec", "make_pixel_env",
+           "register_envs"]
 
 GOALS: dict[str, GoalSpec] = {
     # every joint within 0.05 rad of the goal configuration (stable-worldmodel's qpos_match)
@@ -89,6 +90,10 @@ WM_ENV_IDS: tuple[str, ...] = tuple(_INNER)
 assert set(GOALS) == set(_INNER), "every wm/ id declares a goal"
 
 
+class UnknownEnvError(ValueError):
+    """An env id that neither this package, Gymnasium nor a named plug-in module registers."""
+
+
 def register_envs() -> None:
     """Register every ``wm/`` id with Gymnasium (idempotent)."""
     for env_id, build_inner in _INNER.items():
@@ -128,7 +133,13 @@ def env_spec(env_id: str):
         except ImportError as err:
             raise ImportError(f"cannot import {module!r} for env id {module}:{env_id} ({err}); "
                               "is it on PYTHONPATH?") from err
-    return gym.spec(env_id)  # raises gymnasium's NameNotFound, with a suggestion
+    try:
+        return gym.spec(env_id)
+    except gym.error.Error as err:  # NameNotFound and friends, with gymnasium's suggestion
+        raise UnknownEnvError(
+            f"unknown env id {env_id!r} ({err}); built-in ids: {', '.join(WM_ENV_IDS)}; "
+            "any registered Gymnasium id works, and a plug-in is given as "
+            "'module:EnvName-v0' (docs/plugin_env.md)") from None
 
 
 def _returns_pixel_env(spec) -> bool:

@@ -34,6 +34,9 @@ class ClosedLoopConfig:
     num_shards: int = 1
 
     def __post_init__(self) -> None:
+        if self.videos < 0 or self.replan_every < 1:
+            raise ValueError(f"plan.eval.videos must be >= 0 and replan_every >= 1, got "
+                             f"{self.videos}, {self.replan_every}")
         if self.episodes < 1 or self.num_envs < 1:
             raise ValueError(f"episodes and num_envs must be >= 1, got {self.episodes}, "
                              f"{self.num_envs}")

@@ -80,3 +80,20 @@ def test_plan_and_resume_refuse_a_checkpoint_with_non_finite_weights(tiny_datase
     more = [*overrides, "trainer.max_steps=12"]
     assert train.main(["--config", "reacher", *more]) == 2
     assert "holds non-finite weights" in capsys.readouterr().err
+
+
+def test_an_unknown_env_id_is_one_clear_error(tmp_path, capsys):
+    assert train.main(["--config", "reacher", f"output_dir={tmp_path}", "env.id=wm/reachr-v0",
+                       "trainer.progress_bar=false"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown env id 'wm/reachr-v0'") and "Did you mean" in err
+    assert "Traceback" not in err and "module:EnvName-v0" in err
+
+
+def test_evaluation_counts_are_range_checked():
+    from planners.protocol import ClosedLoopConfig
+
+    with pytest.raises(ValueError, match="videos must be >= 0"):
+        ClosedLoopConfig(videos=-1)
+    with pytest.raises(ValueError, match="ceiling_samples must be >= 2"):
+        ClosedLoopConfig(ceiling_samples=1)

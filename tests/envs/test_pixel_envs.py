@@ -138,7 +138,7 @@ def test_adapter_rejects_bad_options():
         PixelEnv(_Recorder(), goal={"indices": [5], "tolerance": 0.1})
     with pytest.raises(ValueError, match="action_repeat"):
         PixelEnv(_Recorder(), action_repeat=0)
-    with pytest.raises(gym.error.NameNotFound):
+    with pytest.raises(ValueError, match="unknown env id 'NoSuchEnv-v0'"):
         make_pixel_env("NoSuchEnv-v0")
 
 
