@@ -10,6 +10,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -107,8 +109,22 @@ def collect_shard(env, policy, root: Path, shard: int, collect: CollectConfig, r
     report("shard", shard)
 
 
+def _exit_with_parent() -> None:
+    """Exit this worker soon after the process that started it is gone (killed with -9, or
+    with SIGTERM before it could stop its workers): orphans would collect on for nothing."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)  # a shard being written stays a temporary folder, never a complete shard
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _worker(job: dict[str, Any], tasks, events) -> None:
     """Worker process: one env and one renderer for its life, shards from ``tasks``."""
+    _exit_with_parent()
     try:
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker, also for resizing
         env_cfg, collect = EnvConfig(**job["env"]), CollectConfig(**job["collect"])

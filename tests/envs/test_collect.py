@@ -1,6 +1,7 @@
 """Collection: dataset layout, determinism, resume, crash safety, clear errors."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -144,6 +145,41 @@ def test_killed_collector_leaves_only_complete_shards_and_resumes(tmp_path):
     assert data.num_episodes == 40 and sorted(data.episodes()[:, 0]) == list(range(40))
     assert not list(out.glob(".shard-*"))
     data.verify()
+
+
+def _children(pid):
+    done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in done.stdout.split()]
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")  # a zombie (exited, not yet reaped) counts as gone
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_stop_when_the_collector_is_killed(tmp_path, sig):
+    out = tmp_path / "d"
+    cmd = [sys.executable, "-m", "envs.collect", "--out", str(out), "--episodes", "400",
+           "--steps", "50", "--episodes-per-shard", "2", "--image-size", "16", "--workers", "2",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / "shard-00001").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
+    proc.send_signal(sig)
+    proc.wait()
+    deadline = time.time() + 10
+    while any(_alive(p) for p in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in workers if _alive(p)], "workers outlived the collector"
+    assert len(list(out.glob("shard-*"))) < 200  # they did not collect on to the end
 
 
 def test_mismatched_settings_are_refused(tmp_path):
