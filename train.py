@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 from callbacks.finite_guard import FiniteGuard, NonFiniteError
 from callbacks.identifiability import SyntheticIdentifiabilityProbe, identifiability_summary
 from callbacks.latent_stats import LatentStats
-from callbacks.preemption import Preemption, install_signal_flags
+from callbacks.preemption import Preemption, install_signal_flags, remove_stale_temporaries
 from callbacks.state_probe import StateProbe, probe_summary
 from callbacks.trainer import SetupError, build_trainer, check_resumable, local_processes
 from configs.loader import ConfigError, load_config
@@ -115,6 +115,8 @@ def train_pixels(cfg: ExperimentConfig, run_dir: Path,
     trainer = build_trainer(t, run_dir, callbacks, cfg.name, val_check_interval=t.val_every_n_steps,
                             check_val_every_n_epoch=None, num_sanity_val_steps=0,
                             limit_val_batches=20, use_distributed_sampler=False)
+    for tmp in remove_stale_temporaries(resume.parent):
+        log.info("removed %s, left by a checkpoint write that was killed", tmp)
     ckpt_path = str(resume) if t.resume and resume.exists() else None
     if ckpt_path:
         check_resumable(resume, data.model_meta)

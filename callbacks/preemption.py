@@ -26,6 +26,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files ``AtomicCheckpointIO`` left in ``folder`` when a process was
+    killed mid-write (those of live processes are kept); the paths removed."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit("-", 1)[1])
+            os.kill(pid, 0)  # raises when no such process
+            continue
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue  # not ours, or another user's live process
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
 
 
 def slurm_job_id() -> str | None:
@@ -162,6 +181,12 @@ class Preemption(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule,
                      exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
+            # Ctrl-C stops mid-step, so no checkpoint is written now; the periodic one stays
+            where = (f"rerun the same command to resume from {self.checkpoint} (the last "
+                     "periodic checkpoint)" if self.checkpoint.exists() else
+                     "no checkpoint was written yet, so a rerun starts over")
+            print(f"\ninterrupted at step {trainer.global_step}: {where}", file=sys.stderr)
         if not (isinstance(exception, SIGTERMException) and self._stop is not None):
             self._restore_handlers()
             return  # a real error: the last periodic checkpoint stays the resume point

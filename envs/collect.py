@@ -258,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the workers ignore Ctrl-C; closing the pool stopped them
+        print(f"\ninterrupted: complete shards are kept in {args.out}; rerun the same command "
+              "to resume", file=sys.stderr)
+        return 130
     state = "complete" if result.complete else "incomplete (other shards pending)"
     print(f"{result.path}: wrote {len(result.shards_written)} shards, skipped "
           f"{len(result.shards_skipped)} complete ones; {result.frames} frames in "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -124,6 +125,7 @@ def _exit_with_parent() -> None:
 
 def _worker(job: dict[str, Any], tasks, events) -> None:
     """Worker process: one env and one renderer for its life, shards from ``tasks``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the collector's to handle
     _exit_with_parent()
     try:
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker, also for resizing

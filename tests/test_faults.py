@@ -97,3 +97,42 @@ def test_evaluation_counts_are_range_checked():
         ClosedLoopConfig(videos=-1)
     with pytest.raises(ValueError, match="ceiling_samples must be >= 2"):
         ClosedLoopConfig(ceiling_samples=1)
+
+
+def test_ctrl_c_in_training_says_how_to_resume(tiny_dataset, tmp_path, capsys):
+    import os
+    import signal
+
+    import lightning as L
+
+    class CtrlCAt(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if trainer.global_step == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    cfg = load_config("reacher", _overrides(tiny_dataset, tmp_path))
+    try:
+        with pytest.raises((SystemExit, KeyboardInterrupt)):
+            train.train(cfg, extra_callbacks=[CtrlCAt()])
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores it after
+    err = capsys.readouterr().err
+    last = tmp_path / "reacher" / "checkpoints" / "last.ckpt"
+    assert "interrupted at step" in err and f"resume from {last}" in err
+    assert torch.load(last, weights_only=True)["global_step"] == 3  # the periodic checkpoint
+
+
+def test_a_checkpoint_write_killed_midway_leaves_no_temporary_behind(tiny_dataset, tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    folder = tmp_path / "reacher" / "checkpoints"
+    folder.mkdir(parents=True)
+    stale = folder / f".last.ckpt.tmp-{dead}"  # what a kill during torch.save leaves
+    stale.write_bytes(b"\0" * 4096)
+    mine = folder / f".last.ckpt.tmp-{__import__('os').getppid()}"  # a live process's: kept
+    mine.write_bytes(b"\0")
+    train.train(load_config("reacher", _overrides(tiny_dataset, tmp_path)))
+    assert not stale.exists() and mine.exists()

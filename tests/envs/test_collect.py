@@ -182,6 +182,26 @@ def test_workers_stop_when_the_collector_is_killed(tmp_path, sig):
     assert len(list(out.glob("shard-*"))) < 200  # they did not collect on to the end
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_collection_with_one_message_and_it_resumes(tmp_path, workers):
+    out = tmp_path / "d"
+    cmd = [sys.executable, "-m", "envs.collect", "--out", str(out), "--episodes", "400",
+           "--steps", "50", "--episodes-per-shard", "2", "--image-size", "16", "--workers",
+           workers, "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    while not (out / "shard-00001").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "rerun the same command to resume" in err
+    partial = PixelDataset(out, allow_incomplete=True)
+    for shard in partial.shards:  # what was kept is whole
+        shard.verify()
+
+
 def test_mismatched_settings_are_refused(tmp_path):
     _collect(tmp_path / "d")
     with pytest.raises(DatasetError, match="episode_steps: on disk 8, requested 9"):
