@@ -74,6 +74,16 @@ def build_trainer(t: Any, run_dir: Path, callbacks: list[L.Callback], run_name: 
         log_every_n_steps=t.log_every_n_steps, default_root_dir=run_dir, **kwargs)
 
 
+def _first_change(saved: dict[str, Any], now: dict[str, Any], key: str) -> str:
+    """``"model.latent_dim: 32 in the checkpoint, 16 now"`` for the first differing entry."""
+    a, b = saved[key], now.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return f"{key}.{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now"
+    return f"{key}: {a!r} in the checkpoint, {b!r} now"
+
+
 def local_processes(t: Any) -> int:
     """Training processes sharing this process's cores: torchrun's local count, else
     ``trainer.devices`` when Lightning starts CPU processes itself, else 1 (``srun`` gives
@@ -85,7 +95,8 @@ def local_processes(t: Any) -> int:
     return 1
 
 
-def check_resumable(checkpoint: Path, meta: dict[str, Any]) -> None:
+def check_resumable(checkpoint: Path, meta: dict[str, Any],
+                    hparams: dict[str, Any] | None = None) -> None:
     """Refuse to resume a run made on another dataset or window setting.
 
     Raises:
@@ -100,6 +111,14 @@ def check_resumable(checkpoint: Path, meta: dict[str, Any]) -> None:
         raise SetupError(f"{checkpoint} holds non-finite weights ({len(bad)} tensors, first "
                          f"{bad[0]}): written by a run that diverged before this code guarded "
                          "against it; delete it (or set trainer.resume=false) and rerun")
+    settings = saved.get("hyper_parameters", {})
+    changed = [k for k in ("model", "loss", "optim", "max_steps")
+               if hparams is not None and k in settings and settings[k] != hparams.get(k)]
+    if changed:
+        raise SetupError(f"{checkpoint} was trained with other {changed} settings than this "
+                         f"config ({_first_change(settings, hparams, changed[0])}); resuming "
+                         "would continue another model or schedule. Give the run another "
+                         "name=..., or set trainer.resume=false to start over in this folder")
     diff = [k for k in RESUME_KEYS if old.get(k) != meta.get(k)]
     if diff:
         raise SetupError(f"{checkpoint} was trained with other {diff} than this config; "

@@ -131,8 +131,9 @@ def env_spec(env_id: str):
         try:
             importlib.import_module(module)
         except ImportError as err:
-            raise ImportError(f"cannot import {module!r} for env id {module}:{env_id} ({err}); "
-                              "is it on PYTHONPATH?") from err
+            raise UnknownEnvError(f"cannot import {module!r} for env id {module}:{env_id} "
+                                  f"({err}); is it on PYTHONPATH? (run from the folder that "
+                                  "holds it, or PYTHONPATH=that/folder)") from None
     try:
         return gym.spec(env_id)
     except gym.error.Error as err:  # NameNotFound and friends, with gymnasium's suggestion

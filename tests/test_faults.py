@@ -136,3 +136,46 @@ def test_a_checkpoint_write_killed_midway_leaves_no_temporary_behind(tiny_datase
     mine.write_bytes(b"\0")
     train.train(load_config("reacher", _overrides(tiny_dataset, tmp_path)))
     assert not stale.exists() and mine.exists()
+
+
+@pytest.fixture(scope="module")
+def trained_tiny(tiny_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("trained")
+    overrides = [*TINY, f"output_dir={root}", f"data.path={tiny_dataset}", "env.image_size=32"]
+    return overrides, train.train(load_config("reacher", overrides))
+
+
+def test_unreadable_checkpoints_and_devices_are_clear_errors(trained_tiny, tmp_path, capsys):
+    overrides, result = trained_tiny
+    whole = result.checkpoint.read_bytes()
+    cases = {"truncated.ckpt": whole[: len(whole) // 2],
+             "random.ckpt": __import__("os").urandom(4096)}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        assert plan.main(["--config", "reacher", *overrides,
+                          f"plan.checkpoint={tmp_path / name}"]) == 2
+        err = capsys.readouterr().err
+        assert "is not a readable world-model checkpoint" in err and "Traceback" not in err
+    if not torch.cuda.is_available():
+        assert plan.main(["--config", "reacher", *overrides, "plan.device=cuda"]) == 2
+        assert "no CUDA GPU is visible" in capsys.readouterr().err
+
+
+def test_resuming_with_other_model_or_optimiser_settings_is_refused(trained_tiny, capsys):
+    overrides, result = trained_tiny
+    last = result.run_dir / "checkpoints" / "last.ckpt"
+    assert last.exists()
+    for change, says in (("model.latent_dim=16", "model.latent_dim: 8 in the checkpoint, 16 now"),
+                         ("optim.lr=0.001", "optim.lr: 0.0003 in the checkpoint, 0.001 now"),
+                         ("trainer.max_steps=9", "max_steps: 6 in the checkpoint, 9 now")):
+        assert train.main(["--config", "reacher", *overrides, change]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "trainer.resume=false" in err, err
+
+
+def test_a_plug_in_module_missing_from_the_path_is_a_clear_error(tmp_path, capsys):
+    assert train.main(["--config", "reacher", f"output_dir={tmp_path}",
+                       "env.id=no_such_module:MyEnv-v0", "trainer.progress_bar=false"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot import 'no_such_module'" in err and "PYTHONPATH" in err
+    assert "Traceback" not in err

@@ -13,6 +13,7 @@ with a factory for the env of the checkpoint's dataset (or ``env_id``) and its g
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import partial
@@ -45,7 +46,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` is CUDA when available, else the CPU; anything else as ``torch.device``."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"plan.device={device!r} is not a device ({err}); use auto, cpu or "
+                         "cuda[:N]") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"plan.device={device!r} but no CUDA GPU is visible to this process; "
+                         "use plan.device=cpu, or auto (the GPU when there is one)")
+    return resolved
 
 
 def load_world_model(checkpoint: str | Path, device: str | torch.device = "cpu"
@@ -55,8 +64,14 @@ def load_world_model(checkpoint: str | Path, device: str | torch.device = "cpu"
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    module = JEPAModule.load_from_checkpoint(path, map_location=resolve_device(device),
-                                                   weights_only=True)
+    device = resolve_device(device)
+    try:
+        module = JEPAModule.load_from_checkpoint(path, map_location=device, weights_only=True)
+    except (RuntimeError, IndexError, KeyError, EOFError, ValueError, TypeError,
+            pickle.UnpicklingError) as err:
+        raise ValueError(f"{path} is not a readable world-model checkpoint ({type(err).__name__}:"
+                         f" {str(err)[:200]}): truncated, corrupt, or written by something "
+                         "else; use a model.ckpt that train.py wrote") from None
     bad = non_finite_tensors(module.state_dict())
     if bad:
         raise ValueError(f"{path} holds non-finite weights ({len(bad)} tensors, first "
