@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.config import CollectConfig, EnvConfig
-from envs.dataset import META, DatasetError, read_meta, shard_name
+from envs.dataset import META, DatasetError, PixelDataset, read_meta, shard_name
 from envs.dataset_meta import build_meta, differences, open_dataset, package_versions
 from envs.fileio import atomic_write_text, available_cores, is_launch_rank_zero
 from envs.rollouts import WorkerPool, episode_seeds, episodes_of, make_env, run_in_process
@@ -115,6 +115,11 @@ def collect_rollouts(out: str | Path, env: EnvConfig | None = None,
             for stale in root.glob(f".{shard_name(k)}.tmp-*"):
                 shutil.rmtree(stale, ignore_errors=True)
         todo = [k for k in planned if not (root / shard_name(k)).is_dir()]
+        if len(todo) < len(planned):  # resuming: the shards kept must be sound
+            kept = PixelDataset(root, allow_incomplete=True)
+            for s in kept.shards:
+                if int(s.info["index"]) in planned:
+                    s.verify_once()
         total = sum(len(episodes_of(k, collect)) for k in todo) * (collect.episode_steps + 1)
         frames = _run_workers(job, todo, pool, total, progress, env.id)
     finally:

@@ -42,6 +42,7 @@ __all__ = ["FORMAT_VERSION", "DatasetError", "PixelDataset", "Shard", "read_meta
 
 FORMAT_VERSION = 1
 META = "meta.json"
+VERIFIED = ".verified"  # per shard: the file sizes and times its checksums last passed at
 ARRAYS = {"pixels": np.uint8, "actions": np.float32, "states": np.float32,
           "rewards": np.float32, "episodes": np.int64}
 OPTIONAL_ARRAYS = {"physics": np.float64}
@@ -170,8 +171,30 @@ class Shard:
         """Check every array's CRC32 against shard.json (reads the whole shard)."""
         for name, expected in self.info["files"].items():
             if _crc(self.array(name)) != expected["crc32"]:
-                raise DatasetError(f"{self.path / (name + '.npy')} fails its checksum; delete "
-                                   f"{self.path} and rerun the collect command")
+                raise DatasetError(f"{self.path / (name + '.npy')} fails its checksum: its "
+                                   f"bytes changed after it was written; delete {self.path} "
+                                   "and rerun the collect command, which rewrites that shard")
+
+    def _stamp(self) -> dict[str, list[int]]:
+        return {name: [(st := (self.path / f"{name}.npy").stat()).st_size, st.st_mtime_ns]
+                for name in self.info["files"]}
+
+    def verify_once(self) -> bool:
+        """``verify`` unless this shard passed it before with its files unchanged (size and
+        modification time, remembered in ``.verified`` where the folder is writable); whether
+        it read the shard."""
+        stamp_file = self.path / VERIFIED
+        try:
+            if json.loads(stamp_file.read_text()) == self._stamp():
+                return False
+        except (OSError, ValueError):
+            pass
+        self.verify()
+        try:
+            stamp_file.write_text(json.dumps(self._stamp()))
+        except OSError:  # a read-only dataset: verified again next time
+            pass
+        return True
 
 
 class PixelDataset:
@@ -272,3 +295,8 @@ class PixelDataset:
         """Check every shard's checksums (reads the whole dataset)."""
         for shard in self.shards:
             shard.verify()
+
+    def verify_once(self) -> int:
+        """Check the checksums of every shard not verified since its files last changed
+        (``Shard.verify_once``): once per dataset in practice; the shards read."""
+        return sum(shard.verify_once() for shard in self.shards)

@@ -179,3 +179,33 @@ def test_a_plug_in_module_missing_from_the_path_is_a_clear_error(tmp_path, capsy
     err = capsys.readouterr().err
     assert "cannot import 'no_such_module'" in err and "PYTHONPATH" in err
     assert "Traceback" not in err
+
+
+def test_flipped_bytes_are_found_when_a_dataset_is_opened_or_resumed(tiny_dataset, tmp_path,
+                                                                     capsys):
+    import shutil
+
+    import numpy as np
+
+    from envs.collect import main as collect_main
+    from envs.dataset import DatasetError, PixelDataset
+    from worldmodel.data import PixelDataModule
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    cfg = load_config("reacher", _overrides(tiny_dataset, tmp_path))
+    PixelDataModule(data, cfg.data, 8)  # sound: verified once, remembered
+    assert PixelDataset(data).verify_once() == 0  # nothing read again
+    pixels = data / "shard-00001" / "pixels.npy"
+    raw = bytearray(pixels.read_bytes())
+    raw[-4096:] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    pixels.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match="shard-00001/pixels.npy fails its checksum.*rerun "
+                                           "the collect command"):
+        PixelDataModule(data, cfg.data, 8)
+    meta = PixelDataset(data, allow_incomplete=True).meta
+    assert collect_main(["--out", str(data), "--episodes", str(meta["num_episodes"]),
+                         "--steps", str(meta["episode_steps"]), "--image-size", "32",
+                         "--episodes-per-shard", str(meta["episodes_per_shard"]),
+                         "--seed", str(meta["seed"]), "--workers", "1", "--no-progress"]) == 2
+    assert "fails its checksum" in capsys.readouterr().err

@@ -187,6 +187,7 @@ class PixelDataModule(L.LightningDataModule):
         super().__init__()
         self.path, self.config, self.batch_size, self.seed = Path(path), config, batch_size, seed
         self.dataset = PixelDataset(self.path)
+        self.dataset.verify_once()  # corrupt bytes are an error, not training data
         train_eps, val_eps = split_episodes(len(self.dataset.episodes()), config.val_fraction,
                                             seed)
         self.train_set, self.val_set = (
