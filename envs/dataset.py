@@ -42,6 +42,7 @@ __all__ = ["FORMAT_VERSION", "DatasetError", "PixelDataset", "Shard", "read_meta
 
 FORMAT_VERSION = 1
 META = "meta.json"
+SHARD_META_KEYS = ("env", "state_names", "state_dim", "action_dim", "policy", "seed")
 VERIFIED = ".verified"  # per shard: the file sizes and times its checksums last passed at
 ARRAYS = {"pixels": np.uint8, "actions": np.float32, "states": np.float32,
           "rewards": np.float32, "episodes": np.int64}
@@ -112,6 +113,9 @@ def write_dataset_shard(root: str | Path, index: int, arrays: dict[str, np.ndarr
                            "crc32": _crc(array)}
         info = {"index": index, "num_frames": int(arrays["pixels"].shape[0]),
                 "num_episodes": int(arrays["episodes"].shape[0]), "files": files}
+        if (root / META).is_file():  # what the shard was collected as, checked on every read
+            meta = json.loads((root / META).read_text())
+            info["meta"] = {k: meta[k] for k in SHARD_META_KEYS if k in meta}
         (tmp / "shard.json").write_text(json.dumps(info, indent=1))
         _fsync_dir(tmp)
         final = root / shard_name(index)
@@ -247,6 +251,15 @@ class PixelDataset:
                                    "other settings; delete it and rerun the collect command")
         if info.get("index") != index or "episodes" not in files:
             raise DatasetError(f"{file} does not describe {shard_name(index)}; delete {path}")
+        recorded = info.get("meta", {})  # absent in shards written before it was recorded
+        changed = [k for k in recorded if json.dumps(recorded[k], sort_keys=True)
+                   != json.dumps(m.get(k), sort_keys=True)]
+        if changed:
+            k = changed[0]
+            raise DatasetError(f"{self.root / META} does not describe {shard_name(index)}: "
+                               f"{k} is {m.get(k)!r} there but the shard was collected with "
+                               f"{recorded[k]!r}; meta.json was edited or the shard comes "
+                               "from another dataset. Restore meta.json, or collect again")
         return info
 
     # -- views ---------------------------------------------------------------------------

@@ -209,3 +209,29 @@ def test_flipped_bytes_are_found_when_a_dataset_is_opened_or_resumed(tiny_datase
                          "--episodes-per-shard", str(meta["episodes_per_shard"]),
                          "--seed", str(meta["seed"]), "--workers", "1", "--no-progress"]) == 2
     assert "fails its checksum" in capsys.readouterr().err
+
+
+def test_an_edited_meta_json_is_refused_naming_the_key(tiny_dataset, tmp_path):
+    import json
+    import shutil
+
+    from envs.collect import CollectConfig, EnvConfig, collect_rollouts
+    from envs.dataset import DatasetError, PixelDataset
+
+    root = tmp_path / "fresh"  # shards written by this code record what they were collected as
+    collect_rollouts(root, EnvConfig(image_size=16), CollectConfig(
+        episodes=2, episode_steps=4, episodes_per_shard=1, workers=1), progress=False)
+    PixelDataset(root)
+    meta = json.loads((root / "meta.json").read_text())
+    meta["env"]["id"] = "wm/point_mass-v0"  # same shapes: only the record can tell
+    (root / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match="does not describe shard-00000: env is .*point_mass"
+                                           ".* collected with .*reacher.* Restore meta.json"):
+        PixelDataset(root)
+    old = tmp_path / "old"  # shards from before carry no record: still read
+    shutil.copytree(tiny_dataset, old)
+    for info in old.glob("shard-*/shard.json"):
+        d = json.loads(info.read_text())
+        d.pop("meta", None)
+        info.write_text(json.dumps(d))
+    PixelDataset(old)
