@@ -99,4 +99,13 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[st
     except OmegaConfBaseException as err:
         raise _explain(err, "resolution") from None
     except ValueError as err:  # a component config's own validation (__post_init__)
-        raise ConfigError(f"invalid config ({path}): {err}") from None
+        raise ConfigError(f"invalid config ({_blame(str(err), overrides, path)}): {err}"
+                          ) from None
+
+
+def _blame(message: str, overrides: list[str] | tuple[str, ...], path: Path) -> str:
+    """Where the values a validation error names came from: the command line for the keys
+    it names that were given there, else the YAML file."""
+    given = [o for o in overrides if o.split("=", 1)[0] in message
+             or o.split("=", 1)[0].rsplit(".", 1)[-1] in message]
+    return f"command line: {' '.join(given)}" if given else str(path)

@@ -26,6 +26,11 @@ class EnvConfig:
     state: str = "auto"
     goal: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        if self.image_size < 8 or self.action_repeat < 1:
+            raise ValueError(f"env.image_size must be >= 8 pixels and env.action_repeat >= 1, "
+                             f"got {self.image_size} and {self.action_repeat}")
+
 
 @dataclass
 class CollectConfig:

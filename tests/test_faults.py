@@ -235,3 +235,17 @@ def test_an_edited_meta_json_is_refused_naming_the_key(tiny_dataset, tmp_path):
         d.pop("meta", None)
         info.write_text(json.dumps(d))
     PixelDataset(old)
+
+
+@pytest.mark.parametrize("override, says", [
+    ("model.encoder=foo", "unknown model.encoder 'foo'"),
+    ("model.predictor=bar", "unknown model.predictor 'bar'"),
+    ("env.image_size=7", "env.image_size must be >= 8"),
+    ("trainer.batch_size=0", "trainer.batch_size must be >= 1"),
+    ("optim.lr=-1", "optim.lr must be > 0"),
+])
+def test_bad_values_are_one_line_blaming_the_command_line(tmp_path, capsys, override, says):
+    assert train.main(["--config", "reacher", f"output_dir={tmp_path}", override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: invalid config (command line: {override})") and says in err
+    assert not list(tmp_path.iterdir())  # refused before anything was collected or written

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from worldmodel.encoders import EncoderSpec, build_encoder
-from worldmodel.predictors import build_predictor
+from worldmodel.encoders import ENCODERS, EncoderSpec, build_encoder
+from worldmodel.predictors import PREDICTORS, build_predictor
 
 __all__ = ["PROJECTORS", "JEPAWorldModel", "ModelConfig", "build_projector"]
 
@@ -47,6 +47,12 @@ class ModelConfig:
     predictor_layers: int = 3
 
     def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown model.encoder {self.encoder!r}; choose one of "
+                             f"{list(ENCODERS)}")
+        if self.predictor not in PREDICTORS:
+            raise ValueError(f"unknown model.predictor {self.predictor!r}; choose one of "
+                             f"{list(PREDICTORS)}")
         if self.projector not in PROJECTORS:
             raise ValueError(f"unknown model.projector {self.projector!r}; choose one of "
                              f"{list(PROJECTORS)}")
