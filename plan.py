@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import logging
 import sys
+import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from omegaconf import OmegaConf
 from configs.loader import ConfigError, load_config
 from configs.schema import ExperimentConfig
 from envs.collect import package_versions
+from envs.fileio import check_writable
 from planners.evaluate import DatasetGoals, evaluate_closed_loop
 from planners.report import ShardError, merge_shards, write_eval_shard, write_report
 from planners.results import EvalReport, RunSummary
@@ -64,6 +66,7 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
                         **asdict(p.planner.settings()), replan_every=p.eval.replan_every,
                         objective=p.eval.objective, hold=p.eval.hold)
     dataset = DatasetGoals.from_meta(loaded.meta)  # read only for goal source "dataset"
+    out = check_writable(p.out or path.parent / f"plan-{p.planner.name}", "plan.out")
     start = time.perf_counter()
     report = evaluate_closed_loop(loaded.make_env, loaded.agent, p.eval, loaded.goal, dataset)
     planner = {**asdict(loaded.planner_config), "name": loaded.planner,
@@ -74,14 +77,25 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
         precision="bf16" if loaded.bf16 else "fp32", wall_seconds=time.perf_counter() - start,
         config=OmegaConf.to_container(OmegaConf.structured(cfg.plan)),
         versions=package_versions())
-    out = Path(p.out or path.parent / f"plan-{p.planner.name}")
     if p.eval.num_shards == 1:
-        return report, write_report(report, out)
+        return report, _write_safely(report, out)
     shard = write_eval_shard(report, out)
     merged = merge_shards(out, p.eval.num_shards)  # the last shard to finish merges
     if merged is None:
         return report, shard
     return merged, write_report(merged, out)
+
+
+def _write_safely(report: EvalReport, out: Path) -> Path:
+    """``write_report``; if ``out`` fails now (it was writable when the run started), the
+    report goes to a fresh temporary folder instead, which the log names."""
+    try:
+        return write_report(report, out)
+    except OSError as err:
+        safe = Path(tempfile.mkdtemp(prefix="plan-report-"))
+        log.warning("could not write the report to %s (%s); wrote it to %s instead", out,
+                    err, safe)
+        return write_report(report, safe)
 
 
 def merge(folder: Path) -> tuple[EvalReport, Path]:

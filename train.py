@@ -35,7 +35,7 @@ from configs.loader import ConfigError, load_config
 from configs.schema import ExperimentConfig
 from envs.collect import array_task_shard, collect_rollouts, default_dataset_dir, ensure_dataset
 from envs.dataset import DatasetError
-from envs.fileio import is_launch_rank_zero
+from envs.fileio import OutputError, check_writable, is_launch_rank_zero
 from envs.registry import UnknownEnvError
 from worldmodel.data import PixelDataModule
 from worldmodel.module import JEPAModule
@@ -149,6 +149,8 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None,
     keep_freed_memory()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(run_dir or Path(cfg.output_dir) / cfg.name)
+    if is_launch_rank_zero():  # before a dataset is collected or a step is taken
+        check_writable(run_dir, "output_dir")
     if cfg.mode == "synthetic":
         return train_synthetic(cfg, run_dir)
     return train_pixels(cfg, run_dir, extra_callbacks)
@@ -195,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.collect_only:
             return collect_only(cfg)
         result = train(cfg)
-    except (ConfigError, DatasetError, SetupError, NonFiniteError, UnknownEnvError) as err:
+    except (ConfigError, DatasetError, SetupError, NonFiniteError, UnknownEnvError,
+            OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except SIGTERMException:  # Preemption saved the step's checkpoint (and requeued on SLURM)

@@ -24,7 +24,7 @@ from typing import Any
 from envs.config import CollectConfig, EnvConfig
 from envs.dataset import META, DatasetError, PixelDataset, read_meta, shard_name
 from envs.dataset_meta import build_meta, differences, open_dataset, package_versions
-from envs.fileio import atomic_write_text, available_cores, is_launch_rank_zero
+from envs.fileio import atomic_write_text, available_cores, check_writable, is_launch_rank_zero
 from envs.rollouts import WorkerPool, episode_seeds, episodes_of, make_env, run_in_process
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def collect_rollouts(out: str | Path, env: EnvConfig | None = None,
     env, collect = env or EnvConfig(), collect or CollectConfig()
     _check_config(collect, shard)
     start = time.perf_counter()
-    root = Path(out)
+    root = check_writable(out, "the dataset folder (--out)")
     num_shards = -(-collect.episodes // collect.episodes_per_shard)
     planned = [k for k in range(num_shards) if k % shard[1] == shard[0]]
     pending = [k for k in planned if not (root / shard_name(k)).is_dir()]

@@ -6,7 +6,27 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_text", "available_cores", "current_umask", "is_launch_rank_zero"]
+__all__ = ["OutputError", "atomic_write_text", "available_cores", "check_writable",
+           "current_umask", "is_launch_rank_zero"]
+
+
+class OutputError(ValueError):
+    """A place a run must write to cannot be written."""
+
+
+def check_writable(folder: str | Path, what: str) -> Path:
+    """Create ``folder`` if needed and check a file can be written there, before any work;
+    ``what`` names the setting in the error (``plan.out``, ``output_dir``, ``--out``)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OutputError(f"{what}={folder} cannot be written ({err.strerror or err}); choose "
+                          "another folder or fix its permissions. Nothing was run") from None
+    return folder
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

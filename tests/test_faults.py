@@ -249,3 +249,49 @@ def test_bad_values_are_one_line_blaming_the_command_line(tmp_path, capsys, over
     err = capsys.readouterr().err
     assert err.startswith(f"error: invalid config (command line: {override})") and says in err
     assert not list(tmp_path.iterdir())  # refused before anything was collected or written
+
+
+def test_unwritable_outputs_are_refused_before_the_work(trained_tiny, tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        blocked = tmp_path / "file-not-folder"  # root may write anywhere: block with a file
+        blocked.write_text("x")
+        target = blocked / "out"
+    else:
+        target = tmp_path / "ro" / "out"
+        (tmp_path / "ro").mkdir(mode=0o500)
+    overrides, _ = trained_tiny
+    assert plan.main(["--config", "reacher", *overrides, f"plan.out={target}"]) == 2
+    err = capsys.readouterr().err
+    assert f"plan.out={target} cannot be written" in err and "Nothing was run" in err
+    assert train.main(["--config", "reacher", f"output_dir={target}"]) == 2
+    assert f"output_dir={target / 'reacher'} cannot be written" in capsys.readouterr().err
+    from envs.collect import main as collect_main
+
+    assert collect_main(["--out", str(target), "--episodes", "1", "--no-progress"]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+
+
+def test_a_report_that_cannot_be_written_at_the_end_goes_somewhere_safe(trained_tiny, tmp_path,
+                                                                        monkeypatch, caplog):
+    import plan as plan_module
+
+    calls = []
+    real = plan_module.write_report
+
+    def flaky(report, out):
+        calls.append(out)
+        if len(calls) == 1:
+            raise PermissionError(13, "Permission denied")
+        return real(report, out)
+
+    monkeypatch.setattr(plan_module, "write_report", flaky)
+    overrides, _ = trained_tiny
+    small = ["plan.eval.episodes=1", "plan.eval.budget=3", "plan.eval.goal_offset=2",
+             "plan.planner.samples=8", "plan.planner.elites=2", "plan.planner.iterations=1",
+             "plan.planner.horizon=2", "plan.eval.progress=false", f"plan.out={tmp_path / 'p'}"]
+    assert plan.main(["--config", "reacher", *overrides, *small]) == 0
+    assert len(calls) == 2 and calls[1] != tmp_path / "p"
+    assert (calls[1] / "report.json").is_file()
+    assert "wrote it to" in caplog.text
