@@ -114,7 +114,7 @@ def test_encoders_refuse_observations_of_the_other_kind():
         JEPAWorldModel(SMALL, (5,), action_dim=0)
     with pytest.raises(ValueError, match="reads flat vectors"):
         JEPAWorldModel(ModelConfig(encoder="mlp", projector="none"), (32, 32, 3), action_dim=0)
-    with pytest.raises(ValueError, match="unknown encoder 'resnet'"):
+    with pytest.raises(ValueError, match="unknown model.encoder 'resnet'"):
         JEPAWorldModel(ModelConfig(encoder="resnet"), (32, 32, 3), action_dim=0)
 
 
