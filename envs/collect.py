@@ -24,7 +24,13 @@ from typing import Any
 from envs.config import CollectConfig, EnvConfig
 from envs.dataset import META, DatasetError, PixelDataset, read_meta, shard_name
 from envs.dataset_meta import build_meta, differences, open_dataset, package_versions
-from envs.fileio import atomic_write_text, available_cores, check_writable, is_launch_rank_zero
+from envs.fileio import (
+    FolderLock,
+    atomic_write_text,
+    available_cores,
+    check_writable,
+    is_launch_rank_zero,
+)
 from envs.rollouts import WorkerPool, episode_seeds, episodes_of, make_env, run_in_process
 
 log = logging.getLogger(__name__)
@@ -107,6 +113,17 @@ def collect_rollouts(out: str | Path, env: EnvConfig | None = None,
     pending = [k for k in planned if not (root / shard_name(k)).is_dir()]
     workers = min(collect.workers or available_cores(), max(len(pending), 1))
     job = {"root": str(root), "env": asdict(env), "collect": asdict(collect)}
+    # one collector per set of shards (array tasks write disjoint sets of one dataset)
+    lock = FolderLock(root / f".collect-{shard[0]}-of-{shard[1]}.lock",
+                      f"{root} (shards {shard[0]}/{shard[1]})")
+    with lock:
+        return _collect_locked(root, env, collect, job, planned, pending, workers, progress,
+                               start)
+
+
+def _collect_locked(root: Path, env: EnvConfig, collect: CollectConfig, job: dict,
+                    planned: list[int], pending: list[int], workers: int, progress: bool,
+                    start: float) -> CollectResult:
     # workers boot (imports, env, renderer) while this process checks the dataset
     pool = WorkerPool(job, workers) if workers > 1 and pending else None
     try:

@@ -6,8 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["OutputError", "atomic_write_text", "available_cores", "check_writable",
-           "current_umask", "is_launch_rank_zero"]
+__all__ = ["FolderLock", "OutputError", "atomic_write_text", "available_cores",
+           "check_writable", "current_umask", "is_launch_rank_zero"]
 
 
 class OutputError(ValueError):
@@ -70,3 +70,58 @@ def is_launch_rank_zero() -> bool:
     """
     return all(int(os.environ.get(var) or 0) == 0
                for var in ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK"))
+
+
+class FolderLock:
+    """An exclusive lock file ``path`` holding the owner's host and process id, for the life of
+    a ``with`` block. A lock left by a dead process of this host is taken over; one held by a
+    live process, or by another host, raises ``OutputError`` naming the owner."""
+
+    def __init__(self, path: str | Path, what: str) -> None:
+        self.path, self.what = Path(path), what
+
+    def __enter__(self) -> FolderLock:  # noqa: PYI034
+        import socket
+
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._stale():
+                    raise OutputError(self._held()) from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            return self
+        raise OutputError(self._held())
+
+    def _owner(self) -> tuple[str, int | None]:
+        try:
+            host, pid = self.path.read_text().split()
+            return host, int(pid)
+        except (OSError, ValueError):
+            return "?", None
+
+    def _stale(self) -> bool:
+        import socket
+
+        host, pid = self._owner()
+        if host != socket.gethostname() or pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def _held(self) -> str:
+        host, pid = self._owner()
+        return (f"{self.what} is in use by process {pid} on {host} ({self.path}); wait for it "
+                "to finish or stop it. If it is gone, delete the lock file")
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)

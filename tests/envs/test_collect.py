@@ -340,3 +340,30 @@ def test_ranks_other_than_zero_wait_for_the_dataset(tmp_path, monkeypatch):
     assert ensure_dataset(tmp_path / "d", env, cfg, progress=False, poll_seconds=0.05)
     rank0.join()
     assert PixelDataset(tmp_path / "d").meta["complete"]
+
+
+def test_a_second_collector_on_the_same_shards_is_refused_naming_the_first(tmp_path):
+    out = tmp_path / "d"
+    cmd = [sys.executable, "-m", "envs.collect", "--out", str(out), "--episodes", "400",
+           "--steps", "50", "--episodes-per-shard", "2", "--image-size", "16", "--workers", "1",
+           "--no-progress"]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not (out / "shard-00000").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+        assert second.returncode == 2
+        assert f"is in use by process {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # the lock of a collector that died is taken over: a resume runs
+    other = tmp_path / "e"
+    other.mkdir()
+    (other / ".collect-0-of-1.lock").write_text(f"{__import__('socket').gethostname()} 999999")
+    small = [sys.executable, "-m", "envs.collect", "--out", str(other), "--episodes", "4",
+             "--steps", "5", "--episodes-per-shard", "2", "--image-size", "16", "--workers",
+             "1", "--no-progress"]
+    assert subprocess.run(small, cwd=ROOT, capture_output=True, check=False).returncode == 0
