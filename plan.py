@@ -39,7 +39,8 @@ log = logging.getLogger("plan")
 def checkpoint_path(cfg: ExperimentConfig) -> Path:
     path = Path(cfg.plan.checkpoint or Path(cfg.output_dir) / cfg.name / "model.ckpt")
     if not path.is_file():
-        raise ConfigError(f"no checkpoint at {path}; train one first (python train.py"
+        raise ConfigError(f"no checkpoint at {path.resolve()} (relative paths are taken from "
+                          f"the current folder, {Path.cwd()}); train one first (python train.py"
                           f"{'' if cfg.name == 'reacher' else ' --config ' + cfg.name}) or set "
                           "plan.checkpoint=PATH")
     return path

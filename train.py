@@ -99,7 +99,12 @@ def train_pixels(cfg: ExperimentConfig, run_dir: Path,
     if cfg.data.path:  # the user's dataset, used as it is (its meta travels with the model)
         path = Path(cfg.data.path)
     else:  # the default dataset of this env and collection setting: collected when missing
-        path = ensure_dataset(dataset_path(cfg), cfg.env, cfg.collect, t.progress_bar)
+        path = dataset_path(cfg)
+    if is_launch_rank_zero():  # relative paths are taken from the current folder: say where
+        log.info("run %s: writes %s, reads the dataset %s", cfg.name, run_dir.resolve(),
+                 Path(path).resolve())
+    if not cfg.data.path:
+        path = ensure_dataset(path, cfg.env, cfg.collect, t.progress_bar)
     data = PixelDataModule(path, cfg.data, t.batch_size, cfg.seed)
     module = build_module(cfg, data.model_meta)
     resume = run_dir / "checkpoints" / "last.ckpt"

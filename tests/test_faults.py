@@ -295,3 +295,18 @@ def test_a_report_that_cannot_be_written_at_the_end_goes_somewhere_safe(trained_
     assert len(calls) == 2 and calls[1] != tmp_path / "p"
     assert (calls[1] / "report.json").is_file()
     assert "wrote it to" in caplog.text
+
+
+def test_a_run_says_where_it_reads_and_writes(trained_tiny, tmp_path, capsys, caplog,
+                                              monkeypatch):
+    import logging
+
+    overrides, result = trained_tiny
+    caplog.set_level(logging.INFO, logger="train")
+    train.train(load_config("reacher", [*overrides, "trainer.resume=false",
+                                        f"output_dir={tmp_path}"]))
+    assert f"writes {(tmp_path / 'reacher').resolve()}" in caplog.text
+    monkeypatch.chdir(tmp_path)
+    assert plan.main(["--config", "reacher", "output_dir=elsewhere"]) == 2
+    err = capsys.readouterr().err
+    assert f"no checkpoint at {tmp_path.resolve() / 'elsewhere'}" in err and "current folder" in err
