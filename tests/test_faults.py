@@ -301,7 +301,7 @@ def test_a_run_says_where_it_reads_and_writes(trained_tiny, tmp_path, capsys, ca
                                               monkeypatch):
     import logging
 
-    overrides, result = trained_tiny
+    overrides, _ = trained_tiny
     caplog.set_level(logging.INFO, logger="train")
     train.train(load_config("reacher", [*overrides, "trainer.resume=false",
                                         f"output_dir={tmp_path}"]))

@@ -147,6 +147,19 @@ def test_killed_collector_leaves_only_complete_shards_and_resumes(tmp_path):
     data.verify()
 
 
+def _start_collector(out, workers, wait_for="shard-00001", **popen):
+    """A long collection in a subprocess, returned once ``wait_for`` exists in ``out``."""
+    cmd = [sys.executable, "-m", "envs.collect", "--out", str(out), "--episodes", "400",
+           "--steps", "50", "--episodes-per-shard", "2", "--image-size", "16", "--workers",
+           str(workers), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, **({"stdout": subprocess.DEVNULL,
+                                              "stderr": subprocess.DEVNULL} | popen))
+    deadline = time.time() + 60
+    while not (out / wait_for).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    return cmd, proc
+
+
 def _children(pid):
     done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
     return [int(p) for p in done.stdout.split()]
@@ -164,13 +177,7 @@ def _alive(pid):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_workers_stop_when_the_collector_is_killed(tmp_path, sig):
     out = tmp_path / "d"
-    cmd = [sys.executable, "-m", "envs.collect", "--out", str(out), "--episodes", "400",
-           "--steps", "50", "--episodes-per-shard", "2", "--image-size", "16", "--workers", "2",
-           "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while not (out / "shard-00001").exists() and time.time() < deadline:
-        time.sleep(0.05)
+    _, proc = _start_collector(out, 2)
     workers = _children(proc.pid)
     assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
     proc.send_signal(sig)
@@ -185,14 +192,8 @@ def test_workers_stop_when_the_collector_is_killed(tmp_path, sig):
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_ctrl_c_stops_collection_with_one_message_and_it_resumes(tmp_path, workers):
     out = tmp_path / "d"
-    cmd = [sys.executable, "-m", "envs.collect", "--out", str(out), "--episodes", "400",
-           "--steps", "50", "--episodes-per-shard", "2", "--image-size", "16", "--workers",
-           workers, "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 60
-    while not (out / "shard-00001").exists() and time.time() < deadline:
-        time.sleep(0.05)
+    _, proc = _start_collector(out, workers, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -344,14 +345,8 @@ def test_ranks_other_than_zero_wait_for_the_dataset(tmp_path, monkeypatch):
 
 def test_a_second_collector_on_the_same_shards_is_refused_naming_the_first(tmp_path):
     out = tmp_path / "d"
-    cmd = [sys.executable, "-m", "envs.collect", "--out", str(out), "--episodes", "400",
-           "--steps", "50", "--episodes-per-shard", "2", "--image-size", "16", "--workers", "1",
-           "--no-progress"]
-    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd, first = _start_collector(out, 1, wait_for="shard-00000")
     try:
-        deadline = time.time() + 60
-        while not (out / "shard-00000").exists() and time.time() < deadline:
-            time.sleep(0.05)
         second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
         assert second.returncode == 2
         assert f"is in use by process {first.pid}" in second.stderr
