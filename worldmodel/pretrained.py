@@ -138,6 +138,30 @@ def _settings(saved: dict[str, Any], planner: str | None, overrides: dict[str, A
     return name, planner_config, agent
 
 
+def _check_other_env(env_config: EnvConfig, meta: dict[str, Any]) -> None:
+    """Refuse ``env_id`` when the checkpoint's env settings do not build it, or when its
+    frames or actions differ from the ones the model was trained on."""
+    trained = meta["env"]["id"]
+    fix = (f"leave plan.env_id unset to plan on {trained}, the env this model was trained "
+           "on, or give an env with the same frames and actions")
+    try:
+        env = make_env(env_config)
+    except Exception as err:  # noqa: BLE001 (the env's own error, whatever it is, is quoted)
+        raise ValueError(f"plan.env_id={env_config.id!r}: this checkpoint was trained on "
+                         f"{trained} with env settings {meta['env'].get('kwargs') or {}}, which "
+                         f"{env_config.id} does not accept ({type(err).__name__}: {err}); "
+                         f"{fix}") from None
+    try:
+        frames, actions = tuple(env.observation_space.shape), int(env.action_space.shape[0])
+    finally:
+        env.close()
+    want_frames = tuple(meta.get("observation_shape") or ())
+    if (want_frames and frames != want_frames) or actions != meta["action_dim"]:
+        raise ValueError(f"plan.env_id={env_config.id!r} has frames {frames} and "
+                         f"{actions} actions, but this checkpoint's model ({trained}) takes "
+                         f"frames {want_frames} and {meta['action_dim']} actions; {fix}")
+
+
 def load_agent(checkpoint: str | Path, planner: str | None = None,
                device: str | torch.device = "cpu", precision: str = "auto",
                env_id: str | None = None, **overrides: Any) -> PretrainedAgent:
@@ -170,6 +194,8 @@ def load_agent(checkpoint: str | Path, planner: str | None = None,
     agent = MPCAgent(model, planner_obj, history=meta.get("history", 1),
                      frameskip=meta.get("frameskip", 1), bf16=bf16, **agent_settings)
     env_config = EnvConfig(**{**meta["env"], "id": env_id or meta["env"]["id"]})
+    if env_id is not None and env_id != meta["env"]["id"]:
+        _check_other_env(env_config, meta)
     goal = GoalSpec.from_dict(meta["goal"]) if meta.get("goal") and env_id is None else None
     return PretrainedAgent(agent, partial(make_env, env_config), goal, env_config, name,
                            planner_config, device, bf16, meta)

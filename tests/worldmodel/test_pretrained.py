@@ -106,3 +106,23 @@ def test_load_agent_refuses_unknown_settings(checkpoint):
         load_agent(checkpoint, precision="fp16")
     with pytest.raises(ValueError, match="unknown planner 'ilqr'"):
         load_agent(checkpoint, "ilqr")
+
+
+def test_another_env_that_the_checkpoints_settings_do_not_build_is_refused():
+    from envs.config import EnvConfig
+    from worldmodel.pretrained import _check_other_env
+
+    meta = {"env": {"id": "wm/reacher-v0", "image_size": 32,
+                    "kwargs": {"geom_radius": {"arm": 0.02}}},
+            "action_dim": 2, "observation_shape": [32, 32, 3]}
+    other = EnvConfig(id="wm/point_mass-v0", image_size=32, kwargs=meta["env"]["kwargs"])
+    with pytest.raises(ValueError, match=r"(?s)plan.env_id='wm/point_mass-v0'.*trained on "
+                       r"wm/reacher-v0 .*geom_radius.*no geom named 'arm'.*leave plan.env_id "
+                       "unset"):
+        _check_other_env(other, meta)
+
+
+def test_another_env_with_other_actions_is_refused(checkpoint):
+    with pytest.raises(ValueError, match=r"(?s)has frames \(32, 32, 3\) and 1 actions.*"
+                       r"takes frames \(32, 32, 3\) and 2 actions"):
+        load_agent(checkpoint, env_id="wm/gym-inverted_pendulum-v5", **SMALL)
