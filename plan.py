@@ -23,7 +23,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from configs.loader import ConfigError, load_config
+from configs.loader import HOME_VARIABLE, ConfigError, load_config, output_home
 from configs.schema import ExperimentConfig
 from envs.collect import package_versions
 from envs.fileio import check_writable
@@ -37,10 +37,16 @@ log = logging.getLogger("plan")
 
 
 def checkpoint_path(cfg: ExperimentConfig) -> Path:
-    path = Path(cfg.plan.checkpoint or Path(cfg.output_dir) / cfg.name / "model.ckpt")
+    if cfg.plan.checkpoint:
+        path = Path(cfg.plan.checkpoint)
+        where = f"plan.checkpoint is taken from the current folder, {Path.cwd()}"
+    else:
+        path = Path(cfg.output_dir) / cfg.name / "model.ckpt"
+        where = (f"the default under output_dir; a relative output_dir is taken from "
+                 f"{HOME_VARIABLE} or the project folder, here {output_home()}")
     if not path.is_file():
-        raise ConfigError(f"no checkpoint at {path.resolve()} (relative paths are taken from "
-                          f"the current folder, {Path.cwd()}); train one first (python train.py"
+        raise ConfigError(f"no checkpoint at {path.resolve()} ({where}); train one first "
+                          f"(python train.py"
                           f"{'' if cfg.name == 'reacher' else ' --config ' + cfg.name}) or set "
                           "plan.checkpoint=PATH")
     return path

@@ -71,7 +71,7 @@ def run(processes: int, threads: int, batch: int, dataset: Path, steps: int, war
     out = tmp / f"p{processes}-t{threads}-b{batch}"
     overrides = [f"data.path={dataset}", f"trainer.max_steps={warmup + steps}",
                  f"trainer.batch_size={batch}", f"trainer.num_threads={threads}",
-                 f"output_dir={out}", "trainer.progress_bar=false", "eval.every_n_steps=0",
+                 f"output_dir={out}", "trainer.progress_bar=false",
                  "trainer.accelerator=cpu", f"trainer.devices={processes}",
                  f"trainer.strategy={'ddp' if processes > 1 else 'auto'}",
                  "trainer.checkpoint_every_n_steps=100000"]

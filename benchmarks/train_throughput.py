@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             CollectConfig(episodes=200, episode_steps=100), progress=True)
         cfg = load_config("reacher", [
             f"data.path={dataset}", f"trainer.max_steps={args.warmup + args.steps}",
-            "trainer.progress_bar=true", f"output_dir={tmp}", "eval.every_n_steps=0"])
+            "trainer.progress_bar=true", f"output_dir={tmp}"])
         bare_before = bare_loop(cfg, dataset, args.steps, args.warmup)
         fit = lightning_run(cfg, args.steps, args.warmup, Path(tmp) / "run")
         bare_after = bare_loop(cfg, dataset, args.steps, args.warmup)

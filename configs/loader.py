@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -9,10 +10,25 @@ from omegaconf.errors import OmegaConfBaseException
 
 from configs.schema import MODE_SECTIONS, MODES, ExperimentConfig
 
-__all__ = ["CONFIG_DIR", "ConfigError", "load_config", "resolve_config_path"]
+__all__ = ["CONFIG_DIR", "HOME_VARIABLE", "ConfigError", "load_config", "output_home",
+           "resolve_config_path"]
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = "reacher"  # the main job: pixel world model, then planning
+HOME_VARIABLE = "WML_HOME"
+
+
+def output_home() -> Path:
+    """The folder a relative ``output_dir`` is taken from: ``$WML_HOME`` when set, else this
+    project's folder (the one holding ``pyproject.toml``, ``train.py`` and ``configs/``) when
+    run from a source checkout, else the current folder (an installed package).
+
+    So ``python train.py`` and ``python plan.py`` find the same ``outputs/`` from any folder.
+    """
+    if os.environ.get(HOME_VARIABLE):
+        return Path(os.environ[HOME_VARIABLE]).expanduser().resolve()
+    project = CONFIG_DIR.parent
+    return project if (project / "pyproject.toml").is_file() else Path.cwd()
 
 
 class ConfigError(ValueError):
@@ -95,12 +111,14 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[st
         raise ConfigError(f"missing values for {missing}; set them in the YAML or as key=value")
     _check_mode(merged.mode, _leaf_keys(from_file) | _leaf_keys(from_cli), str(path))
     try:
-        return OmegaConf.to_object(merged)
+        cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         raise _explain(err, "resolution") from None
     except ValueError as err:  # a component config's own validation (__post_init__)
         raise ConfigError(f"invalid config ({_blame(str(err), overrides, path)}): {err}"
                           ) from None
+    cfg.output_dir = str(output_home() / Path(cfg.output_dir).expanduser())  # absolute stays
+    return cfg
 
 
 def _blame(message: str, overrides: list[str] | tuple[str, ...], path: Path) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from envs.config import CollectConfig, EnvConfig
+from envs.config import CollectConfig, EnvConfig, require_at_least
 from planners.base import PlannerConfig
 from planners.protocol import ClosedLoopConfig
 from worldmodel.data import DataConfig
@@ -68,6 +68,9 @@ class TrainerConfig:
         if self.max_steps < 1 or self.batch_size < 1:
             raise ValueError(f"trainer.max_steps and trainer.batch_size must be >= 1, got "
                              f"{self.max_steps} and {self.batch_size}")
+        require_at_least("trainer", self, {"num_nodes": 1, "num_threads": 0,
+                                           "log_every_n_steps": 1, "val_every_n_steps": 1,
+                                           "checkpoint_every_n_steps": 1})
 
 
 @dataclass
@@ -81,6 +84,9 @@ class ProbeConfig:
     num_samples: int = 10000
     every_n_steps: int = 0
     seed: int = 12345
+
+    def __post_init__(self) -> None:
+        require_at_least("probe", self, {"num_samples": 10, "every_n_steps": 0, "seed": 0})
 
 
 @dataclass
@@ -123,7 +129,9 @@ class ExperimentConfig:
     ``mode = "pixels"`` collects (if needed) a pixel dataset of ``env`` and trains a world model
     on it (``collect``, ``data``), which ``plan.py`` evaluates (``plan``); ``mode = "synthetic"``
     trains on a synthetic ``world`` (the identifiability lab). ``model``, ``loss``, ``optim``,
-    ``trainer`` and ``probe`` mean the same in both.
+    ``trainer`` and ``probe`` mean the same in both. A relative ``output_dir`` is taken from
+    ``configs.loader.output_home()`` (``$WML_HOME``, else the project folder), not from the
+    current folder, so runs started anywhere share one ``outputs/``.
     """
 
     mode: str = "pixels"
@@ -142,5 +150,6 @@ class ExperimentConfig:
     plan: PlanConfig = field(default_factory=PlanConfig)
 
     def __post_init__(self) -> None:
+        require_at_least("", self, {"seed": 0})
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {list(MODES)}")

@@ -8,7 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CollectConfig", "EnvConfig"]
+__all__ = ["CollectConfig", "EnvConfig", "require_at_least"]
+
+
+def require_at_least(section: str, config: Any, minimums: dict[str, int]) -> None:
+    """Refuse counts below their minimum, naming each as ``section.key=value``."""
+    bad = [f"{section}{'.' if section else ''}{key}={getattr(config, key)} (must be >= {low})"
+           for key, low in minimums.items() if getattr(config, key) < low]
+    if bad:
+        raise ValueError(f"out of range: {', '.join(bad)}")
 
 
 @dataclass
@@ -43,3 +51,7 @@ class CollectConfig:
     seed: int = 0
     workers: int = 0
     episodes_per_shard: int = 50
+
+    def __post_init__(self) -> None:
+        require_at_least("collect", self, {"episodes": 1, "episode_steps": 1, "workers": 0,
+                                           "episodes_per_shard": 1, "seed": 0})

@@ -82,6 +82,8 @@ class PlannerConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.seed < 0:
+            raise ValueError(f"the planner seed must be >= 0, got {self.seed}")
         if not self.low < self.high:
             raise ValueError(f"need low < high, got {self.low}, {self.high}")
 

@@ -37,6 +37,8 @@ class ClosedLoopConfig:
         if self.videos < 0 or self.replan_every < 1:
             raise ValueError(f"plan.eval.videos must be >= 0 and replan_every >= 1, got "
                              f"{self.videos}, {self.replan_every}")
+        if self.seed < 0:
+            raise ValueError(f"plan.eval.seed must be >= 0, got {self.seed}")
         if self.episodes < 1 or self.num_envs < 1:
             raise ValueError(f"episodes and num_envs must be >= 1, got {self.episodes}, "
                              f"{self.num_envs}")

@@ -99,6 +99,33 @@ def test_evaluation_counts_are_range_checked():
         ClosedLoopConfig(ceiling_samples=1)
 
 
+def _int_keys(node, prefix=""):
+    from omegaconf import OmegaConf
+
+    for key in node:
+        child = node._get_node(key)
+        if OmegaConf.is_dict(child):
+            yield from _int_keys(child, f"{prefix}{key}.")
+        elif type(child._value()) is int:
+            yield f"{prefix}{key}"
+
+
+def test_every_count_in_the_schema_is_range_checked():
+    """Before: collect.episodes=0, negative seeds, worker and thread counts, model sizes and
+    SIGReg directions were accepted (some failing late, after a dataset was collected)."""
+    from omegaconf import OmegaConf
+
+    from configs.loader import ConfigError
+    from configs.schema import MODE_SECTIONS, ExperimentConfig
+
+    keys = list(_int_keys(OmegaConf.structured(ExperimentConfig)))
+    assert len(keys) > 40 and "collect.episodes" in keys and "plan.eval.videos" in keys
+    for key in keys:
+        config = "identifiability" if key.split(".")[0] in MODE_SECTIONS["synthetic"] else "reacher"
+        with pytest.raises(ConfigError, match=rf"command line: {key}=-5"):
+            load_config(config, [f"{key}=-5"])
+
+
 def test_ctrl_c_in_training_says_how_to_resume(tiny_dataset, tmp_path, capsys):
     import os
     import signal
@@ -307,6 +334,21 @@ def test_a_run_says_where_it_reads_and_writes(trained_tiny, tmp_path, capsys, ca
                                         f"output_dir={tmp_path}"]))
     assert f"writes {(tmp_path / 'reacher').resolve()}" in caplog.text
     monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    monkeypatch.setenv("WML_HOME", str(home))
     assert plan.main(["--config", "reacher", "output_dir=elsewhere"]) == 2
     err = capsys.readouterr().err
-    assert f"no checkpoint at {tmp_path.resolve() / 'elsewhere'}" in err and "current folder" in err
+    assert f"no checkpoint at {home.resolve() / 'elsewhere'}" in err and "WML_HOME" in err
+
+
+def test_relative_outputs_are_found_from_any_folder(tmp_path, monkeypatch):
+    """Before: a relative output_dir was taken from the current folder, so train.py started
+    elsewhere collected a fresh dataset there and plan.py said "train one first"."""
+    from configs.loader import CONFIG_DIR
+
+    monkeypatch.delenv("WML_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert load_config("reacher").output_dir == str(CONFIG_DIR.parent / "outputs")
+    assert load_config("reacher", ["output_dir=/abs/runs"]).output_dir == "/abs/runs"
+    monkeypatch.setenv("WML_HOME", str(tmp_path / "h"))
+    assert load_config("reacher", ["output_dir=r"]).output_dir == str(tmp_path / "h" / "r")

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from envs.config import require_at_least
 from envs.dataset import PixelDataset
 
 __all__ = ["DataConfig", "PixelDataModule", "StepBatchSampler", "WindowDataset", "rank_slice",
@@ -48,6 +49,7 @@ class DataConfig:
                              f"{self.history}, {self.num_preds}, {self.frameskip}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        require_at_least("data", self, {"num_workers": 0})
 
     @property
     def window(self) -> int:

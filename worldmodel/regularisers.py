@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from envs.config import require_at_least
 from worldmodel.sigreg import SIGReg
 
 __all__ = ["REGULARISERS", "Regulariser", "RegulariserConfig", "alignment_loss",
@@ -37,6 +38,12 @@ class RegulariserConfig:
     num_knots: int = 17
     t_max: float = 3.0
     temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        require_at_least("loss.regulariser", self, {"num_directions": 1, "num_knots": 2})
+        if not (self.t_max > 0 and self.temperature > 0):
+            raise ValueError(f"loss.regulariser.t_max and temperature must be > 0, got "
+                             f"{self.t_max} and {self.temperature}")
 
 
 def alignment_loss(h: Tensor) -> Tensor:

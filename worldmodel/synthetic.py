@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from envs.config import require_at_least
+
 __all__ = [
     "LATENT_LAWS",
     "MIXINGS",
@@ -267,6 +269,9 @@ class SyntheticWorldConfig:
     mixing: str = "spiral"  # identity | spiral | banana | sinusoid | realnvp | random_mlp
     mixing_layers: int = 4
     mixing_seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_at_least("world", self, {"latent_dim": 1, "mixing_layers": 1, "mixing_seed": 0})
 
     def build(self) -> SyntheticWorld:
         rho = self.rho_per_dim if self.rho_per_dim is not None else self.rho

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from envs.config import require_at_least
 from worldmodel.encoders import ENCODERS, EncoderSpec, build_encoder
 from worldmodel.predictors import PREDICTORS, build_predictor
 
@@ -58,6 +59,9 @@ class ModelConfig:
                              f"{list(PROJECTORS)}")
         if self.latent_dim < 1:
             raise ValueError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
+        require_at_least("model", self, {"encoder_width": 1, "encoder_layers": 1,
+                                         "feature_dim": 1, "projector_dim": 1,
+                                         "predictor_hidden": 1, "predictor_layers": 1})
 
 
 def build_projector(cfg: ModelConfig) -> nn.Module:
