@@ -352,3 +352,16 @@ def test_relative_outputs_are_found_from_any_folder(tmp_path, monkeypatch):
     assert load_config("reacher", ["output_dir=/abs/runs"]).output_dir == "/abs/runs"
     monkeypatch.setenv("WML_HOME", str(tmp_path / "h"))
     assert load_config("reacher", ["output_dir=r"]).output_dir == str(tmp_path / "h" / "r")
+
+
+def test_an_identifiability_checkpoint_given_to_plan_py_is_a_clear_error(tiny_synthetic,
+                                                                         tmp_path, capsys):
+    """Before: ``TypeError: ... missing 3 required positional arguments``."""
+    result = train.train(load_config("identifiability",
+                                     [*tiny_synthetic, "trainer.max_steps=2",
+                                      f"output_dir={tmp_path}"]))
+    assert plan.main(["--config", "reacher", f"plan.checkpoint={result.checkpoint}",
+                      "plan.device=cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no pixel dataset meta (a synthetic-world encoder?)" in err
+    assert "Traceback" not in err
