@@ -10,10 +10,10 @@ export MUJOCO_GL ?= egl
 
 .PHONY: demo test test-slow bench-quick bench-full bench-collect bench-train bench-pixels clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,25 +21,26 @@ demo: $(STAMP)
 	$(PY) plan.py
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 bench-quick: $(STAMP)
-	$(PY) benchmarks/identifiability.py --quick
+	$(PY) -m benchmarks.identifiability --quick
 
 bench-full: $(STAMP)
-	$(PY) benchmarks/identifiability.py --full
+	$(PY) -m benchmarks.identifiability --full
 
 bench-collect: $(STAMP)
-	$(PY) benchmarks/collect.py
+	$(PY) -m benchmarks.collect
 
 bench-train: $(STAMP)
-	$(PY) benchmarks/train_throughput.py
+	$(PY) -m benchmarks.train_throughput
 
 bench-pixels: $(STAMP)
-	$(PY) benchmarks/pixel_identifiability.py
+	$(PY) -m benchmarks.pixel_identifiability
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

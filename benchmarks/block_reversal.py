@@ -11,7 +11,7 @@ A model trained on smooth actions (OU) has not seen in-block reversals; when it 
 progress for them than for held blocks, while the physics gives less, a planner searching whole
 blocks will exploit it, and ``plan.eval.hold=true`` is the remedy.
 
-    python benchmarks/block_reversal.py outputs/point_mass_seed1/model.ckpt [--starts 16]
+    python -m benchmarks.block_reversal outputs/point_mass_seed1/model.ckpt [--starts 16]
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import torch

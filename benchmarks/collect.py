@@ -7,9 +7,9 @@ Measures, each in a fresh process (one renderer per process):
   3. the data module's training windows/s, against the training step's samples/s of the
      default pixel world model (``configs/reacher.yaml``) on the same machine.
 
-    python benchmarks/collect.py            # ~2 min on 2 cores; the 2-worker run is 1000 episodes
-    python benchmarks/collect.py --quick    # ~20 s, fewer frames (noisier)
-    python benchmarks/collect.py --env wm/cube-single-v0 --policy ogbench_plan
+    python -m benchmarks.collect            # ~2 min on 2 cores; the 2-worker run is 1000 episodes
+    python -m benchmarks.collect --quick    # ~20 s, fewer frames (noisier)
+    python -m benchmarks.collect --env wm/cube-single-v0 --policy ogbench_plan
         # the cube scene: also its full-mesh rendering and raw reacher, same run (~3 min)
 
 With a policy other than OU, the collector's reference is the pixel env driven by that policy
@@ -33,8 +33,6 @@ from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 OUT = ROOT / "benchmarks" / "results" / "collect"
 GOAL_EFFICIENCY = 0.8  # collector >= 0.8 x raw x workers

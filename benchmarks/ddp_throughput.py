@@ -17,7 +17,7 @@ timing callback: samples/s from step ``warmup`` to the last step (start-up, proc
 the final probe excluded), plus the wall time of the whole command. On a machine with few
 cores DDP mostly adds communication; the numbers are reported as they come out.
 
-    python benchmarks/ddp_throughput.py [--steps 100] [--warmup 15] [--dataset DIR]
+    python -m benchmarks.ddp_throughput [--steps 100] [--warmup 15] [--dataset DIR]
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 OUT = ROOT / "benchmarks" / "results" / "ddp_throughput"
 
@@ -43,9 +41,9 @@ def worker(out: Path, warmup: int, overrides: list[str]) -> None:
     """One training run; every rank writes its timing (Lightning reruns this command)."""
     import lightning as L
 
-    import train
     from configs.loader import load_config
     from envs.fileio import atomic_write_text
+    from worldmodel.cli import train
 
     class Timer(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
@@ -102,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
 
-    import train
     from configs.loader import load_config
     from envs.collect import ensure_dataset
     from envs.fileio import atomic_write_text, available_cores
+    from worldmodel.cli import train
 
     cfg = load_config("reacher")
     dataset = args.dataset or ensure_dataset(train.dataset_path(cfg), cfg.env, cfg.collect)

@@ -5,8 +5,8 @@ torch thread per worker process, several workers side by side. Runs are cached o
 so an interrupted benchmark resumes where it stopped. Outputs: ``results.json``, ``report.md``
 (the tables) and PNG plots in ``--out``.
 
-    python benchmarks/identifiability.py --quick     # a few minutes
-    python benchmarks/identifiability.py --full      # < 2 h on 2 cores, paper protocol
+    python -m benchmarks.identifiability --quick     # a few minutes
+    python -m benchmarks.identifiability --full      # < 2 h on 2 cores, paper protocol
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from benchmarks.identifiability_report import write_report
 
@@ -140,8 +138,8 @@ def run_job(job: Job, run_root: str) -> dict[str, Any]:
 
     import torch
 
-    import train
     from configs.loader import load_config
+    from worldmodel.cli import train
 
     torch.set_num_threads(1)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # after their import

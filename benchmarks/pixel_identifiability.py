@@ -9,8 +9,8 @@ with alignment + SIGReg (``JEPAModule``, identity predictor, through the Trainer
   * trajectory pairs: consecutive frames of OU-policy episodes, scored per joint on the
     (sin, cos) of each angle (the joints turn freely along a trajectory) and in total.
 
-    python benchmarks/pixel_identifiability.py           # < 45 min on 2 cores
-    python benchmarks/pixel_identifiability.py --quick   # a few minutes, short training
+    python -m benchmarks.pixel_identifiability           # < 45 min on 2 cores
+    python -m benchmarks.pixel_identifiability --quick   # a few minutes, short training
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from typing import Any
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import lightning as L
 import numpy as np

@@ -11,8 +11,8 @@ Both precisions are timed where bf16 is native (``plan.precision=auto`` then pic
 
 Success (``--success``): ``plan.py``'s evaluation of given checkpoints at each budget.
 
-    python benchmarks/planning.py                      # latency
-    python benchmarks/planning.py --success CKPT ... [--budgets 64x10 128x20] [--episodes 50]
+    python -m benchmarks.planning                      # latency
+    python -m benchmarks.planning --success CKPT ... [--budgets 64x10 128x20] [--episodes 50]
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import torch
 
@@ -117,7 +115,7 @@ def success(config: str, checkpoints: list[str], episodes: int, budgets) -> list
     """Closed-loop success of each checkpoint (training seed) at each budget; the floor and
     the true-simulator ceiling come from the first checkpoint's runs (they do not depend on
     the model)."""
-    import plan
+    from worldmodel.cli import plan
 
     rows = []
     for samples, iterations in budgets:

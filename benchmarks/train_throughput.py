@@ -7,7 +7,7 @@ Both run in this process on the same default config (``configs/reacher.yaml``) a
     excluded).
 The goal is overhead <= 1.3x (bare steps/s over train.py steps/s).
 
-    python benchmarks/train_throughput.py [--steps 300] [--dataset DIR]
+    python -m benchmarks.train_throughput [--steps 300] [--dataset DIR]
 """
 
 from __future__ import annotations
@@ -22,16 +22,14 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import lightning as L
 import torch
 
-import train
 from configs.loader import load_config
 from envs.collect import CollectConfig, ensure_dataset
 from envs.fileio import atomic_write_text
+from worldmodel.cli import train
 from worldmodel.data import PixelDataModule
 from worldmodel.utils import configure_threads, keep_freed_memory
 

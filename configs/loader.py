@@ -11,7 +11,7 @@ from omegaconf.errors import OmegaConfBaseException
 from configs.schema import MODE_SECTIONS, MODES, ExperimentConfig
 
 __all__ = ["CONFIG_DIR", "HOME_VARIABLE", "ConfigError", "load_config", "output_home",
-           "resolve_config_path"]
+           "print_config", "resolve_config_path"]
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = "reacher"  # the main job: pixel world model, then planning
@@ -127,3 +127,8 @@ def _blame(message: str, overrides: list[str] | tuple[str, ...], path: Path) -> 
     given = [o for o in overrides if o.split("=", 1)[0] in message
              or o.split("=", 1)[0].rsplit(".", 1)[-1] in message]
     return f"command line: {' '.join(given)}" if given else str(path)
+
+
+def print_config(cfg: ExperimentConfig) -> None:
+    """Every key of a resolved config, defaults included, as YAML (``--print-config``)."""
+    print(OmegaConf.to_yaml(OmegaConf.structured(cfg)), end="")

@@ -247,9 +247,9 @@ def _json_dict(text: str) -> dict[str, Any]:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m envs.collect") -> int:
     d_env, d_col = EnvConfig(), CollectConfig()
-    p = argparse.ArgumentParser(prog="python -m envs.collect", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="dataset directory (created or resumed)")
     p.add_argument("--env", default=d_env.id, help="wm/ id, Gymnasium id or module:Env-v0")
     p.add_argument("--env-kwargs", type=_json_dict, default={}, help="JSON object for gym.make")
@@ -269,13 +269,13 @@ def main(argv: list[str] | None = None) -> int:
                         "else 0/1")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    env = EnvConfig(id=args.env, image_size=args.image_size, action_repeat=args.action_repeat,
-                    kwargs=args.env_kwargs)
-    collect = CollectConfig(episodes=args.episodes, episode_steps=args.steps,
-                            policy=args.policy, policy_kwargs=args.policy_kwargs,
-                            seed=args.seed, workers=args.workers,
-                            episodes_per_shard=args.episodes_per_shard)
     try:
+        env = EnvConfig(id=args.env, image_size=args.image_size,
+                        action_repeat=args.action_repeat, kwargs=args.env_kwargs)
+        collect = CollectConfig(episodes=args.episodes, episode_steps=args.steps,
+                                policy=args.policy, policy_kwargs=args.policy_kwargs,
+                                seed=args.seed, workers=args.workers,
+                                episodes_per_shard=args.episodes_per_shard)
         result = collect_rollouts(args.out, env, collect, args.shard, not args.no_progress)
     except (DatasetError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -18,8 +18,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import train
 from configs.loader import load_config
+from worldmodel.cli import train
 
 
 class SigtermAt(L.Callback):

@@ -5,10 +5,9 @@ import pytest
 import torch
 from conftest import TINY_PIXELS as TINY
 
-import plan
-import train
 from callbacks.finite_guard import NonFiniteError
 from configs.loader import load_config
+from worldmodel.cli import plan, train
 from worldmodel.module import JEPAModule
 from worldmodel.pretrained import load_world_model
 
@@ -302,7 +301,7 @@ def test_unwritable_outputs_are_refused_before_the_work(trained_tiny, tmp_path, 
 
 def test_a_report_that_cannot_be_written_at_the_end_goes_somewhere_safe(trained_tiny, tmp_path,
                                                                         monkeypatch, caplog):
-    import plan as plan_module
+    from worldmodel.cli import plan as plan_module
 
     calls = []
     real = plan_module.write_report

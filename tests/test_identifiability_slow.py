@@ -2,8 +2,8 @@
 
 import pytest
 
-import train
 from configs.loader import load_config
+from worldmodel.cli import train
 
 pytestmark = pytest.mark.slow
 

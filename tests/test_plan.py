@@ -7,9 +7,8 @@ import pytest
 import torch
 from conftest import TINY_PIXELS as TINY
 
-import plan
-import train
 from configs.loader import load_config
+from worldmodel.cli import plan, train
 
 PLAN = ["plan.eval.episodes=2", "plan.eval.num_envs=2", "plan.eval.budget=6",
         "plan.eval.goal_offset=4", "plan.eval.videos=1", "plan.eval.progress=false",

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-import train
 from configs.loader import load_config
+from worldmodel.cli import train
 from worldmodel.module import JEPAModule, cosine_after_constant
 
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldmodel.regularisers import Regulariser, RegulariserConfig, alignment_loss
-from worldmodel.world_model import JEPAWorldModel, ModelConfig
+from worldmodel.world_model import JEPAWorldModel, ModelConfig, observation_shape
 
 __all__ = ["JEPAModule", "LossConfig", "OptimConfig", "cosine_after_constant",
            "cpu_bf16_supported", "observation_shape"]
@@ -95,15 +95,6 @@ def cpu_bf16_supported() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def observation_shape(data_meta: dict[str, Any]) -> tuple[int, ...]:
-    """One observation's shape from a data meta; pixel metas written before the key existed
-    give their frames' ``(image_size, image_size, 3)``."""
-    if "observation_shape" in data_meta:
-        return tuple(data_meta["observation_shape"])
-    side = data_meta["env"]["image_size"]
-    return (side, side, 3)
 
 
 class JEPAModule(L.LightningModule):

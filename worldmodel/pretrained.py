@@ -30,6 +30,7 @@ from planners.agent import MPCAgent
 from planners.base import PlannerConfig
 from planners.objectives import fast_bf16
 from planners.protocol import ClosedLoopConfig
+from worldmodel.export import CONFIG_FILE, from_pretrained, is_exported
 from worldmodel.module import JEPAModule  # the checkpoint's LightningModule
 from worldmodel.utils import non_finite_tensors
 from worldmodel.world_model import JEPAWorldModel
@@ -60,8 +61,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def load_world_model(checkpoint: str | Path, device: str | torch.device = "cpu"
                      ) -> tuple[JEPAWorldModel, dict[str, Any]]:
     """The world model of ``checkpoint`` in eval mode on ``device``, and its dataset meta
-    (env config, goal, action and state sizes, ``history``, ``frameskip``, ...)."""
+    (env config, goal, action and state sizes, ``history``, ``frameskip``, ...).
+
+    ``checkpoint`` is a ``model.ckpt`` or a folder ``worldmodel.export.export_model`` wrote."""
     path = Path(checkpoint)
+    if is_exported(path):  # a folder export_model wrote: no Lightning needed
+        return from_pretrained(path, resolve_device(device))
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     device = resolve_device(device)
@@ -87,6 +92,10 @@ def load_world_model(checkpoint: str | Path, device: str | torch.device = "cpu"
 def saved_plan_config(checkpoint: str | Path) -> dict[str, Any]:
     """The ``plan`` section of the run's ``config.yaml`` (``train.py`` writes it beside
     ``model.ckpt``), or ``{}`` when there is none."""
+    if is_exported(checkpoint):
+        import json
+
+        return dict(json.loads((Path(checkpoint) / CONFIG_FILE).read_text()).get("plan") or {})
     path = Path(checkpoint).parent / "config.yaml"
     if not path.is_file():
         return {}

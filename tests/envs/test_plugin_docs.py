@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-import train
 from configs.loader import load_config
 from envs import make_pixel_env
 from envs.dataset import PixelDataset
+from worldmodel.cli import train
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "plugin_env.md"
 

@@ -6,11 +6,11 @@ import torch
 import yaml
 from conftest import TINY_PIXELS
 
-import train
 from configs.loader import load_config
 from envs.goals import GoalSpec
 from planners import build_planner
 from planners.agent import MPCAgent
+from worldmodel.cli import train
 from worldmodel.pretrained import load_agent, load_world_model
 
 SMALL = {"samples": 16, "iterations": 2, "elites": 4, "horizon": 3}

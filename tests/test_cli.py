@@ -1,0 +1,55 @@
+"""The ``wml`` command: subcommands, their help, and ``--print-config``."""
+
+import importlib.metadata
+import subprocess
+import sys
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from configs.schema import ExperimentConfig
+from worldmodel.cli import COMMANDS, main
+
+
+def test_wml_is_installed_as_a_console_script():
+    scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
+    assert scripts.get("wml") == "worldmodel.cli:main"
+
+
+def test_wml_help_lists_every_subcommand():
+    done = subprocess.run([sys.executable, "-m", "worldmodel.cli", "--help"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    for name in ("train", "plan", "collect", "inspect", "export", "import", "verify"):
+        assert f"\n  {name} " in done.stdout
+    assert "lightning" not in done.stderr.lower()
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_subcommand_has_help(name, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([name, "--help"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: wml {name}")
+
+
+def test_an_unknown_subcommand_is_a_clear_error(capsys):
+    assert main(["trian"]) == 2
+    assert "unknown subcommand 'trian'" in capsys.readouterr().err
+
+
+def _leaves(node, prefix=""):
+    out = set()
+    for key, value in node.items():
+        out |= _leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+    return out
+
+
+def test_print_config_shows_every_key_with_its_resolved_value(capsys):
+    assert main(["train", "--config", "point_mass", "--print-config",
+                 "trainer.max_steps=123"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    schema = OmegaConf.to_container(OmegaConf.structured(ExperimentConfig))
+    assert _leaves(printed) >= _leaves(schema)
+    assert printed["trainer"]["max_steps"] == 123 and printed["name"] == "point_mass"
+    assert printed["plan"]["planner"]["name"] == "cem"  # a default the YAML does not set

@@ -1,0 +1,7 @@
+"""``python -m worldmodel.cli`` is ``wml``."""
+
+import sys
+
+from worldmodel.cli import main
+
+sys.exit(main())
