@@ -14,7 +14,7 @@ from typing import Any
 
 from envs.config import CollectConfig, EnvConfig, require_at_least
 from planners.base import PlannerConfig
-from planners.protocol import ClosedLoopConfig
+from planners.protocol import ClosedLoopConfig, TrainEvalConfig
 from worldmodel.data import DataConfig
 from worldmodel.module import LossConfig, OptimConfig
 from worldmodel.synthetic import SyntheticWorldConfig
@@ -113,6 +113,8 @@ class PlanConfig:
     out: str | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 where native) | bf16 | fp32: the planning rollouts
+    # small closed-loop evaluations during training (callbacks/planning_eval.py); 0 = off
+    train_eval: TrainEvalConfig = field(default_factory=TrainEvalConfig)
     planner: PlannerSection = field(default_factory=PlannerSection)
     eval: ClosedLoopConfig = field(default_factory=ClosedLoopConfig)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ClosedLoopConfig"]
+from envs.config import require_at_least
+
+__all__ = ["ClosedLoopConfig", "TrainEvalConfig"]
 
 
 @dataclass
@@ -64,3 +66,24 @@ class ClosedLoopConfig:
         batches = range(-(-self.episodes // self.num_envs))
         return [i for b in batches if b % self.num_shards == self.shard
                 for i in range(b * self.num_envs, min((b + 1) * self.num_envs, self.episodes))]
+
+
+@dataclass
+class TrainEvalConfig:
+    """How often and how much to plan during training (``plan.train_eval``).
+
+    ``samples`` / ``iterations`` shrink ``plan.planner`` for these evaluations; ``budget``
+    (control steps) None takes the protocol's (``plan.eval.budget``, else the env's).
+    """
+
+    every_n_steps: int = 0
+    episodes: int = 4
+    samples: int = 64
+    iterations: int = 3
+    budget: int | None = None
+
+    def __post_init__(self) -> None:
+        require_at_least("plan.train_eval", self, {"every_n_steps": 0, "episodes": 1,
+                                                   "samples": 2, "iterations": 1})
+        if self.budget is not None and self.budget < 1:
+            raise ValueError(f"plan.train_eval.budget must be >= 1 (or null), got {self.budget}")

@@ -25,8 +25,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from configs.loader import (HOME_VARIABLE, ConfigError, load_config, output_home,
-                            print_config)
+from configs.loader import HOME_VARIABLE, ConfigError, load_config, output_home, print_config
 from configs.schema import ExperimentConfig
 from envs.collect import package_versions
 from envs.fileio import check_writable

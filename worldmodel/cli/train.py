@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 from callbacks.finite_guard import FiniteGuard, NonFiniteError
 from callbacks.identifiability import SyntheticIdentifiabilityProbe, identifiability_summary
 from callbacks.latent_stats import LatentStats
+from callbacks.planning_eval import PlanningEval
 from callbacks.preemption import Preemption, install_signal_flags, remove_stale_temporaries
 from callbacks.state_probe import StateProbe, probe_summary
 from callbacks.trainer import SetupError, build_trainer, check_resumable, local_processes
@@ -113,11 +114,15 @@ def train_pixels(cfg: ExperimentConfig, run_dir: Path,
     probe = StateProbe.from_meta(data.model_meta, cfg.probe.every_n_steps)
     stats = LatentStats(every_n_steps=max(t.log_every_n_steps, 1),
                         min_rank_fraction=t.collapse_rank_fraction)
+    planning = None
+    if cfg.plan.train_eval.every_n_steps > 0:  # plan/success and plan/distance while training
+        planning = PlanningEval(cfg.plan.train_eval, data.model_meta, cfg.plan.planner.name,
+                                cfg.plan.planner.settings(), cfg.plan.eval)
     callbacks = [FiniteGuard(divergence_hint(cfg, resume)),
                  ModelCheckpoint(run_dir / "checkpoints", save_last=True, save_top_k=0,
                                  every_n_train_steps=t.checkpoint_every_n_steps),
                  probe, stats, Preemption(resume, t.requeue, t.requeue_on_sigterm),
-                 *extra_callbacks]
+                 *([planning] if planning else []), *extra_callbacks]
     # the datamodule splits every global batch over the ranks itself (worldmodel/data.py)
     trainer = build_trainer(t, run_dir, callbacks, cfg.name, val_check_interval=t.val_every_n_steps,
                             check_val_every_n_epoch=None, num_sanity_val_steps=0,
@@ -132,6 +137,8 @@ def train_pixels(cfg: ExperimentConfig, run_dir: Path,
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(probe.metrics)
     metrics.update({f"latent/{k}": v for k, v in stats.last.items()})
+    if planning is not None and planning.history:
+        metrics.update({k: v for k, v in planning.history[-1].items() if k != "step"})
     metrics["dataset"] = str(path)
     return _finish(cfg, trainer, module, run_dir, metrics)
 

@@ -1,0 +1,113 @@
+"""Closed-loop planning during training: does the world model being trained already control?
+
+Every ``every_n_steps`` optimiser steps (and once after the last), ``PlanningEval`` runs a
+small closed-loop evaluation with the model as it is (eval mode, then back to training): a few
+episodes of the same protocol ``plan.py`` runs (``plan.eval``), with a small planner budget,
+no floor or ceiling. It logs ``plan/success`` (the fraction of episodes that met the goal),
+``plan/distance`` (median final distance to the goal) and ``plan/unsolved_success`` (success on
+the pairs not solved at the start) to the active logger, so success can be watched rising next
+to the probe's R². The start/goal pairs are the same at every evaluation (the protocol's seed),
+so the curve compares like with like. Only global rank 0 plans; the other ranks wait at the
+next collective.
+
+Configured by ``plan.train_eval`` (``every_n_steps = 0``, the default, turns it off).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import replace
+from typing import Any
+
+import lightning as L
+
+from envs.config import EnvConfig
+from envs.goals import GoalSpec
+from planners import build_planner
+from planners.agent import MPCAgent
+from planners.base import PlannerConfig
+from planners.protocol import ClosedLoopConfig, TrainEvalConfig
+
+__all__ = ["PlanningEval"]
+
+log = logging.getLogger(__name__)
+
+
+class PlanningEval(L.Callback):
+    """Small closed-loop evaluations of the module's world model during training.
+
+    Args:
+        config: when and how much (``TrainEvalConfig``).
+        data_meta: the datamodule's ``model_meta`` (env, goal, history, frameskip).
+        planner: a registered planner name; ``planner_config`` its settings (``samples`` and
+            ``iterations`` are replaced by the config's).
+        protocol: the evaluation protocol (``plan.eval``); episodes, budget, floor, ceiling,
+            videos and progress are set here.
+    """
+
+    def __init__(self, config: TrainEvalConfig, data_meta: dict[str, Any], planner: str = "cem",
+                 planner_config: PlannerConfig | None = None,
+                 protocol: ClosedLoopConfig | None = None) -> None:
+        super().__init__()
+        self.config, self.meta = config, data_meta
+        base = planner_config or PlannerConfig()
+        self.planner_name = planner
+        self.planner_config = replace(base, samples=config.samples,
+                                      iterations=config.iterations,
+                                      elites=min(base.elites, config.samples))
+        protocol = protocol or ClosedLoopConfig()
+        self.protocol = replace(protocol, episodes=config.episodes,
+                                num_envs=min(config.episodes, 8),
+                                budget=config.budget or protocol.budget, floor=False,
+                                ceiling=False, videos=0, progress=False, shard=0, num_shards=1)
+        self.goal = (GoalSpec.from_dict(data_meta["goal"]) if data_meta.get("goal") else None)
+        self.history: list[dict[str, float]] = []  # one entry per evaluation
+        self._last_step = -1
+
+    def evaluate(self, pl_module: L.LightningModule) -> dict[str, float]:
+        """One evaluation of ``pl_module.world_model`` as it is now; its metrics."""
+        from envs.rollouts import make_env
+        from planners.evaluate import DatasetGoals, evaluate_closed_loop
+
+        model = pl_module.world_model
+        was_training = model.training
+        model.eval()
+        try:
+            agent = MPCAgent(model, build_planner(self.planner_name, self.planner_config),
+                             history=self.meta.get("history", 1),
+                             frameskip=self.meta.get("frameskip", 1),
+                             replan_every=self.protocol.replan_every,
+                             objective=self.protocol.objective, hold=self.protocol.hold)
+            env_config = EnvConfig(**self.meta["env"])
+            report = evaluate_closed_loop(lambda: make_env(env_config), agent, self.protocol,
+                                          self.goal, DatasetGoals.from_meta(self.meta))
+        finally:
+            model.train(was_training)
+        run = report.agent
+        metrics = {"plan/success": run.success_rate, "plan/distance": run.final_distance_median}
+        if run.unsolved_success_rate is not None and not math.isnan(run.unsolved_success_rate):
+            metrics["plan/unsolved_success"] = run.unsolved_success_rate
+        return metrics
+
+    def _run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        step = trainer.global_step
+        if step == self._last_step or not trainer.is_global_zero:
+            return
+        self._last_step = step
+        metrics = self.evaluate(pl_module)
+        self.history.append({"step": step, **metrics})
+        log.info("step %d: planning success %.0f%%, final distance median %.3f", step,
+                 100 * metrics["plan/success"], metrics["plan/distance"])
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        n = self.config.every_n_steps
+        if n > 0 and trainer.global_step % n == 0 and trainer.global_step < trainer.max_steps:
+            self._run(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.config.every_n_steps > 0:
+            self._run(trainer, pl_module)
