@@ -5,7 +5,8 @@ small closed-loop evaluation with the model as it is (eval mode, then back to tr
 episodes of the same protocol ``plan.py`` runs (``plan.eval``), with a small planner budget,
 no floor or ceiling. It logs ``plan/success`` (the fraction of episodes that met the goal),
 ``plan/distance`` (median final distance to the goal) and ``plan/unsolved_success`` (success on
-the pairs not solved at the start) to the active logger, so success can be watched rising next
+the pairs not solved at the start) to the active logger, with the distance plot and
+``videos`` agent | goal GIFs as media (``callbacks.media``), so success can be watched rising next
 to the probe's R². The start/goal pairs are the same at every evaluation (the protocol's seed),
 so the curve compares like with like. Only global rank 0 plans; the other ranks wait at the
 next collective.
@@ -17,11 +18,15 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 
+from callbacks.media import log_media
 from envs.config import EnvConfig
 from envs.goals import GoalSpec
 from planners import build_planner
@@ -60,13 +65,17 @@ class PlanningEval(L.Callback):
         self.protocol = replace(protocol, episodes=config.episodes,
                                 num_envs=min(config.episodes, 8),
                                 budget=config.budget or protocol.budget, floor=False,
-                                ceiling=False, videos=0, progress=False, shard=0, num_shards=1)
+                                ceiling=False, videos=min(config.videos, config.episodes),
+                                progress=False, shard=0, num_shards=1)
         self.goal = (GoalSpec.from_dict(data_meta["goal"]) if data_meta.get("goal") else None)
         self.history: list[dict[str, float]] = []  # one entry per evaluation
         self._last_step = -1
 
     def evaluate(self, pl_module: L.LightningModule) -> dict[str, float]:
         """One evaluation of ``pl_module.world_model`` as it is now; its metrics."""
+        return self._evaluate(pl_module)[0]
+
+    def _evaluate(self, pl_module: L.LightningModule) -> tuple[dict[str, float], Any]:
         from envs.rollouts import make_env
         from planners.evaluate import DatasetGoals, evaluate_closed_loop
 
@@ -88,19 +97,36 @@ class PlanningEval(L.Callback):
         metrics = {"plan/success": run.success_rate, "plan/distance": run.final_distance_median}
         if run.unsolved_success_rate is not None and not math.isnan(run.unsolved_success_rate):
             metrics["plan/unsolved_success"] = run.unsolved_success_rate
-        return metrics
+        return metrics, report
+
+    @staticmethod
+    def _media(report: Any, folder: Path) -> tuple[dict[str, np.ndarray], dict[str, Path]]:
+        """The distance plot and the recorded episodes' GIFs (agent | goal) of ``report``."""
+        import imageio.v2 as imageio
+
+        from planners.report import plot_distances, write_videos
+
+        plot = plot_distances(report, folder / "distance.png", report.goal.tolerance)
+        images = {"plan/distance_plot": imageio.imread(plot)[..., :3]}
+        videos = {f"plan/episode_{i}": path
+                  for i, path in enumerate(write_videos(report.agent.rows, folder / "videos"))}
+        return images, videos
 
     def _run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step
         if step == self._last_step or not trainer.is_global_zero:
             return
         self._last_step = step
-        metrics = self.evaluate(pl_module)
+        metrics, report = self._evaluate(pl_module)
         self.history.append({"step": step, **metrics})
         log.info("step %d: planning success %.0f%%, final distance median %.3f", step,
                  100 * metrics["plan/success"], metrics["plan/distance"])
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
+        if trainer.loggers and self.config.videos > 0:
+            with tempfile.TemporaryDirectory(prefix="plan-media-") as tmp:
+                images, videos = self._media(report, Path(tmp))
+                log_media(trainer.loggers, step, images, videos)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:

@@ -32,8 +32,10 @@ class SetupError(ValueError):
     run cannot continue from."""
 
 
-def make_logger(name: str, run_dir: Path, run_name: str) -> Logger | bool:
-    """``csv`` (no extra install), ``tensorboard`` or ``wandb`` (when installed), ``none``."""
+def make_logger(name: str, run_dir: Path, run_name: str, wandb: Any = None) -> Logger | bool:
+    """``csv`` (no extra install), ``tensorboard`` or ``wandb`` (when installed), ``none``.
+
+    ``wandb``: a ``WandbConfig`` (project, entity, tags, offline) for the W&B logger."""
     if name == "none":
         return False
     if name == "csv":
@@ -44,16 +46,21 @@ def make_logger(name: str, run_dir: Path, run_name: str) -> Logger | bool:
         try:
             return TensorBoardLogger(run_dir, name="logs")
         except ModuleNotFoundError as err:
-            raise SetupError("trainer.logger=tensorboard needs `pip install tensorboard`"
-                             ) from err
+            raise SetupError("trainer.logger=tensorboard needs `pip install tensorboard` "
+                             "(or worldmodel-lab[loggers])") from err
     if name == "wandb":
         try:
-            import wandb  # noqa: F401
+            import wandb as _  # noqa: F401
         except ModuleNotFoundError as err:
-            raise SetupError("trainer.logger=wandb needs `pip install wandb`") from err
+            raise SetupError("trainer.logger=wandb needs `pip install wandb` (or "
+                             "worldmodel-lab[loggers])") from err
         from lightning.pytorch.loggers import WandbLogger
 
-        return WandbLogger(name=run_name, save_dir=str(run_dir))
+        w = wandb
+        return WandbLogger(name=run_name, save_dir=str(run_dir),
+                           project=getattr(w, "project", None), entity=getattr(w, "entity", None),
+                           tags=list(getattr(w, "tags", None) or []) or None,
+                           offline=bool(getattr(w, "offline", False)))
     raise SetupError(f"unknown trainer.logger {name!r}; use one of {list(LOGGERS)}")
 
 
@@ -69,7 +76,8 @@ def build_trainer(t: Any, run_dir: Path, callbacks: list[L.Callback], run_name: 
     return L.Trainer(
         max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision, plugins=plugins,
-        logger=make_logger(t.logger, run_dir, run_name), callbacks=callbacks,
+        logger=make_logger(t.logger, run_dir, run_name, getattr(t, "wandb", None)),
+        callbacks=callbacks,
         enable_progress_bar=t.progress_bar, enable_model_summary=False,
         log_every_n_steps=t.log_every_n_steps, default_root_dir=run_dir, **kwargs)
 

@@ -30,7 +30,19 @@ __all__ = [
     "ProbeConfig",
     "SyntheticWorldConfig",
     "TrainerConfig",
+    "WandbConfig",
 ]
+
+
+@dataclass
+class WandbConfig:
+    """The W&B run of ``trainer.logger=wandb``: ``offline`` writes it locally (``wandb sync``
+    uploads it later); None takes W&B's own default (``WANDB_PROJECT``, ...)."""
+
+    project: str | None = None
+    entity: str | None = None
+    tags: list[str] = field(default_factory=list)
+    offline: bool = False
 
 
 @dataclass
@@ -53,6 +65,7 @@ class TrainerConfig:
     log_every_n_steps: int = 100
     progress_bar: bool = True
     logger: str = "csv"  # csv | tensorboard | wandb (the last two when installed) | none
+    wandb: WandbConfig = field(default_factory=WandbConfig)  # with logger=wandb
     cpu_bf16: bool = True  # bf16 autocast of the model on CPUs with native bf16
     val_every_n_steps: int = 500  # pixel world models: validation losses
     checkpoint_every_n_steps: int = 500  # pixel world models: last.ckpt for resuming

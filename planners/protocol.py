@@ -81,9 +81,10 @@ class TrainEvalConfig:
     samples: int = 64
     iterations: int = 3
     budget: int | None = None
+    videos: int = 1  # agent | goal GIFs per evaluation, with the distance plot, to the logger
 
     def __post_init__(self) -> None:
         require_at_least("plan.train_eval", self, {"every_n_steps": 0, "episodes": 1,
-                                                   "samples": 2, "iterations": 1})
+                                                   "samples": 2, "iterations": 1, "videos": 0})
         if self.budget is not None and self.budget < 1:
             raise ValueError(f"plan.train_eval.budget must be >= 1 (or null), got {self.budget}")

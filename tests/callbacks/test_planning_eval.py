@@ -20,10 +20,48 @@ def test_a_training_run_logs_planning_success(tiny_dataset, tmp_path):
     result = train.train(cfg)
     assert 0.0 <= result.metrics["plan/success"] <= 1.0
     assert result.metrics["plan/distance"] >= 0.0
-    rows = list(csv.DictReader(open(next((tmp_path / "reacher" / "logs").rglob("metrics.csv")))))
+    with open(next((tmp_path / "reacher" / "logs").rglob("metrics.csv"))) as f:
+        rows = list(csv.DictReader(f))
     logged = [(int(r["step"]), float(r["plan/success"])) for r in rows if r.get("plan/success")]
     assert [step for step, _ in logged] == [3, 6]  # every 3 steps, and after the last (6)
     assert all(0.0 <= s <= 1.0 for _, s in logged)
+    media = sorted(p.name for p in (tmp_path / "reacher" / "logs").rglob("media/*"))
+    assert media == ["plan_distance_plot-step0000003.png", "plan_distance_plot-step0000006.png",
+                     "plan_episode_0-step0000003.gif", "plan_episode_0-step0000006.gif"]
+
+
+def _train(tiny_dataset, tmp_path, *extra):
+    cfg = load_config("reacher", [*TINY_PIXELS, f"output_dir={tmp_path}", "trainer.max_steps=3",
+                                  f"data.path={tiny_dataset}", "env.image_size=32", *TRAIN_EVAL,
+                                  *extra])
+    return train.train(cfg)
+
+
+def test_tensorboard_gets_the_metrics_the_plot_and_the_episode(tiny_dataset, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _train(tiny_dataset, tmp_path, "trainer.logger=tensorboard")
+    events = EventAccumulator(str(next((tmp_path / "reacher" / "logs").rglob("events.*")).parent))
+    events.Reload()
+    assert {"plan/success", "plan/distance"} <= set(events.Tags()["scalars"])
+    assert {"plan/distance_plot", "plan/episode_0"} <= set(events.Tags()["images"])
+
+
+def test_wandb_offline_gets_the_metrics_and_media(tiny_dataset, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    _train(tiny_dataset, tmp_path, "trainer.logger=wandb", "trainer.wandb.offline=true",
+           "trainer.wandb.project=wml-test", "trainer.wandb.tags=[a,b]")
+    import wandb
+
+    wandb.finish()
+    run = next(tmp_path.rglob("offline-run-*"))  # offline: the record stays on disk
+    assert b"plan/success" in next(run.glob("run-*.wandb")).read_bytes()
+    assert any((run / "files" / "media" / "images" / "plan").glob("distance_plot_*.png"))
+    assert any((run / "files" / "media" / "videos" / "plan").glob("episode_0_*.gif"))
 
 
 def test_train_eval_settings_are_range_checked():
