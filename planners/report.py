@@ -1,4 +1,5 @@
-"""Files of a closed-loop evaluation: ``report.json``, agent | goal GIFs, a distance plot.
+"""Files of a closed-loop evaluation: ``report.json``, agent | goal GIFs, a distance plot, and
+the pages that show them (``report.html``, ``report.md``: ``planners.report_html``).
 
 A sharded evaluation (``plan.eval.num_shards > 1``: array tasks or parallel processes) writes
 one ``shards/shard-<i>-of-<n>.json`` per shard; ``merge_shards`` checks they belong to one
@@ -15,10 +16,24 @@ from pathlib import Path
 import numpy as np
 
 from envs.fileio import atomic_write_text
+from planners.report_html import write_pages
 from planners.results import RUNS, EpisodeRow, EvalReport, RunSummary
 
-__all__ = ["ShardError", "merge_shards", "plot_distances", "shard_path", "write_eval_shard",
-           "write_report", "write_videos"]
+__all__ = ["ShardError", "merge_shards", "plot_distances", "recorded_videos", "shard_path",
+           "video_path", "write_eval_shard", "write_report", "write_videos"]
+
+
+def video_path(folder: Path, seed: int) -> Path:
+    """Where ``write_videos`` puts the GIF of the episode with ``seed``."""
+    return Path(folder) / f"episode-{seed:05d}.gif"
+
+
+def recorded_videos(report: EvalReport, folder: Path) -> list[Path]:
+    """The GIFs of ``report``'s recorded episodes (the first ``plan.eval.videos``, or every
+    episode when the report has no config) that exist in ``folder``, in episode order."""
+    count = ((report.config or {}).get("eval") or {}).get("videos", len(report.seeds))
+    paths = [video_path(folder, seed) for seed in report.seeds[:count]]
+    return [p for p in paths if p.is_file()]
 
 
 def write_videos(rows: list[EpisodeRow], folder: Path, fps: int = 10, scale: int = 3
@@ -35,7 +50,7 @@ def write_videos(rows: list[EpisodeRow], folder: Path, fps: int = 10, scale: int
         gap = np.full((goal.shape[0], 2, 3), 255, np.uint8)
         frames = [np.concatenate([f, gap, goal], axis=1) for f in row.frames]
         frames = [f.repeat(scale, 0).repeat(scale, 1) for f in frames]
-        path = folder / f"episode-{row.seed:05d}.gif"
+        path = video_path(folder, row.seed)
         tmp = path.with_suffix(".tmp.gif")
         imageio.mimsave(tmp, frames, duration=1000 / fps, loop=0)
         tmp.replace(path)
@@ -77,12 +92,18 @@ def plot_distances(report: EvalReport, path: Path, tolerance: float) -> Path:
 
 
 def write_report(report: EvalReport, folder: Path) -> Path:
-    """``report.json``, the videos of the recorded agent episodes and ``distance.png``."""
+    """``report.json``, the videos of the recorded agent episodes, ``distance.png``, then
+    ``report.html`` and ``report.md``; returns the path of ``report.json``.
+
+    A merged report holds no frames: its videos are the ones its shards wrote to ``folder``.
+    """
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_videos(report.agent.rows, folder / "videos")
-    plot_distances(report, folder / "distance.png", report.goal.tolerance)
+    plot = plot_distances(report, folder / "distance.png", report.goal.tolerance)
     path = folder / "report.json"
     atomic_write_text(path, json.dumps(report.to_dict(), indent=2))
+    write_pages(report, folder, plot, recorded_videos(report, folder / "videos"))
     return path
 
 

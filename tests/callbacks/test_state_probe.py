@@ -1,0 +1,35 @@
+"""The probe line train.py prints: positions first, the pooled R² labelled with its velocities."""
+
+import pytest
+
+from callbacks.state_probe import is_velocity, probe_summary
+
+REACHER = {"probe/r2": 0.120, "probe/r2_shoulder_pos": 0.958, "probe/r2_wrist_pos": 0.835,
+           "probe/r2_shoulder_vel": 0.011, "probe/r2_wrist_vel": 0.004,
+           "probe/orthogonality_error": 0.7, "probe/procrustes_error": 0.6}
+
+
+@pytest.mark.parametrize("name, velocity", [
+    ("wrist_vel", True), ("ball_vel[2]", True), ("qvel[0]", True), ("wrist_pos", False),
+    ("qpos[3]", False), ("cube_x", False), ("gripper_opening", False), ("velocity_gain", False)])
+def test_velocities_are_told_by_their_state_names(name, velocity):
+    assert is_velocity(name) is velocity
+
+
+def test_the_line_leads_with_the_positions_and_explains_the_low_pooled_r2():
+    first, second = probe_summary(REACHER).splitlines()
+    assert first.endswith("shoulder_pos 0.958, wrist_pos 0.835") and "0.120" not in first
+    assert "pooled over all 4 state entries 0.120" in second
+    assert "velocities (shoulder_vel 0.011, wrist_vel 0.004)" in second
+    assert "one frame does not show" in second
+
+
+def test_without_velocities_the_pooled_r2_needs_no_excuse():
+    line = probe_summary({"probe/r2": 0.995, "probe/r2_x": 0.999, "probe/r2_y": 1.0})
+    assert "x 0.999, y 1.000" in line and "pooled over all 2 state entries 0.995" in line
+    assert "velocit" not in line
+
+
+def test_velocities_only_still_shows_every_number():
+    line = probe_summary({"probe/r2": 0.02, "probe/r2_qvel[0]": 0.01, "probe/r2_qvel[1]": 0.03})
+    assert "0.020" in line and "qvel[0] 0.010, qvel[1] 0.030" in line
