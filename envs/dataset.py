@@ -10,11 +10,19 @@ Layout (DESIGN.md section 2)::
                           episodes.npy  int64   (E, 3)  [episode index, first row, length]
                           physics.npy   float64 (N, P)  full physics state at frame t (MuJoCo
                                                         envs: ``PixelEnv.physics_state()``)
+                          episode_ends.npy bool (E, 2)  [terminated, truncated] of every episode,
+                                                        in the rows of ``episodes.npy``
                           shard.json    counts, shapes and CRC32 of every array
 
 ``physics.npy`` restores a frame's simulator state exactly (``PixelEnv.restore_state
 (physics_state=...)``), for the dataset goal protocol; datasets collected before it was
 recorded, and envs that are not MuJoCo, have none (``meta.json``'s ``physics_dim`` is absent).
+
+``episode_ends.npy`` says how each episode ended, as Gymnasium's ``step`` does: ``terminated``
+when the env reached a terminal state (the pole fell), ``truncated`` when it was cut short, by
+the env's own time limit or by the collection's ``episode_steps``. Shards written before it was
+recorded have none; ``PixelDataset.episode_ends()`` then infers the flags from the lengths (see
+there) and ``PixelDataset.has_episode_ends`` is False.
 
 An episode of ``L`` frames has ``L - 1`` actions; its last action and reward rows are NaN.
 A shard is written under a temporary name and renamed when complete, so a reader (or a resumed
@@ -46,7 +54,7 @@ SHARD_META_KEYS = ("env", "state_names", "state_dim", "action_dim", "policy", "s
 VERIFIED = ".verified"  # per shard: the file sizes and times its checksums last passed at
 ARRAYS = {"pixels": np.uint8, "actions": np.float32, "states": np.float32,
           "rewards": np.float32, "episodes": np.int64}
-OPTIONAL_ARRAYS = {"physics": np.float64}
+OPTIONAL_ARRAYS = {"physics": np.float64, "episode_ends": np.bool_}
 
 
 class DatasetError(RuntimeError):
@@ -76,6 +84,8 @@ def read_meta(root: str | Path) -> dict[str, Any]:
 
 
 def _crc(array: np.ndarray) -> int:
+    if array.size == 0:  # memoryview cannot cast an empty shape (states of width 0)
+        return zlib.crc32(b"")
     return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
@@ -92,7 +102,7 @@ def write_dataset_shard(root: str | Path, index: int, arrays: dict[str, np.ndarr
 
     Args:
         arrays: ``pixels, actions, states, rewards, episodes`` as in the module docstring,
-            and ``physics`` where the env has a physics state.
+            ``physics`` where the env has a physics state, and ``episode_ends``.
     """
     root = Path(root)
     missing = set(ARRAYS) - set(arrays)
@@ -243,6 +253,8 @@ class PixelDataset:
                 "states": [n, m["state_dim"]], "rewards": [n]}
         if m.get("physics_dim") is not None:
             want["physics"] = [n, m["physics_dim"]]
+        if "episode_ends" in files:  # absent in shards written before it was recorded
+            want["episode_ends"] = [info.get("num_episodes"), 2]
         for name, shape in want.items():
             got = files.get(name, {}).get("shape")
             if got != shape:
@@ -291,6 +303,29 @@ class PixelDataset:
                     for k, s in enumerate(self.shards)]
             self._episodes = np.concatenate(rows).astype(np.int64)
         return self._episodes
+
+    @property
+    def has_episode_ends(self) -> bool:
+        """Whether every shard records how its episodes ended (``episode_ends`` arrays)."""
+        return all("episode_ends" in s.info["files"] for s in self.shards)
+
+    def episode_ends(self) -> np.ndarray:
+        """``bool (E, 2)``: [terminated, truncated] of every episode, in the rows of
+        ``episodes()``.
+
+        Shards written before this was recorded infer it from the lengths: an episode of the
+        full ``episode_steps + 1`` frames was truncated by the collection, a shorter one is
+        taken as terminated (the env ended it; its own time limit cannot be told apart there).
+        """
+        full = int(self.meta.get("episode_steps", -2)) + 1
+        rows = []
+        for s in self.shards:
+            if "episode_ends" in s.info["files"]:
+                rows.append(np.asarray(s.array("episode_ends"), bool))
+            else:
+                cut = s.array("episodes")[:, 2] >= full
+                rows.append(np.column_stack([~cut, cut]))
+        return np.concatenate(rows)
 
     def episode(self, index: int) -> dict[str, np.ndarray]:
         """All per-frame arrays of the episode with global index ``index`` (copies; ``physics``

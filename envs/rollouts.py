@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,9 +23,9 @@ from envs.config import CollectConfig, EnvConfig
 from envs.dataset import write_dataset_shard
 from envs.policies import make_policy
 
-__all__ = ["CollectConfig", "EnvConfig", "WorkerPool", "collect_episode", "collect_shard",
-           "episode_buffers", "episode_seeds", "episodes_of", "make_env", "physics_dim",
-           "run_in_process"]
+__all__ = ["CollectConfig", "EnvConfig", "EpisodeEnd", "WorkerPool", "collect_episode",
+           "collect_shard", "episode_buffers", "episode_seeds", "episodes_of", "make_env",
+           "physics_dim", "run_episode", "run_in_process"]
 
 
 def make_env(cfg: EnvConfig):
@@ -60,13 +60,29 @@ def episode_buffers(env, frames: int) -> dict[str, np.ndarray]:
     return out
 
 
+class EpisodeEnd(NamedTuple):
+    """How a collected episode ended: its frames, and Gymnasium's two end flags."""
+
+    length: int
+    terminated: bool  # the env reached a terminal state
+    truncated: bool  # cut short: by the env's time limit or by the ``steps`` limit
+
+
 def collect_episode(env, policy, seed: int, episode: int, steps: int,
                     out: dict[str, np.ndarray] | None = None) -> int:
     """Run one episode of at most ``steps`` actions into ``out`` (rows from 0); its length.
 
     ``out`` defaults to fresh ``episode_buffers(env, steps + 1)``; the episode fills rows
     ``[0, L)`` with ``L <= steps + 1`` frames, and its last action and reward stay NaN.
+    ``run_episode`` does the same and also says how the episode ended.
     """
+    return run_episode(env, policy, seed, episode, steps, out).length
+
+
+def run_episode(env, policy, seed: int, episode: int, steps: int,
+                out: dict[str, np.ndarray] | None = None) -> EpisodeEnd:
+    """``collect_episode``, returning the length and the [terminated, truncated] flags; an
+    episode still running after ``steps`` actions counts as truncated."""
     out = episode_buffers(env, steps + 1) if out is None else out
     env_seed, policy_seed = episode_seeds(seed, episode)
     physics = out.get("physics")
@@ -75,7 +91,7 @@ def collect_episode(env, policy, seed: int, episode: int, steps: int,
     out["pixels"][0], out["states"][0] = pixels, info["state"]
     if physics is not None:
         physics[0] = env.physics_state()
-    length = 1
+    length, terminated, truncated = 1, False, False
     for t in range(steps):
         action = np.asarray(policy.act(pixels, info), np.float32)
         pixels, reward, terminated, truncated, info = env.step(action)
@@ -86,7 +102,8 @@ def collect_episode(env, policy, seed: int, episode: int, steps: int,
         length += 1
         if terminated or truncated:
             break
-    return length
+    terminated = bool(terminated)
+    return EpisodeEnd(length, terminated, bool(truncated) or not terminated)
 
 
 def episodes_of(shard: int, collect: CollectConfig) -> range:
@@ -97,15 +114,18 @@ def episodes_of(shard: int, collect: CollectConfig) -> range:
 def collect_shard(env, policy, root: Path, shard: int, collect: CollectConfig, report) -> None:
     episodes = episodes_of(shard, collect)
     arrays = episode_buffers(env, len(episodes) * (collect.episode_steps + 1))  # shard-sized
-    table, row = [], 0
+    table, ends, row = [], [], 0
     for e in episodes:  # each episode writes straight into its rows of the shard
         view = {k: v[row:] for k, v in arrays.items()}
-        n = collect_episode(env, policy, collect.seed, e, collect.episode_steps, view)
+        n, terminated, truncated = run_episode(env, policy, collect.seed, e,
+                                               collect.episode_steps, view)
         table.append((e, row, n))
+        ends.append((terminated, truncated))
         row += n
         report("frames", n)
     arrays = {k: v[:row] for k, v in arrays.items()}
     arrays["episodes"] = np.asarray(table, np.int64)
+    arrays["episode_ends"] = np.asarray(ends, bool).reshape(-1, 2)
     write_dataset_shard(root, shard, arrays)
     report("shard", shard)
 

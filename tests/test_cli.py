@@ -53,3 +53,36 @@ def test_print_config_shows_every_key_with_its_resolved_value(capsys):
     assert _leaves(printed) >= _leaves(schema)
     assert printed["trainer"]["max_steps"] == 123 and printed["name"] == "point_mass"
     assert printed["plan"]["planner"]["name"] == "cem"  # a default the YAML does not set
+
+
+def test_wml_export_import_verify_and_inspect_a_dataset(tiny_dataset, tmp_path, capsys):
+    import numpy as np
+
+    from envs.dataset import PixelDataset
+
+    h5 = tmp_path / "reacher.h5"
+    assert main(["export", str(tiny_dataset), str(h5), "--no-progress"]) == 0  # a dataset: hdf5
+    back = tmp_path / "back"
+    assert main(["import", str(h5), str(back), "--no-progress"]) == 0
+    assert f"wml train data.path={back}" in capsys.readouterr().out
+    a, b = PixelDataset(tiny_dataset), PixelDataset(back)
+    np.testing.assert_array_equal(a.episode(1)["pixels"], b.episode(1)["pixels"])
+    assert main(["verify", str(back)]) == 0
+    assert "match their checksums" in capsys.readouterr().out
+    assert main(["inspect", str(back), "--out", str(tmp_path / "look"), "--verify"]) == 0
+    assert "shoulder" in capsys.readouterr().out
+    assert (tmp_path / "look" / "contact_sheet.png").is_file()
+    assert (tmp_path / "look" / "episodes.gif").is_file()
+    pixels = back / "shard-00000" / "pixels.npy"
+    raw = bytearray(pixels.read_bytes())
+    raw[-100:] = bytes(100)
+    pixels.write_bytes(bytes(raw))
+    assert main(["verify", str(back)]) == 1
+    assert "shard-00000/pixels.npy fails its checksum" in capsys.readouterr().err
+    assert main(["inspect", str(back), "--verify"]) == 1
+
+
+def test_wml_import_of_a_missing_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["import", str(tmp_path / "none.h5"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "none.h5" in err

@@ -62,7 +62,7 @@ z = model.encode(torch.zeros(1, 1, 32, 32, 3, dtype=torch.uint8))
 assert 'lightning' not in sys.modules
 print(tuple(z.shape), meta['env']['id'])
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "(1, 1, 8) wm/reacher-v0"

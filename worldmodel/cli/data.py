@@ -43,7 +43,7 @@ def inspect_main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=4, help="episodes in the pictures")
     parser.add_argument("--verify", action="store_true", help="also check every CRC32")
     args = parser.parse_args(argv)
-    from envs.inspect import inspect_dataset
+    from envs.inspection import inspect_dataset
 
     try:
         report = inspect_dataset(args.dataset, args.out, episodes=args.episodes,
@@ -114,7 +114,8 @@ def import_main(argv: list[str] | None = None, prog: str | None = None) -> int:
                              "(a wm/ id, Gymnasium id or module:Env-v0)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="with --env-id: the frames' side (default: read from the file)")
-    parser.add_argument("--episodes-per-shard", type=int, default=50)
+    parser.add_argument("--episodes-per-shard", type=int, default=None,
+                        help="default: the exported dataset's own, else 50")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     env = None
