@@ -6,6 +6,7 @@ pooled and per state entry, joint angles through their (sin, cos) (SCIENCE.md se
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,8 +17,10 @@ from torch import Tensor
 from worldmodel.identifiability import affine_fit, orthogonality_error, procrustes_error
 from worldmodel.world_model import JEPAWorldModel
 
-__all__ = ["StateProbe", "angular_state_indices", "encode_frames", "heldout_r2", "is_velocity",
-           "probe_summary", "probe_targets", "state_probe"]
+__all__ = ["READABLE_R2", "StateProbe", "angular_state_indices", "encode_frames", "heldout_r2",
+           "is_velocity", "probe_summary", "probe_targets", "state_probe", "unreadable_warnings"]
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -90,7 +93,27 @@ def state_probe(world_model: JEPAWorldModel, fit_batches: Iterable[dict[str, Ten
     y_std = (y - y.mean(0)) / y.std(0).clamp_min(1e-8)
     out["probe/orthogonality_error"] = orthogonality_error(z, y_std)
     out["probe/procrustes_error"] = procrustes_error(z, y_std)
+    spread = {name: float(y[:, g].std(0).max()) for name, g in zip(state_names, groups)}
+    out["probe/warnings"] = unreadable_warnings(
+        {name: r for name, r in zip(state_names, result["r2_per_group"])}, spread)
     return out
+
+
+READABLE_R2 = 0.5  # below this, a coordinate that moves is reported as not linearly readable
+MOVES = 1e-3  # the held-out spread (std; of sin and cos for angles) of a coordinate that moves
+
+
+def unreadable_warnings(r2: dict[str, float], spread: dict[str, float]) -> list[str]:
+    """One message per state entry that moves in the data (``spread > MOVES``) but that the
+    latent reads with held-out R² below ``READABLE_R2``, naming the fixes to try. Velocities
+    are left out: one frame does not show them, so their R² is low by design."""
+    return [f"state entry {name!r} moves in the data (std {spread[name]:.3g}) but the latent "
+            f"reads it with held-out R2 {r:.2f} < {READABLE_R2}: the world model may not see "
+            "it. Try making it bigger in the frames (a thin link: env.kwargs.geom_radius), a "
+            "larger env.image_size, data in which it moves more (collect.policy), another "
+            "loss.regulariser_weight, or a longer run (trainer.max_steps)"
+            for name, r in r2.items()
+            if spread.get(name, 0.0) > MOVES and r < READABLE_R2 and not is_velocity(name)]
 
 
 def angular_state_indices(meta: dict[str, Any]) -> list[int]:
@@ -115,6 +138,7 @@ def probe_summary(metrics: dict[str, Any]) -> str:
     """
     per_entry = {k.removeprefix("probe/r2_"): v for k, v in metrics.items()
                  if k.startswith("probe/r2_")}
+    warned = "".join(f"\n  warning: {m}" for m in metrics.get("probe/warnings") or [])
     shown = {n: r for n, r in per_entry.items() if not is_velocity(n)}
     velocities = {n: r for n, r in per_entry.items() if is_velocity(n)}
 
@@ -124,13 +148,13 @@ def probe_summary(metrics: dict[str, Any]) -> str:
     pooled = f"pooled over all {len(per_entry)} state entries {metrics['probe/r2']:.3f}"
     if not velocities:
         return (f"held-out linear probe R2 (latent -> state; angles as sin, cos): "
-                f"{listed(shown)}\n  {pooled}")
+                f"{listed(shown)}\n  {pooled}{warned}")
     if not shown:
         return (f"held-out linear probe R2 (latent -> state): {pooled} ({listed(velocities)}: "
-                "velocities only, which one frame does not show)")
+                f"velocities only, which one frame does not show){warned}")
     return (f"held-out linear probe R2 (latent -> positions; angles as sin, cos): "
             f"{listed(shown)}\n  {pooled}, low as expected: it includes the velocities "
-            f"({listed(velocities)}), which one frame does not show")
+            f"({listed(velocities)}), which one frame does not show{warned}")
 
 
 class StateProbe(L.Callback):
@@ -151,6 +175,7 @@ class StateProbe(L.Callback):
         self.state_names, self.angular = list(state_names), list(angular)
         self.every_n_steps, self.max_frames = every_n_steps, max_frames
         self.metrics: dict[str, Any] = {}
+        self._warned: set[str] = set()
 
     def _run(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if not trainer.is_global_zero:  # a diagnostic: rank 0 measures and logs it
@@ -159,7 +184,12 @@ class StateProbe(L.Callback):
         self.metrics = state_probe(module.world_model, data.probe_dataloader("train"),
                                    data.probe_dataloader("val"), self.state_names, self.angular,
                                    self.max_frames)
-        logged = {f"val/{k.replace('/', '_')}": v for k, v in self.metrics.items()}
+        for message in self.metrics["probe/warnings"]:
+            if message.split(" moves", 1)[0] not in self._warned:  # once per entry and run
+                self._warned.add(message.split(" moves", 1)[0])
+                log.warning("step %d: %s", trainer.global_step, message)
+        logged = {f"val/{k.replace('/', '_')}": v for k, v in self.metrics.items()
+                  if isinstance(v, float)}
         for logger in trainer.loggers:
             logger.log_metrics(logged, step=trainer.global_step)
 

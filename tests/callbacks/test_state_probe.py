@@ -1,6 +1,7 @@
 """The probe line train.py prints: positions first, the pooled R² labelled with its velocities."""
 
 import pytest
+import torch
 
 from callbacks.state_probe import is_velocity, probe_summary
 
@@ -33,3 +34,36 @@ def test_without_velocities_the_pooled_r2_needs_no_excuse():
 def test_velocities_only_still_shows_every_number():
     line = probe_summary({"probe/r2": 0.02, "probe/r2_qvel[0]": 0.01, "probe/r2_qvel[1]": 0.03})
     assert "0.020" in line and "qvel[0] 0.010, qvel[1] 0.030" in line
+
+
+class _ReadsFirstEntry(torch.nn.Module):
+    """A stand-in world model whose latent holds state entry 0 and noise, nothing else."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.noise = torch.Generator().manual_seed(0)
+
+    def encode(self, obs):
+        noise = torch.randn(*obs.shape[:2], 3, generator=self.noise)
+        return torch.cat([obs[..., :1], noise], dim=-1)
+
+
+def _batches(seed):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(4):
+        states = torch.randn(64, 1, 4, generator=g)
+        states[..., 3] = 0.25  # never moves
+        yield {"obs": states, "states": states}
+
+
+def test_a_moving_entry_the_latent_cannot_read_is_warned_about_with_the_fix():
+    from callbacks.state_probe import state_probe
+
+    names = ["arm_pos", "wrist_pos", "wrist_vel", "target_pos"]
+    out = state_probe(_ReadsFirstEntry(), _batches(0), _batches(1), names)
+    assert out["probe/r2_arm_pos"] > 0.99 and out["probe/r2_wrist_pos"] < 0.1
+    (warning,) = out["probe/warnings"]  # not the velocity, not the entry that never moves
+    assert warning.startswith("state entry 'wrist_pos' moves in the data")
+    assert "env.kwargs.geom_radius" in warning and "env.image_size" in warning
+    assert "warning: state entry 'wrist_pos'" in probe_summary(out)
