@@ -18,7 +18,12 @@ __all__ = [
     "control_cost_ratio",
     "evaluate_on_grid",
     "grid_points",
+    "knn_regressor",
+    "latent_line_plan_ratio",
+    "lqr_value",
+    "lqr_value_error",
     "orthogonality_error",
+    "path_cost",
     "procrustes_error",
     "r2_score",
     "theorem3_bound",
@@ -138,6 +143,91 @@ def control_cost_ratio(path: Tensor, start: Tensor | None = None, goal: Tensor |
     if optimal == 0:
         raise ValueError("start and goal coincide: the control-cost ratio is undefined")
     return float((p[1:] - p[:-1]).pow(2).sum()) / optimal
+
+
+def knn_regressor(fit_x: Tensor, fit_y: Tensor, k: int = 5, eps: float = 1e-8
+                  ) -> Callable[[Tensor], Tensor]:
+    """A distance-weighted k-nearest-neighbour regressor ``x (N, d) -> y (N, m)`` fitted on
+    labelled points (weights ``1 / distance``; an exact match returns its label)."""
+    if len(fit_x) < k:
+        raise ValueError(f"need at least k={k} labelled points, got {len(fit_x)}")
+    fx, fy = _as64(fit_x), _as64(fit_y)
+
+    def predict(x: Tensor) -> Tensor:
+        d = torch.cdist(_as64(x), fx)  # (N, F)
+        dist, idx = d.topk(k, dim=1, largest=False)  # (N, k)
+        w = 1.0 / (dist + eps)
+        return (w[..., None] * fy[idx]).sum(1) / w.sum(1, keepdim=True)
+
+    return predict
+
+
+def path_cost(path: Tensor, goal: Tensor) -> float:
+    """The paper's planning cost of a true-state path ``(T + 1, n)``:
+    ``sum_t |theta_t - goal|^2 + sum_t |theta_{t+1} - theta_t|^2``."""
+    p, g = _as64(path), goal.detach().to(torch.float64).cpu().reshape(1, -1)
+    return float((p - g).pow(2).sum() + (p[1:] - p[:-1]).pow(2).sum())
+
+
+def latent_line_plan_ratio(h_start: Tensor, h_goal: Tensor, theta_start: Tensor,
+                           theta_goal: Tensor, decode: Callable[[Tensor], Tensor],
+                           steps: int = 20) -> float:
+    """``J(latent plan) / J(straight line in theta)`` for one start/goal pair (ideal 1).
+
+    The latent plan is the straight line from ``h_start`` to ``h_goal`` in ``steps`` equal
+    steps, decoded to true coordinates by ``decode`` (e.g. ``knn_regressor``), with its
+    endpoints pinned to the true ``theta_start`` and ``theta_goal``; the reference is the
+    straight line between those in true coordinates. ``J`` is ``path_cost``.
+    """
+    t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)[:, None]
+    hs, hg, ts, tg = (v.detach().to(torch.float64).cpu().reshape(-1)
+                      for v in (h_start, h_goal, theta_start, theta_goal))
+    latent = decode((1 - t) * hs + t * hg)  # (T + 1, n)
+    latent[0], latent[-1] = ts, tg
+    reference = (1 - t) * ts + t * tg
+    return path_cost(latent, tg) / path_cost(reference, tg)
+
+
+def lqr_value(A, B, W, R):
+    """``P`` of the infinite-horizon discrete LQR value ``V(x) = x^T P x`` (the discrete
+    algebraic Riccati equation, ``scipy.linalg.solve_discrete_are``)."""
+    import numpy as np
+    from scipy.linalg import solve_discrete_are
+
+    return solve_discrete_are(*(np.asarray(m, np.float64) for m in (A, B, W, R)))
+
+
+def lqr_value_error(z: Tensor, h: Tensor, A, B, W=None, R=None, fit: int | None = None
+                    ) -> dict[str, float]:
+    """How far LQR solved in an encoder's coordinates is from LQR in the true ones.
+
+    The world is ``z' = A z + B u`` with cost ``z^T W z + u^T R u``. The encoder's coordinates
+    are ``h ~ M z + c`` (OLS on the first ``fit`` points); a planner that only sees ``h`` uses the
+    push-forward dynamics ``A_h = M A M^-1``, ``B_h = M B`` and the same-form cost
+    ``h^T W h + u^T R u`` (it cannot know ``M``). Returns the relative error
+    ``|V_h(h - c) - V(z)| / V(z)`` (median and mean) on the remaining, held-out points, and
+    ``M``'s distance from orthogonal. Zero when ``M`` is a rotation (Thm 4).
+    """
+    import numpy as np
+
+    z64, h64 = _as64(z).numpy(), _as64(h).numpy()
+    n = z64.shape[1]
+    if h64.shape[1] != n:
+        raise ValueError(f"need as many latent as true coordinates, got {h64.shape[1]} and {n}")
+    fit = fit or len(z64) // 2
+    coef, bias = affine_fit(torch.from_numpy(z64[:fit]), torch.from_numpy(h64[:fit]))
+    M, c = coef.numpy().T, bias.numpy()  # h ~ M z + c
+    A, B = np.asarray(A, np.float64), np.asarray(B, np.float64)
+    W = np.eye(n) if W is None else np.asarray(W, np.float64)
+    R = np.eye(B.shape[1]) if R is None else np.asarray(R, np.float64)
+    P = lqr_value(A, B, W, R)
+    P_h = lqr_value(M @ A @ np.linalg.inv(M), M @ B, W, R)
+    zt, ht = z64[fit:], h64[fit:] - c
+    v = np.einsum("ni,ij,nj->n", zt, P, zt)
+    v_h = np.einsum("ni,ij,nj->n", ht, P_h, ht)
+    rel = np.abs(v_h - v) / np.maximum(v, 1e-12)
+    return {"value_error_median": float(np.median(rel)), "value_error_mean": float(rel.mean()),
+            "map_orthogonality_error": float(np.linalg.norm(M.T @ M - np.eye(n)))}
 
 
 def evaluate_on_grid(encoder: Callable[[Tensor], Tensor], observe: Callable[[Tensor], Tensor]) -> float:

@@ -121,3 +121,60 @@ def test_bad_shapes_raise():
         r2_score(torch.randn(10), torch.randn(10, 2))
     with pytest.raises(ValueError, match="differ in length"):
         r2_score(torch.randn(10, 2), torch.randn(11, 2))
+
+
+def _rotation(angle=0.7):
+    c, s = math.cos(angle), math.sin(angle)
+    return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+
+
+def test_knn_regressor_returns_labels_at_fit_points_and_interpolates():
+    from worldmodel.identifiability import knn_regressor
+
+    x = torch.cartesian_prod(torch.linspace(-1, 1, 21), torch.linspace(-1, 1, 21)).double()
+    y = x @ torch.tensor([[2.0, 0.0], [1.0, -1.0]], dtype=torch.float64)
+    predict = knn_regressor(x, y, k=5)
+    torch.testing.assert_close(predict(x[:7]), y[:7])
+    query = torch.tensor([[0.05, -0.35]], dtype=torch.float64)
+    expected = query @ torch.tensor([[2.0, 0.0], [1.0, -1.0]], dtype=torch.float64)
+    assert float((predict(query) - expected).abs().max()) < 0.06
+    with pytest.raises(ValueError, match="at least k=5"):
+        knn_regressor(x[:3], y[:3])
+
+
+def test_a_latent_straight_line_is_optimal_for_a_rotation_and_not_for_a_warp():
+    from worldmodel.identifiability import latent_line_plan_ratio, path_cost
+
+    Q = _rotation()
+    start, goal = torch.tensor([-1.0, 0.5]), torch.tensor([1.2, -0.8])
+    rotated = latent_line_plan_ratio(start.double() @ Q.T, goal.double() @ Q.T, start, goal,
+                                     lambda h: h @ Q)  # decode = the exact inverse
+    assert rotated == pytest.approx(1.0, abs=1e-9)
+
+    def spiral(z, k):  # turns each point by k times its radius: keeps radii, bends lines
+        angle = k * z.norm(dim=-1, keepdim=True)
+        c, s = torch.cos(angle), torch.sin(angle)
+        return torch.cat([c * z[..., :1] - s * z[..., 1:], s * z[..., :1] + c * z[..., 1:]], -1)
+
+    s, g = start.double()[None], goal.double()[None]
+    ratios = [latent_line_plan_ratio(spiral(s, k)[0], spiral(g, k)[0], start, goal,
+                                     lambda h, k=k: spiral(h, -k)) for k in (0.5, 1.0, 2.0)]
+    assert 1.0 < ratios[0] < ratios[1] < ratios[2]  # the more bent, the costlier (1.02 .. 1.35)
+    line = torch.stack([torch.zeros(2), torch.ones(2)]).double()
+    assert path_cost(line, torch.ones(2)) == pytest.approx(2.0 + 2.0)
+
+
+def test_lqr_in_rotated_coordinates_has_the_true_value_and_a_stretch_does_not():
+    import numpy as np
+
+    from worldmodel.identifiability import lqr_value, lqr_value_error
+
+    A, B, I2 = np.array([[0.95, 0.05], [-0.03, 0.92]]), 0.3 * np.eye(2), np.eye(2)
+    P = lqr_value(A, B, I2, I2)  # the discrete algebraic Riccati equation holds:
+    gain = np.linalg.solve(I2 + B.T @ P @ B, B.T @ P @ A)
+    np.testing.assert_allclose(A.T @ P @ A - P - A.T @ P @ B @ gain + I2, 0, atol=1e-10)
+    z = torch.randn(400, 2, generator=torch.Generator().manual_seed(0)).double()
+    rotated = lqr_value_error(z, z @ _rotation().T + 3.0, A, B)
+    assert rotated["value_error_median"] < 1e-9 and rotated["map_orthogonality_error"] < 1e-9
+    stretched = lqr_value_error(z, z @ torch.diag(torch.tensor([2.0, 0.5])).double(), A, B)
+    assert stretched["value_error_median"] > 0.1 and stretched["map_orthogonality_error"] > 1
