@@ -9,6 +9,11 @@ with alignment + SIGReg (``JEPAModule``, identity predictor, through the Trainer
   * trajectory pairs: consecutive frames of OU-policy episodes, scored per joint on the
     (sin, cos) of each angle (the joints turn freely along a trajectory) and in total.
 
+Every encoder, and two snapshots taken early in its training (less identifiable), then runs the
+paper's planning test and LQR check (``benchmarks.pixel_planning``): the latent straight-line
+plan ratio J(latent) / J(theta line) on 40 start/goal pairs, as a box plot per encoder and as
+mean ratio against R²(h -> theta), and the LQR value error in the encoder's coordinates.
+
     python -m benchmarks.pixel_identifiability           # < 45 min on 2 cores
     python -m benchmarks.pixel_identifiability --quick   # a few minutes, short training
 """
@@ -30,6 +35,12 @@ import lightning as L
 import numpy as np
 import torch
 
+from benchmarks.pixel_planning import (
+    PlanningFrames,
+    planning_metrics,
+    planning_table,
+    plot_planning,
+)
 from callbacks.state_probe import heldout_r2, probe_targets
 from callbacks.trainer import build_trainer
 from configs.schema import TrainerConfig
@@ -47,6 +58,43 @@ from worldmodel.world_model import ModelConfig
 OUT = ROOT / "benchmarks" / "results" / "pixel-identifiability"
 HIDE_TARGET = {"invisible_geoms": ["target"]}
 RHOS = (0.5, 0.9, 0.99)
+
+
+def render_angles(theta: np.ndarray, image_size: int) -> np.ndarray:
+    """Frames ``uint8 (N, H, W, 3)`` of reacher at rest at joint angles ``theta (N, 2)``."""
+    env = make_pixel_env("wm/reacher-v0", image_size, env_kwargs=HIDE_TARGET)
+    frames = np.empty((len(theta), image_size, image_size, 3), np.uint8)
+    for i, angles in enumerate(theta):
+        env.restore_state(angles)
+        frames[i] = env.render_frame()
+    env.close()
+    return frames
+
+
+class Snapshots(L.Callback):
+    """Copies of the world model's weights after the given optimiser steps."""
+
+    def __init__(self, steps: list[int]) -> None:
+        self.steps, self.saved = set(steps), {}
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step in self.steps:
+            self.saved[trainer.global_step] = {k: v.detach().clone() for k, v in
+                                               module.world_model.state_dict().items()}
+
+
+def with_planning(row: dict[str, Any], module: JEPAModule, snapshots: Snapshots,
+                  frames: PlanningFrames) -> dict[str, Any]:
+    """``row`` plus the planning test and LQR check of the final encoder and its snapshots."""
+    final = {k: v.clone() for k, v in module.world_model.state_dict().items()}
+    row["snapshots"] = []
+    for step, weights in sorted(snapshots.saved.items()):
+        module.world_model.load_state_dict(weights)
+        row["snapshots"].append({"step": step, **planning_metrics(
+            lambda x: encode(module, x), frames)})
+    module.world_model.load_state_dict(final)
+    row["planning"] = planning_metrics(lambda x: encode(module, x), frames)
+    return row
 
 
 def render_ou_pairs(rho: float, n: int, image_size: int, seed: int) -> dict[str, torch.Tensor]:
@@ -84,8 +132,8 @@ def encode(module: JEPAModule, obs: torch.Tensor, batch: int = 512) -> torch.Ten
                       for i in range(0, len(obs), batch)])
 
 
-def train_encoder(pairs: dict[str, torch.Tensor], steps: int, lam: float, seed: int
-                  ) -> JEPAModule:
+def train_encoder(pairs: dict[str, torch.Tensor], steps: int, lam: float, seed: int,
+                  callbacks: list[L.Callback] = ()) -> JEPAModule:
     """``lam * SIGReg + (1 - lam) * alignment`` of the two frames of each pair, batch 128."""
     L.seed_everything(seed, verbose=False)
     data = PairsDataModule(pairs, batch_size=128, seed=seed)
@@ -97,7 +145,8 @@ def train_encoder(pairs: dict[str, torch.Tensor], steps: int, lam: float, seed: 
                                      cpu_bf16=False)  # the Trainer's bf16-mixed instead
     trainer_cfg = TrainerConfig(max_steps=steps, accelerator="cpu", devices=1, logger="none",
                                 precision="bf16-mixed" if cpu_bf16_supported() else "32-true")
-    trainer = build_trainer(trainer_cfg, OUT / "lightning", [], enable_checkpointing=False,
+    trainer = build_trainer(trainer_cfg, OUT / "lightning", list(callbacks),
+                            enable_checkpointing=False,
                             limit_val_batches=0, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=data)
     return module
@@ -114,11 +163,13 @@ def ou_run(rho: float, args) -> dict[str, Any]:
     lam = ou_lam(rho, args.lam_scale)
     train_pairs = render_ou_pairs(rho, args.pairs, args.image_size, seed=1)
     test = render_ou_pairs(rho, args.test_pairs, args.image_size, seed=2)
-    module = train_encoder(train_pairs, args.steps, lam, seed=0)
+    snapshots = Snapshots(args.snapshot_steps)
+    module = train_encoder(train_pairs, args.steps, lam, seed=0, callbacks=[snapshots])
     h = encode(module, test["obs"][:, 0])
     fit = r2_score(h, test["states"][:, 0])
-    return {"data": f"OU pairs, rho={rho}", "rho": rho, "lam": lam, "r2": fit["r2"],
-            "r2_per_joint": fit["r2_per_dim"], "seconds": time.perf_counter() - start}
+    row = {"data": f"OU pairs, rho={rho}", "rho": rho, "lam": lam, "r2": fit["r2"],
+           "r2_per_joint": fit["r2_per_dim"], "seconds": time.perf_counter() - start}
+    return with_planning(row, module, snapshots, args.planning_frames)
 
 
 def trajectory_run(args) -> dict[str, Any]:
@@ -131,14 +182,17 @@ def trajectory_run(args) -> dict[str, Any]:
     n_test = max(args.episodes // 10, 1)
     train_pairs = trajectory_pairs(data, range(args.episodes - n_test))
     test = trajectory_pairs(data, range(args.episodes - n_test, args.episodes))
-    module = train_encoder(train_pairs, args.steps, args.trajectory_lam, seed=0)
+    snapshots = Snapshots(args.snapshot_steps)
+    module = train_encoder(train_pairs, args.steps, args.trajectory_lam, seed=0,
+                           callbacks=[snapshots])
     h_fit, h = encode(module, train_pairs["obs"][::5, 0]), encode(module, test["obs"][:, 0])
     y_fit, groups = probe_targets(train_pairs["states"][::5, 0], angular={0, 1})
     y, _ = probe_targets(test["states"][:, 0], angular={0, 1})
     r = heldout_r2(h_fit, y_fit, h, y, groups)
-    return {"data": "policy trajectories (OU actions)", "rho": None,
-            "lam": args.trajectory_lam, "r2": r["r2"],
-            "r2_per_joint": r["r2_per_group"], "seconds": time.perf_counter() - start}
+    row = {"data": "policy trajectories (OU actions)", "rho": None,
+           "lam": args.trajectory_lam, "r2": r["r2"],
+           "r2_per_joint": r["r2_per_group"], "seconds": time.perf_counter() - start}
+    return with_planning(row, module, snapshots, args.planning_frames)
 
 
 def report(rows: list[dict[str, Any]], args) -> str:
@@ -151,7 +205,20 @@ def report(rows: list[dict[str, Any]], args) -> str:
                      f"{r['r2_per_joint'][0]:.3f} | {r['r2_per_joint'][1]:.3f} | "
                      f"{r['seconds'] / 60:.1f} |")
     lines += ["", ("OU pairs: affine fit h -> (shoulder, wrist) angles on fresh pairs. "
-              "Trajectories: held-out episodes, each joint through (sin, cos).")]
+              "Trajectories: held-out episodes, each joint through (sin, cos)."), "",
+              (f"## Planning test and LQR check ({len(rows[0]['planning']['plan_ratios'])} "
+              "start/goal pairs per encoder)"), "", *planning_table(rows), "",
+              ("J = sum |theta_t - theta_goal|^2 + sum |theta_{t+1} - theta_t|^2 of the latent "
+               "straight line decoded by 5-NN, over that of the straight line in theta (ideal "
+               "1). LQR: relative error of the value function solved in the encoder's "
+               "push-forward coordinates, on 200 held-out points (0 for a rotation)."), "",
+              "Snapshots during training (mean J ratio against R²(h→θ); planning_vs_r2.png):",
+              "", "| encoder | step | R²(h→θ) | mean J ratio | LQR value error |",
+              "|---|---|---|---|---|"]
+    for r in rows:
+        for snap in [*r["snapshots"], {"step": args.steps, **r["planning"]}]:
+            lines.append(f"| {r['data']} | {snap['step']} | {snap['r2_h_to_theta']:.3f} | "
+                         f"{snap['plan_ratio_mean']:.3f} | {snap['value_error_median']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -168,20 +235,26 @@ def main(argv: list[str] | None = None) -> int:
     args.steps = 300 if args.quick else 3000
     args.pairs, args.test_pairs = (4000, 1000) if args.quick else (30000, 4000)
     args.episodes = 60 if args.quick else 300
+    args.snapshot_steps = [max(args.steps // 20, 1), max(args.steps // 5, 1)]
     configure_threads(0)
     keep_freed_memory()
     out = args.out.with_name(args.out.name + "-quick") if args.quick else args.out
     runs = [(f"ou-rho{rho}-lam{ou_lam(rho, args.lam_scale):g}", lambda rho=rho: ou_run(rho, args))
             for rho in RHOS]
     runs.append((f"trajectories-lam{args.trajectory_lam:g}", lambda: trajectory_run(args)))
+    args.planning_frames = PlanningFrames(lambda theta: render_angles(theta, args.image_size),
+                                          labelled=1500 if args.quick else 3000, pairs=40)
     rows = []
     for key, run in runs:  # one JSON per finished run: an interrupted benchmark resumes
         cached = out / "runs" / f"{key}.json"
         if cached.exists() and not args.fresh:
-            rows.append(json.loads(cached.read_text()))
-            continue
+            row = json.loads(cached.read_text())
+            if "planning" in row:  # runs from before the planning test are run again
+                rows.append(row)
+                continue
         rows.append(run())
         atomic_write_text(cached, json.dumps(rows[-1], indent=2))
+    plot_planning(rows, out)
     text = report(rows, args)
     print(text)
     atomic_write_text(out / "results.json", json.dumps(rows, indent=2))

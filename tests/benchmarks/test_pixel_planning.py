@@ -1,0 +1,43 @@
+"""The paper's planning test and LQR check, on encoders with known answers (no rendering)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.pixel_planning import MARGIN, PlanningFrames, planning_metrics
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return PlanningFrames(lambda theta: theta.copy(), labelled=2000, pairs=30, seed=0)
+
+
+def test_pairs_and_labels_stay_inside_the_box(frames):
+    assert frames.pair_theta.shape == (30, 2, 2) and frames.frames.shape == (2000, 2)
+    assert np.abs(frames.theta).max() < math.pi - MARGIN
+    assert np.abs(frames.pair_theta).max() < math.pi - MARGIN
+
+
+def test_a_rotated_encoder_plans_like_the_true_coordinates(frames):
+    c, s = math.cos(0.9), math.sin(0.9)
+    rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    out = planning_metrics(lambda x: x.double() @ rotation.T + 1.0, frames)
+    assert len(out["plan_ratios"]) == 30 and out["r2_h_to_theta"] > 0.999
+    assert out["plan_ratio_median"] == pytest.approx(1.0, abs=0.03)  # 5-NN decoding error only
+    assert out["value_error_median"] < 1e-9 and out["map_orthogonality_error"] < 1e-9
+
+
+def test_a_bent_encoder_plans_worse_and_a_stretched_one_mis_values(frames):
+    def spiral(x):
+        x = x.double()
+        angle = 0.8 * x.norm(dim=-1, keepdim=True)
+        return torch.cat([torch.cos(angle) * x[:, :1] - torch.sin(angle) * x[:, 1:],
+                          torch.sin(angle) * x[:, :1] + torch.cos(angle) * x[:, 1:]], -1)
+
+    bent = planning_metrics(spiral, frames)
+    assert bent["plan_ratio_mean"] > 1.05 and bent["r2_h_to_theta"] < 0.95
+    stretched = planning_metrics(lambda x: x.double() * torch.tensor([3.0, 0.3]), frames)
+    assert stretched["r2_h_to_theta"] > 0.999  # linear: perfectly readable, but not a rotation
+    assert stretched["value_error_median"] > 0.1 and stretched["map_orthogonality_error"] > 1
