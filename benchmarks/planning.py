@@ -52,7 +52,8 @@ def default_model(checkpoint: str | None) -> tuple[JEPAWorldModel, int]:
         return model, meta.get("history", 1)
     cfg = load_config("reacher")
     action_dim = 2 * cfg.data.frameskip  # reacher: 2 actuators
-    model = JEPAWorldModel(cfg.world_model, cfg.env.image_size, action_dim, cfg.data.history)
+    side = cfg.env.image_size
+    model = JEPAWorldModel(cfg.model, (side, side, 3), action_dim, cfg.data.history)
     return model.eval(), cfg.data.history
 
 

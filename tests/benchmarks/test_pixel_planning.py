@@ -41,3 +41,12 @@ def test_a_bent_encoder_plans_worse_and_a_stretched_one_mis_values(frames):
     stretched = planning_metrics(lambda x: x.double() * torch.tensor([3.0, 0.3]), frames)
     assert stretched["r2_h_to_theta"] > 0.999  # linear: perfectly readable, but not a rotation
     assert stretched["value_error_median"] > 0.1 and stretched["map_orthogonality_error"] > 1
+
+
+def test_the_planning_latency_benchmark_builds_the_default_model():
+    """Before: ``benchmarks.planning`` still read ``cfg.world_model``, removed by the one-stack
+    redesign, and failed at start."""
+    from benchmarks.planning import default_model
+
+    model, history = default_model(None)
+    assert model.observation_shape == (64, 64, 3) and history == 3 and model.action_dim == 2
