@@ -15,7 +15,6 @@ from torch import Tensor
 __all__ = [
     "affine_fit",
     "alignment_excess",
-    "control_cost_ratio",
     "evaluate_on_grid",
     "grid_points",
     "knn_regressor",
@@ -120,29 +119,6 @@ def grid_points(size: int = 100, limit: float = 3.0) -> Tensor:
     """The fixed ``size x size`` grid over ``[-limit, limit]^2`` as ``(size^2, 2)``."""
     axis = torch.linspace(-limit, limit, size)
     return torch.cartesian_prod(axis, axis)
-
-
-def control_cost_ratio(path: Tensor, start: Tensor | None = None, goal: Tensor | None = None) -> float:
-    """Energy of a true-state path over that of the optimal straight line (ideal 1).
-
-    Args:
-        path: ``(K + 1, n)`` true states visited from start to goal in ``K`` equal steps (e.g.
-            a straight line in latent space mapped to true coordinates).
-        start, goal: endpoints; default to the path's first and last rows.
-
-    For a step cost ``|z_{k+1} - z_k|^2`` the optimum between fixed endpoints is the straight
-    line with cost ``|goal - start|^2 / K``.
-    """
-    p = path.detach().to(torch.float64)
-    s = p[0] if start is None else start.detach().to(torch.float64)
-    g = p[-1] if goal is None else goal.detach().to(torch.float64)
-    steps = p.shape[0] - 1
-    if steps < 1:
-        raise ValueError(f"path needs at least 2 points, got {p.shape[0]}")
-    optimal = float((g - s).pow(2).sum()) / steps
-    if optimal == 0:
-        raise ValueError("start and goal coincide: the control-cost ratio is undefined")
-    return float((p[1:] - p[:-1]).pow(2).sum()) / optimal
 
 
 def knn_regressor(fit_x: Tensor, fit_y: Tensor, k: int = 5, eps: float = 1e-8

@@ -8,7 +8,6 @@ import torch
 from worldmodel.identifiability import (
     affine_fit,
     alignment_excess,
-    control_cost_ratio,
     evaluate_on_grid,
     grid_points,
     orthogonality_error,
@@ -102,18 +101,6 @@ def test_grid_is_fixed_100_by_100_over_minus3_3():
     assert float(g.min()) == -3.0 and float(g.max()) == 3.0
     assert evaluate_on_grid(lambda x: x @ random_orthogonal(2).T, lambda z: z) == pytest.approx(1.0)
     assert evaluate_on_grid(lambda x: x.abs(), lambda z: z) < 0.01
-
-
-def test_control_cost_ratio_is_one_on_straight_line_and_larger_on_a_detour():
-    start, goal = torch.zeros(2), torch.tensor([4.0, 0.0])
-    line = torch.stack([start + (goal - start) * k / 4 for k in range(5)])
-    assert control_cost_ratio(line) == pytest.approx(1.0)
-    detour = line.clone()
-    detour[1:4, 1] = 1.0  # up, along, down
-    # steps: (1,1), (1,0), (1,0), (1,-1) -> 6 vs optimal 16 / 4 = 4
-    assert control_cost_ratio(detour) == pytest.approx(1.5)
-    with pytest.raises(ValueError, match="coincide"):
-        control_cost_ratio(torch.zeros(3, 2))
 
 
 def test_bad_shapes_raise():
