@@ -51,16 +51,26 @@ def _bound_runs(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             and r.get("objective", "sigreg") != "infonce"]
 
 
+def _steps(run: dict[str, Any]) -> str:
+    """A run's training steps, from its overrides (results written before they were kept)."""
+    for o in run.get("overrides", []):
+        if o.startswith("trainer.max_steps="):
+            return o.split("=", 1)[1]
+    return "?"
+
+
 def mixing_table(results, checks) -> list[str]:
-    lines = ["| mixing | R²(h→z) | R²(z→h) | R²(x→z) | grid R² | orth. err | Procrustes | target |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [("| mixing | steps | R²(h→z) | R²(z→h) | R²(x→z) | grid R² | orth. err | Procrustes "
+             "| target |"), "|---|---|---|---|---|---|---|---|---|"]
     realnvp = [{**r, "mixing": "realnvp"} for r in _group(results, "scaling")
                if r["dim"] == 2 and r["objective"] == "sigreg"]
     for r in _group(results, "mixings") + realnvp:
         m, target = r["metrics"], MIXING_TARGET.get(r["mixing"])
         if target is not None:
             checks[f"mixing {r['mixing']} R² >= {target}"] = m["r2_h_to_z"] >= target
-        lines.append(f"| {r['mixing']} | {_fmt(m['r2_h_to_z'])} | {_fmt(m['r2_z_to_h'])} | "
+        steps = r.get("steps") or _steps(r)
+        lines.append(f"| {r['mixing']} | {steps} | {_fmt(m['r2_h_to_z'])} | "
+                     f"{_fmt(m['r2_z_to_h'])} | "
                      f"{_fmt(m['r2_x_to_z'], 4)} | {_fmt(m.get('grid_r2'), 4)} | "
                      f"{_fmt(m['orthogonality_error'], 4)} | {m['procrustes_error']:.2e} | "
                      f"{'≥ ' + str(target) if target else '–'} |")

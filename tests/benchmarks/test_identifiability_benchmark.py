@@ -31,8 +31,8 @@ def test_restarts_are_selected_by_alignment_not_by_r2():
 
 def test_report_writes_tables_plot_and_checks(tmp_path):
     runs = [
-        {"key": "mixing-banana", "group": "mixings", "mixing": "banana", "overrides": [],
-         "metrics": fake_metrics(0.99), "seconds": 1.0},
+        {"key": "mixing-banana", "group": "mixings", "mixing": "banana",
+         "overrides": ["trainer.max_steps=2000"], "metrics": fake_metrics(0.99), "seconds": 1.0},
         {"key": "scaling-sigreg-64", "group": "scaling", "dim": 64, "objective": "sigreg",
          "steps": 10, "restart": 0, "overrides": [], "metrics": fake_metrics(0.9999),
          "seconds": 1.0},
@@ -46,6 +46,6 @@ def test_report_writes_tables_plot_and_checks(tmp_path):
     assert checks["scaling N=64 SIGReg R² >= 0.9995"]
     assert checks["λ = 0.1 recovers both coordinates (R² >= 0.95 each)"]
     report = (tmp_path / "report.md").read_text()
-    assert "| banana | 0.990000" in report
+    assert "| banana | 2000 | 0.990000" in report  # the steps from the run's overrides
     assert (tmp_path / "identifiability.png").stat().st_size > 1000
     assert (tmp_path / "results.json").is_file()
