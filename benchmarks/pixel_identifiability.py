@@ -231,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--fresh", action="store_true", help="ignore runs cached by an earlier call")
+    p.add_argument("--only", nargs="*", default=None, metavar="KEY",
+                   help="run only the runs whose key starts with one of these (e.g. ou-rho0.99 "
+                        "trajectories); the report covers the runs done so far")
     args = p.parse_args(argv)
     args.steps = 300 if args.quick else 3000
     args.pairs, args.test_pairs = (4000, 1000) if args.quick else (30000, 4000)
@@ -247,11 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for key, run in runs:  # one JSON per finished run: an interrupted benchmark resumes
         cached = out / "runs" / f"{key}.json"
-        if cached.exists() and not args.fresh:
+        selected = not args.only or key.startswith(tuple(args.only))
+        if cached.exists() and not (args.fresh and selected):
             row = json.loads(cached.read_text())
             if "planning" in row:  # runs from before the planning test are run again
                 rows.append(row)
                 continue
+        if not selected:
+            continue
         rows.append(run())
         atomic_write_text(cached, json.dumps(rows[-1], indent=2))
     plot_planning(rows, out)
