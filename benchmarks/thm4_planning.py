@@ -7,8 +7,8 @@ orthogonality and Procrustes errors of SCIENCE.md section 3) is measured. Every 
 plans closed-loop on the same start/goal pairs (``plan.eval`` of the config), and so does the
 same CEM on the true simulator with the true-state cost (the ceiling, planned once: it does not
 depend on the model). Per pair, the control cost in **true** coordinates of the executed
-episode is ``J = sum_t d_t^2``, ``d_t`` the goal-coordinate distance after each step (to success
-or the budget; the goal's norm). The table gives ``J(latent plan) / J(true-sim plan)`` (ideal 1)
+episode is ``J = sum_t d_t^2``, ``d_t`` the goal-coordinate distance at the start and after each
+step (to success or the budget; the goal's norm). The table gives ``J(latent plan) / J(true-sim plan)`` (ideal 1)
 per checkpoint, median and IQR over the pairs not solved at the start, next to the probe.
 
     python -m benchmarks.thm4_planning [--config reacher|point_mass] [--quick]
@@ -68,8 +68,9 @@ class CheckpointAt(L.Callback):
 
 
 def episode_cost(distance: list[float]) -> float:
-    """``J = sum_t d_t^2`` over an episode's goal distances after each step."""
-    return float(np.sum(np.square(distance[1:])))
+    """``J = sum_t d_t^2`` over an episode's goal distances from the start to its last step
+    (the sum includes the start, as the paper's planning cost does)."""
+    return float(np.sum(np.square(distance)))
 
 
 def cost_ratios(agent_rows, ceiling_rows, tolerance: float) -> tuple[list[float], int]:
@@ -128,8 +129,11 @@ def run(config: str, steps: list[int], episodes: int, overrides: list[str], out:
                      "cost_ratio_median": float(median), "cost_ratio_iqr": [float(q1), float(q3)],
                      "cost_ratio_mean": float(np.mean(ratios)), "pairs": len(ratios),
                      "solved_at_start": at_start, "plan_seconds": time.perf_counter() - t0,
-                     "env": report.env_id, "dataset": str(dataset)})
-        print(json.dumps(rows[-1]), flush=True)
+                     "env": report.env_id, "dataset": str(dataset),
+                     "agent_distances": {r.seed: r.distance for r in report.agent.rows},
+                     "ceiling_distances": {r.seed: r.distance for r in ceiling.rows}})
+        print(json.dumps({k: v for k, v in rows[-1].items() if not k.endswith('distances')}),
+              flush=True)
     rows[0]["train_seconds"] = train_s
     return rows
 

@@ -60,9 +60,9 @@ def test_closed_loop_cost_ratios_match_pairs_by_seed_and_leave_out_solved_starts
         return EpisodeRow(seed, distance[-1] < 0.1, len(distance) - 1, distance[-1],
                           min(distance), distance)
 
-    assert episode_cost([5.0, 2.0, 1.0]) == pytest.approx(5.0)  # the start is not a step
+    assert episode_cost([5.0, 2.0, 1.0]) == pytest.approx(30.0)  # the start included
     agent = [row(0, [1.0, 0.6, 0.3]), row(1, [0.05, 0.04]), row(2, [1.0, 0.9, 0.5])]
     ceiling = [row(2, [1.0, 0.3, 0.05]), row(1, [0.05, 0.01]), row(0, [1.0, 0.6, 0.3])]
     ratios, at_start = cost_ratios(agent, ceiling, tolerance=0.1)
     assert at_start == 1 and ratios[0] == pytest.approx(1.0)
-    assert ratios[1] == pytest.approx((0.81 + 0.25) / (0.09 + 0.0025))
+    assert ratios[1] == pytest.approx((1 + 0.81 + 0.25) / (1 + 0.09 + 0.0025))
