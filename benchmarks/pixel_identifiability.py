@@ -35,6 +35,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from benchmarks import publish
 from benchmarks.pixel_planning import (
     PlanningFrames,
     planning_metrics,
@@ -262,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(cached, json.dumps(rows[-1], indent=2))
     plot_planning(rows, out)
     text = report(rows, args)
-    print(text)
-    atomic_write_text(out / "results.json", json.dumps(rows, indent=2))
-    atomic_write_text(out / "report.md", text)
+    publish(out, rows, text)
     return 0
 
 

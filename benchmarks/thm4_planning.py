@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 import lightning as L
 import numpy as np
 
+from benchmarks import publish
 from callbacks.state_probe import angular_state_indices, is_velocity, state_probe
 from configs.loader import load_config
 from envs.collect import ensure_dataset
-from envs.fileio import atomic_write_text
 from planners.evaluate import DatasetGoals, evaluate_closed_loop
 from worldmodel.cli import train
 from worldmodel.pretrained import load_agent
@@ -180,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args.config, steps, episodes, overrides, out)
     command = " ".join(["python -m benchmarks.thm4_planning", *(argv or sys.argv[1:])])
     text = report_md(rows, args.config, command)
-    print(text)
-    atomic_write_text(out / "results.json", json.dumps(rows, indent=2))
-    atomic_write_text(out / "report.md", text)
+    publish(out, rows, text)
     return 0
 
 

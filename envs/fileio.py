@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["FolderLock", "OutputError", "atomic_write_text", "available_cores",
-           "check_writable", "current_umask", "is_launch_rank_zero"]
+__all__ = [
+    "FolderLock",
+    "OutputError",
+    "atomic_write_text",
+    "available_cores",
+    "check_writable",
+    "current_umask",
+    "file_sha256",
+    "is_launch_rank_zero",
+]
 
 
 class OutputError(ValueError):
@@ -45,6 +54,15 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def current_umask() -> int:

@@ -17,7 +17,6 @@ stays the file that resumes training::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 
 import torch
 
+from envs.fileio import file_sha256
 from worldmodel.world_model import JEPAWorldModel, ModelConfig, observation_shape
 
 __all__ = ["CONFIG_FILE", "EXPORT_FORMAT", "WEIGHTS_FILE", "export_model", "from_pretrained",
@@ -51,14 +51,6 @@ def is_exported(path: str | Path) -> bool:
     return path.is_dir() and (path / WEIGHTS_FILE).is_file() and (path / CONFIG_FILE).is_file()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def export_model(checkpoint: str | Path, folder: str | Path) -> Path:
     """Write ``folder/model.safetensors`` and ``folder/config.json`` for ``checkpoint``.
 
@@ -81,7 +73,8 @@ def export_model(checkpoint: str | Path, folder: str | Path) -> Path:
               "data_meta": meta, "plan": saved_plan_config(checkpoint),
               "loss": hparams.get("loss"), "optim": hparams.get("optim"),
               "max_steps": hparams.get("max_steps"),
-              "source": {"checkpoint": str(checkpoint.resolve()), "sha256": _sha256(checkpoint)},
+              "source": {"checkpoint": str(checkpoint.resolve()),
+                         "sha256": file_sha256(checkpoint)},
               "versions": package_versions()}
     weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,12 @@ the packages imports them. Each subcommand module is imported only when it runs,
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "config_parser", "main"]
 
 # name -> (module, function, one-line help)
 COMMANDS = {
@@ -26,6 +27,16 @@ COMMANDS = {
                "a dataset to HDF5, or a checkpoint to model.safetensors + config.json"),
     "import": ("worldmodel.cli.data", "import_main", "an HDF5 dataset into this format"),
 }
+
+
+def config_parser(prog: str | None, description: str) -> argparse.ArgumentParser:
+    """The options ``wml train`` and ``wml plan`` share: ``--config`` and ``--print-config``
+    (their ``key=value`` overrides come last, after each command's own options)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", default=None, help="name in configs/ or a YAML path")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config (every key, defaults included) and exit")
+    return parser
 
 
 def _usage() -> str:

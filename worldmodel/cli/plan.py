@@ -14,8 +14,6 @@ the numbers of a single-process run. ``python plan.py --merge FOLDER`` merges ag
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import logging
 import sys
 import tempfile
@@ -28,10 +26,11 @@ from omegaconf import OmegaConf
 from configs.loader import HOME_VARIABLE, ConfigError, load_config, output_home, print_config
 from configs.schema import ExperimentConfig
 from envs.collect import package_versions
-from envs.fileio import check_writable
+from envs.fileio import check_writable, file_sha256
 from planners.evaluate import DatasetGoals, evaluate_closed_loop
 from planners.report import ShardError, merge_shards, write_eval_shard, write_report
 from planners.results import EvalReport, RunSummary
+from worldmodel.cli import config_parser
 from worldmodel.pretrained import PRECISIONS, load_agent
 from worldmodel.utils import configure_threads
 
@@ -54,14 +53,6 @@ def checkpoint_path(cfg: ExperimentConfig) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
     """Run the closed-loop evaluation of ``cfg.plan``; returns the report and its path."""
     p = cfg.plan
@@ -82,7 +73,7 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
                "model_calls_per_plan": loaded.planner_config.model_calls}
     report = replace(
         report, env_id=loaded.env_config.id, checkpoint=str(path),
-        checkpoint_sha256=_sha256(path), planner=planner, device=str(loaded.device),
+        checkpoint_sha256=file_sha256(path), planner=planner, device=str(loaded.device),
         precision="bf16" if loaded.bf16 else "fp32", wall_seconds=time.perf_counter() - start,
         config=OmegaConf.to_container(OmegaConf.structured(cfg.plan)),
         versions=package_versions())
@@ -161,10 +152,7 @@ def summary(report: EvalReport, path: Path) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=None, help="name in configs/ or a YAML path")
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the resolved config (every key, defaults included) and exit")
+    parser = config_parser(prog, __doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="same as plan.checkpoint=PATH")
     parser.add_argument("--merge", default=None, metavar="FOLDER",
                         help="merge the shards of a sharded evaluation in FOLDER into report.json")

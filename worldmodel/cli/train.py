@@ -10,7 +10,6 @@ world (the identifiability lab). Both train the same ``JEPAModule``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -40,6 +39,7 @@ from envs.collect import array_task_shard, collect_rollouts, default_dataset_dir
 from envs.dataset import DatasetError
 from envs.fileio import OutputError, check_writable, is_launch_rank_zero
 from envs.registry import UnknownEnvError
+from worldmodel.cli import config_parser
 from worldmodel.data import PixelDataModule
 from worldmodel.module import JEPAModule
 from worldmodel.streams import SyntheticDataModule
@@ -196,10 +196,7 @@ def _summary(result: TrainResult) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=None, help="name in configs/ or a YAML path")
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the resolved config (every key, defaults included) and exit")
+    parser = config_parser(prog, __doc__.splitlines()[0])
     parser.add_argument("--collect-only", action="store_true",
                         help="collect the config's dataset and stop; in a SLURM array every "
                              "task writes its own shards (SLURM_ARRAY_TASK_ID)")
