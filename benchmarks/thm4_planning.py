@@ -129,7 +129,7 @@ def run(config: str, steps: list[int], episodes: int, overrides: list[str], out:
                      "cost_ratio_median": float(median), "cost_ratio_iqr": [float(q1), float(q3)],
                      "cost_ratio_mean": float(np.mean(ratios)), "pairs": len(ratios),
                      "solved_at_start": at_start, "plan_seconds": time.perf_counter() - t0,
-                     "env": report.env_id, "dataset": str(dataset),
+                     "env": loaded.env_config.id, "dataset": str(dataset),
                      "agent_distances": {r.seed: r.distance for r in report.agent.rows},
                      "ceiling_distances": {r.seed: r.distance for r in ceiling.rows}})
         print(json.dumps({k: v for k, v in rows[-1].items() if not k.endswith('distances')}),
