@@ -30,7 +30,6 @@ from callbacks.media import log_media
 from envs.config import EnvConfig
 from envs.goals import GoalSpec
 from planners import build_planner
-from planners.agent import MPCAgent
 from planners.base import PlannerConfig
 from planners.protocol import ClosedLoopConfig, TrainEvalConfig
 
@@ -71,23 +70,20 @@ class PlanningEval(L.Callback):
         self.history: list[dict[str, float]] = []  # one entry per evaluation
         self._last_step = -1
 
-    def evaluate(self, pl_module: L.LightningModule) -> dict[str, float]:
-        """One evaluation of ``pl_module.world_model`` as it is now; its metrics."""
-        return self._evaluate(pl_module)[0]
-
-    def _evaluate(self, pl_module: L.LightningModule) -> tuple[dict[str, float], Any]:
+    def evaluate(self, pl_module: L.LightningModule) -> tuple[dict[str, float], Any]:
+        """One evaluation of ``pl_module.world_model`` as it is now: its metrics and report."""
         from envs.rollouts import make_env
         from planners.evaluate import DatasetGoals, evaluate_closed_loop
+        from worldmodel.pretrained import agent_for
 
         model = pl_module.world_model
         was_training = model.training
         model.eval()
         try:
-            agent = MPCAgent(model, build_planner(self.planner_name, self.planner_config),
-                             history=self.meta.get("history", 1),
-                             frameskip=self.meta.get("frameskip", 1),
-                             replan_every=self.protocol.replan_every,
-                             objective=self.protocol.objective, hold=self.protocol.hold)
+            agent = agent_for(model, self.meta,
+                              build_planner(self.planner_name, self.planner_config),
+                              replan_every=self.protocol.replan_every,
+                              objective=self.protocol.objective, hold=self.protocol.hold)
             env_config = EnvConfig(**self.meta["env"])
             report = evaluate_closed_loop(lambda: make_env(env_config), agent, self.protocol,
                                           self.goal, DatasetGoals.from_meta(self.meta))
@@ -117,7 +113,7 @@ class PlanningEval(L.Callback):
         if step == self._last_step or not trainer.is_global_zero:
             return
         self._last_step = step
-        metrics, report = self._evaluate(pl_module)
+        metrics, report = self.evaluate(pl_module)
         self.history.append({"step": step, **metrics})
         log.info("step %d: planning success %.0f%%, final distance median %.3f", step,
                  100 * metrics["plan/success"], metrics["plan/distance"])

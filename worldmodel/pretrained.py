@@ -35,7 +35,8 @@ from worldmodel.module import JEPAModule  # the checkpoint's LightningModule
 from worldmodel.utils import non_finite_tensors
 from worldmodel.world_model import JEPAWorldModel
 
-__all__ = ["AGENT_SETTINGS", "PRECISIONS", "PretrainedAgent", "load_agent", "load_world_model",
+__all__ = ["AGENT_SETTINGS", "PRECISIONS", "PretrainedAgent", "agent_for", "load_agent",
+           "load_world_model",
            "resolve_device", "saved_plan_config"]
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -147,6 +148,14 @@ def _settings(saved: dict[str, Any], planner: str | None, overrides: dict[str, A
     return name, planner_config, agent
 
 
+def agent_for(model: JEPAWorldModel, meta: dict[str, Any], planner, bf16: bool = False,
+              **settings: Any) -> MPCAgent:
+    """The ``MPCAgent`` of a world model trained on data described by ``meta``: its history
+    and frameskip come from the meta, ``settings`` are ``AGENT_SETTINGS``."""
+    return MPCAgent(model, planner, history=meta.get("history", 1),
+                    frameskip=meta.get("frameskip", 1), bf16=bf16, **settings)
+
+
 def _check_other_env(env_config: EnvConfig, meta: dict[str, Any]) -> None:
     """Refuse ``env_id`` when the checkpoint's env settings do not build it, or when its
     frames or actions differ from the ones the model was trained on."""
@@ -200,8 +209,7 @@ def load_agent(checkpoint: str | Path, planner: str | None = None,
     device = resolve_device(device)
     model, meta = load_world_model(checkpoint, device)
     bf16 = precision == "bf16" or (precision == "auto" and fast_bf16(device))
-    agent = MPCAgent(model, planner_obj, history=meta.get("history", 1),
-                     frameskip=meta.get("frameskip", 1), bf16=bf16, **agent_settings)
+    agent = agent_for(model, meta, planner_obj, bf16=bf16, **agent_settings)
     env_config = EnvConfig(**{**meta["env"], "id": env_id or meta["env"]["id"]})
     if env_id is not None and env_id != meta["env"]["id"]:
         _check_other_env(env_config, meta)
