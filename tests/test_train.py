@@ -20,6 +20,8 @@ def test_tiny_run_writes_metrics_and_a_self_describing_checkpoint(tmp_path, tiny
                 "procrustes_error", "epsilon", "delta", "scaled_excess", "bound"):
         assert math.isfinite(metrics[key]), key
     assert len(metrics["r2_h_to_z_per_dim"]) == 2
+    assert 0.9 < metrics["box_fraction"] <= 1.0  # Gaussian latents: ~99% inside [-3, 3]^2
+    assert math.isfinite(metrics["box_r2"])
     assert (result.run_dir / "config.yaml").is_file()
 
     reloaded = JEPAModule.load_from_checkpoint(result.checkpoint, weights_only=True)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "GRID_LIMIT",
     "affine_fit",
     "alignment_excess",
     "evaluate_on_grid",
@@ -115,7 +116,10 @@ def theorem3_bound(epsilon: float, delta: float, rho: float) -> float:
     return d + (epsilon + d) ** 2
 
 
-def grid_points(size: int = 100, limit: float = 3.0) -> Tensor:
+GRID_LIMIT = 3.0  # SCIENCE.md section 3: the grid R² box is [-3, 3]^2
+
+
+def grid_points(size: int = 100, limit: float = GRID_LIMIT) -> Tensor:
     """The fixed ``size x size`` grid over ``[-limit, limit]^2`` as ``(size^2, 2)``."""
     axis = torch.linspace(-limit, limit, size)
     return torch.cartesian_prod(axis, axis)

@@ -29,12 +29,25 @@ __all__ = [
 ]
 
 
-def _gennorm(shape: tuple[int, ...], alpha: float, generator: torch.Generator) -> Tensor:
-    """Unit-variance generalised normal, density ~ exp(-|x / s|^alpha)."""
+GENNORM_SCALES = ("unit_variance", "unit_scale")
+
+
+def _gennorm(shape: tuple[int, ...], alpha: float, generator: torch.Generator,
+             scale: str = "unit_variance") -> Tensor:
+    """Generalised normal, density ~ exp(-|x / s|^alpha).
+
+    ``scale="unit_variance"`` picks ``s`` for unit variance (the default: every law has the
+    Gaussian's variance); ``"unit_scale"`` is ``s = 1`` (scipy's ``gennorm`` convention), whose
+    variance ``G(3/alpha) / G(1/alpha)`` is ~6.6e6 at alpha = 0.25 and 0.31 at alpha = 16.
+    """
     if alpha <= 0:
         raise ValueError(f"generalised-normal shape alpha must be > 0, got {alpha}")
+    if scale not in GENNORM_SCALES:
+        raise ValueError(f"unknown generalised-normal scale {scale!r}; choose one of "
+                         f"{list(GENNORM_SCALES)}")
     # |x / s|^alpha ~ Gamma(1 / alpha); unit variance needs s^2 = G(1/alpha) / G(3/alpha).
-    log_scale = 0.5 * (math.lgamma(1.0 / alpha) - math.lgamma(3.0 / alpha))
+    log_scale = (0.5 * (math.lgamma(1.0 / alpha) - math.lgamma(3.0 / alpha))
+                 if scale == "unit_variance" else 0.0)
     concentration = torch.full(shape, 1.0 / alpha, dtype=torch.float64)
     gamma = torch._standard_gamma(concentration, generator=generator)
     sign = torch.randint(0, 2, shape, generator=generator, dtype=torch.float64) * 2 - 1
@@ -50,20 +63,22 @@ def _laplace(shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
 
 
 LATENT_LAWS: dict[str, Callable[..., Tensor]] = {
-    "gaussian": lambda shape, alpha, g: torch.randn(shape, generator=g),
-    "gennorm": lambda shape, alpha, g: _gennorm(shape, alpha, g),
-    "laplace": lambda shape, alpha, g: _laplace(shape, g),
-    "uniform": lambda shape, alpha, g: _uniform(shape, g),
+    "gaussian": lambda shape, alpha, g, scale: torch.randn(shape, generator=g),
+    "gennorm": lambda shape, alpha, g, scale: _gennorm(shape, alpha, g, scale),
+    "laplace": lambda shape, alpha, g, scale: _laplace(shape, g),
+    "uniform": lambda shape, alpha, g, scale: _uniform(shape, g),
 }
 
 
 def sample_latents(
-    law: str, shape: tuple[int, ...], generator: torch.Generator, alpha: float = 2.0
+    law: str, shape: tuple[int, ...], generator: torch.Generator, alpha: float = 2.0,
+    scale: str = "unit_variance",
 ) -> Tensor:
-    """Independent unit-variance coordinates from ``law`` (see ``LATENT_LAWS``)."""
+    """Independent coordinates from ``law`` (see ``LATENT_LAWS``), unit variance unless a
+    generalised normal is asked for with ``scale="unit_scale"``."""
     if law not in LATENT_LAWS:
         raise ValueError(f"unknown latent law {law!r}; choose one of {sorted(LATENT_LAWS)}")
-    return LATENT_LAWS[law](shape, alpha, generator)
+    return LATENT_LAWS[law](shape, alpha, generator, scale)
 
 
 # --------------------------------------------------------------------------- mixings
@@ -198,6 +213,9 @@ class SyntheticWorld:
     Args:
         latent_dim: ``n``.
         law: source law name (``LATENT_LAWS``); ``alpha`` its generalised-normal shape.
+        gennorm_scale: ``unit_variance`` or ``unit_scale`` (see ``_gennorm``).
+        noise_law: law of the OU innovation ``eta`` (None: the source law, so that a Gaussian
+            world is stationary).
         rho: OU autocorrelation, one float or a sequence of length ``n``.
         mixing: mixing name (``MIXINGS``); ``mixing_layers`` for realnvp / random_mlp.
         mixing_seed: seed of the fixed mixing parameters.
@@ -212,6 +230,8 @@ class SyntheticWorld:
         mixing: str = "identity",
         mixing_layers: int = 4,
         mixing_seed: int = 0,
+        gennorm_scale: str = "unit_variance",
+        noise_law: str | None = None,
     ) -> None:
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
@@ -222,7 +242,14 @@ class SyntheticWorld:
             raise ValueError(f"rho must lie in (0, 1), got {rho_t.tolist()}")
         if law not in LATENT_LAWS:
             raise ValueError(f"unknown latent law {law!r}; choose one of {sorted(LATENT_LAWS)}")
+        if noise_law is not None and noise_law not in LATENT_LAWS:
+            raise ValueError(f"unknown noise law {noise_law!r}; choose one of "
+                             f"{sorted(LATENT_LAWS)}, or leave it unset for the source law")
+        if gennorm_scale not in GENNORM_SCALES:
+            raise ValueError(f"unknown gennorm_scale {gennorm_scale!r}; choose one of "
+                             f"{list(GENNORM_SCALES)}")
         self.latent_dim, self.law, self.alpha = latent_dim, law, alpha
+        self.gennorm_scale, self.noise_law = gennorm_scale, noise_law or law
         self.rho = rho_t.expand(latent_dim).clone()  # (n,)
         self.mixing = build_mixing(mixing, latent_dim, mixing_layers, mixing_seed)
         self.mixing.requires_grad_(False)
@@ -235,8 +262,9 @@ class SyntheticWorld:
     def latents(self, batch: int, generator: torch.Generator) -> Tensor:
         """Pairs of latents ``(B, 2, n)``: ``z`` and one OU step ``z'``."""
         shape = (batch, self.latent_dim)
-        z = sample_latents(self.law, shape, generator, self.alpha)  # (B, n)
-        eta = sample_latents(self.law, shape, generator, self.alpha)  # (B, n)
+        z = sample_latents(self.law, shape, generator, self.alpha, self.gennorm_scale)  # (B, n)
+        eta = sample_latents(self.noise_law, shape, generator, self.alpha,
+                             self.gennorm_scale)  # (B, n)
         z_next = self.rho * z + torch.sqrt(1 - self.rho**2) * eta  # (B, n)
         return torch.stack([z, z_next], dim=1)  # (B, 2, n)
 
@@ -264,6 +292,8 @@ class SyntheticWorldConfig:
     latent_dim: int = 2
     law: str = "gaussian"  # gaussian | gennorm | laplace | uniform
     alpha: float = 2.0  # generalised-normal shape (law=gennorm)
+    gennorm_scale: str = "unit_variance"  # unit_variance | unit_scale (density exp(-|x|^alpha))
+    noise_law: str | None = None  # law of the OU innovation; unset: the source law
     rho: float = 0.95  # shared OU autocorrelation
     rho_per_dim: list[float] | None = None  # overrides rho, one value per latent coordinate
     mixing: str = "spiral"  # identity | spiral | banana | sinusoid | realnvp | random_mlp
@@ -276,4 +306,5 @@ class SyntheticWorldConfig:
     def build(self) -> SyntheticWorld:
         rho = self.rho_per_dim if self.rho_per_dim is not None else self.rho
         return SyntheticWorld(self.latent_dim, self.law, self.alpha, rho, self.mixing,
-                              self.mixing_layers, self.mixing_seed)
+                              self.mixing_layers, self.mixing_seed, self.gennorm_scale,
+                              self.noise_law)

@@ -1,7 +1,11 @@
 """The identifiability benchmark's plan and report, on hand-made results (no training)."""
 
+import json
+
+import pytest
+
 from benchmarks.identifiability import MODES, build_jobs
-from benchmarks.identifiability_report import select_restarts, write_report
+from benchmarks.identifiability_report import merge_seeds, select_restarts, write_report
 from configs.loader import load_config
 
 
@@ -49,3 +53,58 @@ def test_report_writes_tables_plot_and_checks(tmp_path):
     assert "| banana | 2000 | 0.990000" in report  # the steps from the run's overrides
     assert (tmp_path / "identifiability.png").stat().st_size > 1000
     assert (tmp_path / "results.json").is_file()
+
+
+def test_full_mode_runs_the_seeds_the_issue_asks_for_and_names_the_rest():
+    jobs = build_jobs(MODES["full"])
+    seeds: dict[str, int] = {}
+    for job in jobs:
+        seeds[job.meta["cell"]] = seeds.get(job.meta["cell"], 0) + 1
+        if job.meta["seed"] == 0 and "-init" not in job.key:
+            assert job.key == job.meta["cell"]  # seed 0 keeps the cached key
+    assert all(seeds[f"scaling-sigreg-{n}"] >= 5 for n in (2, 8, 64, 256))
+    assert all(seeds[f"mixing-{m}"] == 3 for m in ("spiral", "banana", "sinusoid"))
+    assert seeds["alpha-sigreg-0.25"] == seeds["alpha-sigreg-2"] == 3
+    assert seeds["failure-0.001"] == seeds["failure-0.1"] == 3
+    assert seeds["scaling-sigreg-1024"] == 1
+    seeded = [j for j in jobs if j.key == "mixing-spiral-s2"]
+    assert seeded and seeded[0].overrides[-1] == "seed=2"
+
+
+def test_an_alpha_gap_variant_overrides_the_protocol():
+    jobs = {j.meta["variant"] + f" {j.meta['alpha']:g}": j for j in build_jobs(MODES["alpha-gap"])}
+    long = load_config("identifiability", jobs["40k steps 0.25"].overrides)
+    assert long.trainer.max_steps == 40000 and jobs["40k steps 0.25"].meta["steps"] == 40000
+    lam = load_config("identifiability", jobs["λ = 0.1 0.25"].overrides).loss
+    assert (lam.regulariser_weight, lam.prediction_weight) == (0.1, pytest.approx(0.225))
+    scale = load_config("identifiability", jobs["unit scale (scipy gennorm) 0.5"].overrides)
+    assert scale.world.gennorm_scale == "unit_scale" and scale.world.alpha == 0.5
+
+
+def test_seeds_of_a_cell_are_averaged_with_their_spread(tmp_path):
+    runs = [{"key": "mixing-spiral" + (f"-s{s}" if s else ""), "cell": "mixing-spiral",
+             "seed": s, "group": "mixings", "mixing": "spiral", "steps": 10, "overrides": [],
+             "metrics": fake_metrics(r2, per_dim=(r2, 1.0)), "seconds": 1.0}
+            for s, r2 in enumerate([0.97, 0.99, 0.98])]
+    (cell,) = merge_seeds(runs)
+    assert cell["num_seeds"] == 3 and cell["seed_r2"] == [0.97, 0.99, 0.98]
+    assert cell["metrics"]["r2_h_to_z"] == pytest.approx(0.98)
+    assert cell["metrics_std"]["r2_h_to_z"] == pytest.approx(0.01)  # sample std
+    assert cell["metrics"]["r2_h_to_z_per_dim"] == pytest.approx([0.98, 1.0])
+    checks = write_report(runs, tmp_path, "test", "cmd", 1.0)
+    assert checks["mixing spiral R² >= 0.98"]  # on the mean
+    report = (tmp_path / "report.md").read_text()
+    assert "| spiral | 10 | 0.980000 ± 0.010000 (3) |" in report
+    assert "3 seeds: mixing-spiral" in report
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved["runs"]) == 3 and len(saved["cells"]) == 1
+
+
+def test_seeds_of_a_cell_without_restarts_are_not_selected_by_alignment():
+    runs = [{"key": f"scaling-sigreg-64-s{s}", "cell": "scaling-sigreg-64", "seed": s,
+             "group": "scaling", "dim": 64, "objective": "sigreg", "steps": 10, "restart": 0,
+             "restarts": 1, "metrics": fake_metrics(r2, alignment)}
+            for s, (r2, alignment) in enumerate([(0.9, 0.1), (0.99, 0.3)])]
+    assert len(select_restarts(runs)) == 2
+    (cell,) = merge_seeds(select_restarts(runs))
+    assert cell["metrics"]["r2_h_to_z"] == pytest.approx(0.945)

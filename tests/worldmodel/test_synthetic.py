@@ -112,3 +112,29 @@ def test_bad_world_arguments_name_the_problem():
     with pytest.raises(ValueError, match=r"observation size \(4\) to equal model.latent_dim"):
         build_encoder("coupling_inverse", EncoderSpec((4,), 2))
 
+
+
+@pytest.mark.parametrize("alpha", [1.0, 4.0])
+def test_unit_scale_generalised_normal_has_scipy_s_variance(alpha):
+    """``unit_scale`` is the density exp(-|x|^alpha): variance G(3/alpha) / G(1/alpha)."""
+    z = sample_latents("gennorm", (400000, 1), gen(), alpha, scale="unit_scale").double()
+    assert float(z.var()) == pytest.approx(math.gamma(3 / alpha) / math.gamma(1 / alpha),
+                                           rel=0.02)
+    with pytest.raises(ValueError, match="unit_variance"):
+        sample_latents("gennorm", (3,), gen(), alpha, scale="unit")
+
+
+def test_gaussian_ou_innovations_keep_the_step_but_change_its_law():
+    """With ``noise_law=gaussian`` the innovation of a Laplace world is Gaussian: the step
+    ``z' - rho z`` has the Gaussian's kurtosis (3), not the Laplace's (6)."""
+    kurtosis = {}
+    for noise in (None, "gaussian"):
+        world = SyntheticWorld(1, law="laplace", rho=0.9, noise_law=noise)
+        z = world.latents(400000, gen()).double()
+        step = z[:, 1, 0] - 0.9 * z[:, 0, 0]
+        kurtosis[noise] = float((step**4).mean() / step.var() ** 2)
+        assert float(step.var()) == pytest.approx(1 - 0.9**2, rel=0.02)
+    assert kurtosis[None] == pytest.approx(6.0, rel=0.1)
+    assert kurtosis["gaussian"] == pytest.approx(3.0, rel=0.05)
+    with pytest.raises(ValueError, match="noise law"):
+        SyntheticWorld(1, noise_law="cauchy")
