@@ -11,6 +11,7 @@ env=env)`` calls once with the ``PixelEnv``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -46,14 +47,21 @@ class OUNoisePolicy:
 
     Args:
         rho: step-to-step correlation in [0, 1).
-        std: stationary standard deviation before clipping.
+        std: stationary standard deviation before clipping: one for every action entry, or
+            a list with one per entry (to move some joints less than others).
     """
 
-    def __init__(self, action_dim: int, rho: float = 0.9, std: float = 0.7) -> None:
+    def __init__(self, action_dim: int, rho: float = 0.9,
+                 std: float | Sequence[float] = 0.7) -> None:
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"OU rho must be in [0, 1), got {rho}")
-        if std <= 0:
-            raise ValueError(f"OU std must be > 0, got {std}")
+        std = np.asarray(std, np.float64)
+        if std.ndim > 1 or std.size not in (1, action_dim):
+            raise ValueError(f"OU std must be one number or {action_dim} (one per action "
+                             f"entry), got {std.tolist()}")
+        std = np.broadcast_to(std.reshape(-1), (action_dim,)).copy()
+        if (std <= 0).any():
+            raise ValueError(f"OU std must be > 0, got {std.tolist()}")
         self.action_dim, self.rho, self.std = action_dim, rho, std
         self._rng = np.random.default_rng(0)
         self._a = np.zeros(action_dim)

@@ -254,6 +254,17 @@ def test_policies_are_seeded_and_ou_is_correlated():
         make_policy("ou", 2, {"sigma": 1})
 
 
+def test_ou_policy_takes_one_std_per_action_entry():
+    policy = make_policy("ou", 2, {"std": [0.5, 0.1]})
+    policy.reset(0)
+    actions = np.stack([policy.act(None, {}) for _ in range(5000)])
+    np.testing.assert_allclose(actions.std(0), [0.5, 0.1], rtol=0.15)
+    with pytest.raises(ValueError, match="one number or 2"):
+        OUNoisePolicy(2, std=[0.5, 0.1, 0.2])
+    with pytest.raises(ValueError, match="must be > 0"):
+        OUNoisePolicy(2, std=[0.5, 0.0])
+
+
 def constant_policy(action_dim, value=0.5):
     """A plug-in policy factory (used as 'test_collect:constant_policy')."""
 
