@@ -1,12 +1,15 @@
 """Reproduce the synthetic identifiability results of SCIENCE.md section 4 with the framework.
 
 Every run goes through ``train.train`` (the LightningModule, SIGReg, the probe callback), one
-torch thread per worker process, several workers side by side. Runs are cached one JSON per run,
-so an interrupted benchmark resumes where it stopped. Outputs: ``results.json``, ``report.md``
-(the tables) and PNG plots in ``--out``.
+torch thread per worker process, several workers side by side. Runs are cached one JSON per run
+under ``outputs/benchmarks/``, and every finished run is also written to ``runs.json`` beside
+the report, so an interrupted benchmark resumes where it stopped: on this machine from the
+cache, on a fresh clone from a committed ``runs.json`` (or ``results.json``) whose runs match
+key and overrides. Outputs: ``results.json``, ``report.md`` (the tables) and PNG plots in
+``--out``.
 
     python -m benchmarks.identifiability --quick     # a few minutes
-    python -m benchmarks.identifiability --full      # < 2 h on 2 cores, paper protocol
+    python -m benchmarks.identifiability --full      # paper protocol with seeds, hours
     python -m benchmarks.identifiability --alpha-gap # the heavy-tailed alpha investigation
 """
 
@@ -253,11 +256,38 @@ def run_job(job: Job, run_root: str) -> dict[str, Any]:
             "seconds": time.perf_counter() - start, "overrides": job.overrides}
 
 
-def run_all(jobs: list[Job], cache: Path, run_root: Path, workers: int) -> list[dict[str, Any]]:
-    """Run the jobs not yet cached in ``cache``; return all results in job order."""
+def reuse_published(jobs: list[Job], cache: Path, published: list[Path]) -> int:
+    """Copy into ``cache`` the runs of ``published`` files (a report's ``results.json``, or the
+    ``runs.json`` written as runs finish) that match a job not yet cached, key and overrides
+    alike; the number copied. A fresh clone resumes a benchmark another machine began."""
+    from worldmodel.utils import atomic_write_text
+
+    wanted = {j.key: j for j in jobs if not (cache / f"{j.key}.json").is_file()}
+    reused = 0
+    for path in published:
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        for run in data["runs"] if isinstance(data, dict) else data:
+            job = wanted.get(run.get("key"))
+            if job is not None and run.get("overrides") == job.overrides:
+                atomic_write_text(cache / f"{job.key}.json", json.dumps(run, indent=1))
+                del wanted[job.key]
+                reused += 1
+    return reused
+
+
+def run_all(jobs: list[Job], cache: Path, run_root: Path, workers: int,
+            runs_file: Path | None = None) -> list[dict[str, Any]]:
+    """Run the jobs not yet cached in ``cache``; return all results in job order. After each
+    run, ``runs_file`` (when given) is rewritten with every finished run of ``jobs``."""
     from tqdm import tqdm
 
     from worldmodel.utils import atomic_write_text
+
+    def finished() -> list[dict[str, Any]]:
+        return [json.loads((cache / f"{j.key}.json").read_text()) for j in jobs
+                if (cache / f"{j.key}.json").is_file()]
 
     cache.mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs if not (cache / f"{j.key}.json").is_file()]
@@ -269,16 +299,19 @@ def run_all(jobs: list[Job], cache: Path, run_root: Path, workers: int) -> list[
         for future in as_completed(futures):
             res = future.result()
             atomic_write_text(cache / f"{res['key']}.json", json.dumps(res, indent=1))
+            if runs_file is not None:
+                atomic_write_text(runs_file, json.dumps(finished(), indent=1))
             bar.set_postfix_str(f"{res['key']}: R2={res['metrics']['r2_h_to_z']:.5f}")
             bar.update()
-    return [json.loads((cache / f"{j.key}.json").read_text()) for j in jobs]
+    return finished()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a few minutes (default)")
-    size.add_argument("--full", action="store_true", help="the paper protocol, < 2 h on 2 cores")
+    size.add_argument("--full", action="store_true",
+                      help="the paper protocol with seeds (~2 h on a fast 2-core box)")
     size.add_argument("--alpha-gap", action="store_true",
                       help="why the heavy-tailed alpha cells fall short of the paper (~40 min)")
     parser.add_argument("--workers", type=int, default=max(os.cpu_count() or 1, 1),
@@ -297,10 +330,17 @@ def main(argv: list[str] | None = None) -> int:
             f.unlink()
     jobs = build_jobs(mode)
     print(f"{mode_name} mode: {len(jobs)} runs on {args.workers} workers; results -> {out}")
+    runs_file = out / "runs.json"  # every finished run, so that another clone can resume
+    if not args.fresh:
+        reused = reuse_published(jobs, cache, [out / "results.json", runs_file])
+        if reused:
+            print(f"reusing {reused} runs published in {out}")
     start = time.perf_counter()
-    results = run_all(jobs, cache, work / "runs", args.workers)
-    checks = write_report(results, out, mode_name, command=" ".join(["python", *sys.argv]),
+    results = run_all(jobs, cache, work / "runs", args.workers, runs_file)
+    command = " ".join(["python -m benchmarks.identifiability", *(argv or sys.argv[1:])])
+    checks = write_report(results, out, mode_name, command=command,
                           wall_seconds=time.perf_counter() - start)
+    runs_file.unlink(missing_ok=True)  # results.json holds them all now
     print((out / "report.md").read_text())
     return 0 if all(checks.values()) else 1
 

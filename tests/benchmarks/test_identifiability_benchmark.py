@@ -108,3 +108,21 @@ def test_seeds_of_a_cell_without_restarts_are_not_selected_by_alignment():
     assert len(select_restarts(runs)) == 2
     (cell,) = merge_seeds(select_restarts(runs))
     assert cell["metrics"]["r2_h_to_z"] == pytest.approx(0.945)
+
+
+def test_a_fresh_clone_resumes_from_published_runs_that_match(tmp_path):
+    from benchmarks.identifiability import reuse_published
+
+    jobs = build_jobs(MODES["quick"])[:3]
+    done = {"key": jobs[0].key, "overrides": jobs[0].overrides, "metrics": fake_metrics(0.9)}
+    stale = {"key": jobs[1].key, "overrides": [*jobs[1].overrides, "seed=7"],  # other settings
+             "metrics": fake_metrics(0.5)}
+    (tmp_path / "runs.json").write_text(json.dumps([done, stale]))
+    (tmp_path / "results.json").write_text(json.dumps({"runs": [stale]}))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    published = [tmp_path / "results.json", tmp_path / "runs.json", tmp_path / "missing.json"]
+    assert reuse_published(jobs, cache, published) == 1
+    assert json.loads((cache / f"{jobs[0].key}.json").read_text()) == done
+    assert not (cache / f"{jobs[1].key}.json").exists()
+    assert reuse_published(jobs, cache, published) == 0  # already cached: nothing copied again
