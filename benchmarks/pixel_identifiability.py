@@ -228,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--lam-scale", type=float, default=0.1,
                    help="OU pairs use lambda = lam_scale * (1 - rho)")
-    p.add_argument("--trajectory-lam", type=float, default=0.05)
+    p.add_argument("--trajectory-lam", type=float, default=0.001,
+                   help="SIGReg weight of the trajectory encoder (at 0.05 it learned nothing "
+                        "readable, README)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--fresh", action="store_true", help="ignore runs cached by an earlier call")

@@ -81,6 +81,23 @@ def test_an_alpha_gap_variant_overrides_the_protocol():
     assert scale.world.gennorm_scale == "unit_scale" and scale.world.alpha == 0.5
 
 
+def test_alpha_gap_report_merges_the_seeds_of_a_variant(tmp_path):
+    def run(index, variant, grid):
+        return {"key": f"alpha-gap-0.25-v{index}", "group": "alpha-gap", "alpha": 0.25,
+                "variant": variant, "cell": f"alpha-gap-0.25-v{index}", "seed": 0,
+                "steps": 20000, "overrides": [], "seconds": 1.0,
+                "metrics": {**fake_metrics(0.1), "grid_r2": grid, "box_r2": grid,
+                            "box_fraction": 0.96}}
+
+    runs = [run(0, "protocol", 0.3), run(1, "protocol seed 1", 0.2),
+            run(10, "λ = 0.001 seed 2", 0.6), run(3, "λ = 0.001", 0.62)]
+    write_report(runs, tmp_path, "alpha-gap", "cmd", 1.0)
+    report = (tmp_path / "report.md").read_text()
+    assert "| protocol | 0.25 | 20000 | 0.250 ± 0.071 (2) | 0.750 |" in report
+    assert "| λ = 0.001 | 0.25 | 20000 | 0.610 ± 0.014 (2) |" in report
+    assert report.index("| protocol |") < report.index("| λ = 0.001 |")  # variant order
+
+
 def test_seeds_of_a_cell_are_averaged_with_their_spread(tmp_path):
     runs = [{"key": "mixing-spiral" + (f"-s{s}" if s else ""), "cell": "mixing-spiral",
              "seed": s, "group": "mixings", "mixing": "spiral", "steps": 10, "overrides": [],
