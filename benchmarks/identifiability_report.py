@@ -325,8 +325,9 @@ ALPHA_GAP_SECTIONS = [
 
 
 def write_report(results: list[dict[str, Any]], out: Path, mode: str, command: str,
-                 wall_seconds: float) -> dict[str, bool]:
-    """Write ``report.md``, ``results.json`` and the plot; return the named pass/fail checks."""
+                 wall_seconds: float | None) -> dict[str, bool]:
+    """Write ``report.md``, ``results.json`` and the plot; return the named pass/fail checks.
+    ``wall_seconds`` is None when every run came from the cache (nothing was timed)."""
     import lightning
     import torch
 
@@ -346,12 +347,17 @@ def write_report(results: list[dict[str, Any]], out: Path, mode: str, command: s
     header = [
         f"# Identifiability benchmark ({mode} mode)", "",
         f"Command: `{command}`  ",
-        (f"Runs: {len(all_runs)}; {seeds_note(merged)}. RealNVP runs "
-         f"with N <= 8 take the best of several random initialisations by the label-free "
-         f"alignment loss (the exact coupling inverse has local minima in low dimension; every "
-         f"restart's R² is listed, and the restarts are that cell's seeds). Summed training time "
-         f"{run_seconds / 60:.1f} min, wall time of this invocation {wall_seconds / 60:.1f} min "
-         f"on {platform.processor() or platform.machine()}; torch {torch.__version__}, "
+        (f"Runs: {len(all_runs)}; " + (
+            "variants named `… seed N` are further training seeds of a variant, merged into "
+            "its row as mean ± sample std (seed count). " if alpha_gap else
+            f"{seeds_note(merged)}. RealNVP runs with N <= 8 take the best of several random "
+            "initialisations by the label-free alignment loss (the exact coupling inverse has "
+            "local minima in low dimension; every restart's R² is listed, and the restarts "
+            "are that cell's seeds). ") +
+         f"Summed training time {run_seconds / 60:.1f} min, " +
+         (f"wall time of this invocation {wall_seconds / 60:.1f} min" if wall_seconds is not None
+          else "all runs read from the cache") +
+         f" on {platform.processor() or platform.machine()}; torch {torch.__version__}, "
          f"lightning {lightning.__version__}."), "",
         ("Protocol (SCIENCE.md §4): two OU views per latent (ρ = 0.95), batch 256, AdamW lr "
          "3e-3 constant for half the steps then cosine (steps per row in the tables), M = 256 "
