@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ def merge_seeds(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 spread = arr.std(axis=0, ddof=1)
                 std[name] = spread.tolist() if arr.ndim > 1 else float(spread)
         merged.append({**runs[0], "metrics": mean, "metrics_std": std, "num_seeds": len(runs),
-                       "seed_r2": [r["metrics"]["r2_h_to_z"] for r in runs]})
+                       "seed_r2": [r["metrics"]["r2_h_to_z"] for r in runs],
+                       "seed_r2_per_dim": [r["metrics"].get("r2_h_to_z_per_dim") for r in runs]})
     return merged
 
 
@@ -213,23 +215,33 @@ def bound_table(results, checks) -> list[str]:
     return lines
 
 
-def failure_table(results, checks) -> list[str]:
-    lines = ["| λ | R² slow coord. (ρ = 0.99) | R² fast coord. (ρ = 0.8) | R²(h→z) |",
-             "|---|---|---|---|"]
+RECOVERY_R2 = {"quick": 0.9, "full": 0.95}  # the failure check's bar (quick: 2000 steps)
+
+
+def failure_table(results, checks, recovery: float = RECOVERY_R2["full"]) -> list[str]:
+    """Unequal autocorrelations per λ; the checks read the median seed of each cell (one
+    seed's outlier is shown in the per-seed column, not hidden in the check)."""
+    lines = [("| λ | R² slow coord. (ρ = 0.99) | R² fast coord. (ρ = 0.8) | R²(h→z) | "
+              "slow / fast per seed |"), "|---|---|---|---|---|"]
     rows = sorted(_group(results, "failure"), key=lambda r: r["lam"])
+    medians = []
     for r in rows:
         mean = r["metrics"]["r2_h_to_z_per_dim"]
         std = r.get("metrics_std", {}).get("r2_h_to_z_per_dim")
         per_dim = [f"{m:.4f}" + (f" ± {s:.4f}" if std else "") for m, s in
                    zip(mean, std or [0.0] * len(mean))]
+        seeds = [d for d in r.get("seed_r2_per_dim") or [mean] if d is not None]
+        medians.append(np.median(np.asarray(seeds, dtype=float), axis=0))
+        per_seed = ", ".join(f"{d[0]:.3f} / {d[1]:.3f}" for d in seeds)
         lines.append(f"| {r['lam']:g} | {per_dim[0]} | {per_dim[1]} | "
-                     f"{_ms(r, 'r2_h_to_z', 4)} |")
+                     f"{_ms(r, 'r2_h_to_z', 4)} | {per_seed} |")
     if rows:
-        fast = [r["metrics"]["r2_h_to_z_per_dim"][1] for r in rows]
-        checks["failure mode shown: smallest λ loses the fast coordinate (R² < 0.5)"] = fast[0] < 0.5
-        fixed = [r["lam"] for r in rows if min(r["metrics"]["r2_h_to_z_per_dim"]) >= 0.95]
+        checks["failure mode shown: smallest λ loses the fast coordinate (median seed R² < 0.5)"
+               ] = bool(medians[0][1] < 0.5)
+        fixed = [r["lam"] for r, m in zip(rows, medians) if m.min() >= recovery]
         label = f"λ = {', '.join(f'{lam:g}' for lam in fixed)}" if fixed else "no λ"
-        checks[f"{label} recovers both coordinates (R² >= 0.95 each)"] = bool(fixed)
+        checks[f"{label} recovers both coordinates (median seed R² >= {recovery:g} each)"] = \
+            bool(fixed)
     return lines
 
 
@@ -340,6 +352,8 @@ def write_report(results: list[dict[str, Any]], out: Path, mode: str, command: s
     alpha_gap = any(r["group"] == "alpha-gap" for r in all_runs)
     body = []
     for title, make in ALPHA_GAP_SECTIONS if alpha_gap else SECTIONS:
+        if make is failure_table:
+            make = partial(failure_table, recovery=RECOVERY_R2.get(mode, RECOVERY_R2["full"]))
         body += [f"### {title}", "", *make(selected if make is bound_table else merged, checks),
                  ""]
     images = [] if alpha_gap else plot(merged, selected, out)

@@ -48,7 +48,7 @@ def test_report_writes_tables_plot_and_checks(tmp_path):
     checks = write_report(runs, tmp_path, "test", "cmd", 1.0)
     assert checks["mixing banana R² >= 0.98"]
     assert checks["scaling N=64 SIGReg R² >= 0.9995"]
-    assert checks["λ = 0.1 recovers both coordinates (R² >= 0.95 each)"]
+    assert checks["λ = 0.1 recovers both coordinates (median seed R² >= 0.95 each)"]
     report = (tmp_path / "report.md").read_text()
     assert "| banana | 2000 | 0.990000" in report  # the steps from the run's overrides
     assert (tmp_path / "identifiability.png").stat().st_size > 1000
@@ -117,6 +117,23 @@ def test_seeds_of_a_cell_are_averaged_with_their_spread(tmp_path):
     assert len(saved["runs"]) == 3 and len(saved["cells"]) == 1
 
 
+def test_failure_check_reads_the_median_seed_and_shows_each(tmp_path):
+    def run(lam, seed, slow, fast):
+        return {"key": f"failure-{lam:g}" + (f"-s{seed}" if seed else ""),
+                "cell": f"failure-{lam:g}", "seed": seed, "group": "failure", "lam": lam,
+                "overrides": [], "seconds": 1.0,
+                "metrics": fake_metrics((slow + fast) / 2, per_dim=(slow, fast))}
+
+    runs = [run(0.001, 0, 0.69, 0.001), run(0.001, 1, 0.69, 0.0),
+            run(0.1, 0, 0.965, 0.973), run(0.1, 1, 0.874, 0.770), run(0.1, 2, 0.96, 0.932)]
+    quick = write_report(runs, tmp_path, "quick", "cmd", 1.0)
+    assert quick["λ = 0.1 recovers both coordinates (median seed R² >= 0.9 each)"]
+    assert quick["failure mode shown: smallest λ loses the fast coordinate (median seed R² < 0.5)"]
+    assert "0.965 / 0.973, 0.874 / 0.770, 0.960 / 0.932 |" in (tmp_path / "report.md").read_text()
+    full = write_report(runs, tmp_path, "full", "cmd", 1.0)  # 0.932 misses the full bar
+    assert not full["no λ recovers both coordinates (median seed R² >= 0.95 each)"]
+
+
 def test_seeds_of_a_cell_without_restarts_are_not_selected_by_alignment():
     runs = [{"key": f"scaling-sigreg-64-s{s}", "cell": "scaling-sigreg-64", "seed": s,
              "group": "scaling", "dim": 64, "objective": "sigreg", "steps": 10, "restart": 0,
@@ -143,3 +160,17 @@ def test_a_fresh_clone_resumes_from_published_runs_that_match(tmp_path):
     assert json.loads((cache / f"{jobs[0].key}.json").read_text()) == done
     assert not (cache / f"{jobs[1].key}.json").exists()
     assert reuse_published(jobs, cache, published) == 0  # already cached: nothing copied again
+
+
+def test_a_run_cached_with_other_settings_is_run_again(tmp_path):
+    from benchmarks.identifiability import is_cached
+
+    (job,) = build_jobs(MODES["quick"])[:1]
+    path = tmp_path / f"{job.key}.json"
+    assert not is_cached(job, tmp_path)
+    path.write_text(json.dumps({"key": job.key, "overrides": ["trainer.max_steps=1"]}))
+    assert not is_cached(job, tmp_path)  # same key, other steps: stale
+    path.write_text(json.dumps({"key": job.key, "overrides": job.overrides}))
+    assert is_cached(job, tmp_path)
+    path.write_text("{not json")  # a torn file (the writes are atomic, but be safe)
+    assert not is_cached(job, tmp_path)
