@@ -88,9 +88,9 @@ FULL_SINGLE_SEED = ("scaling-sigreg-1024", "scaling-whitening-1024", "scaling-in
 
 MODES = {
     # quick: each cell gets the steps and restarts its check needs. The spiral needs 10000
-    # steps. N = 2 RealNVP lands in its local minimum (R² 0.86) on most restarts (3 of 6
-    # escaped in full mode, 1 of 6 in an earlier quick run), and the one that escaped reached
-    # R² 0.98809 after 1500 steps, 0.99955 after 3000: 8 restarts of 4000 steps. At λ = 0.1,
+    # steps. N = 2 RealNVP sits in a local minimum (R² 0.86) early on: after 1500 steps 1 of
+    # 6 restarts had left it (R² 0.98809; 0.99955 after 3000 steps), after 4000 steps 5 of 8
+    # had (R² >= 0.9993): 8 restarts of 4000 steps. At λ = 0.1,
     # 1 of 6 seeds ends half-recovered (0.87 / 0.77 at 2000 steps, 0.78 / 0.53 at 6000), so
     # the check reads the median of 3 seeds.
     "quick": Mode(steps=2000, scaling_dims=(2, 64), scaling_steps={2: 4000, 64: 1500},
