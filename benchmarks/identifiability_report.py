@@ -177,21 +177,14 @@ def _variant_order(run: dict[str, Any]) -> int:
 def alpha_gap_table(results, checks) -> list[str]:
     """The heavy-tailed alpha cells under each variant of the protocol (``--alpha-gap``);
     variants that differ only by ``seed N`` are one row, mean ± std over the seeds."""
-    rows: dict[tuple[float, str], list[dict[str, Any]]] = {}
-    for r in sorted(_group(results, "alpha-gap"), key=lambda r: (r["alpha"], _variant_order(r))):
-        rows.setdefault((r["alpha"], re.sub(r" seed \d+$", "", r["variant"])), []).append(r)
-    names = ("grid_r2", "r2_h_to_z", "box_r2", "box_fraction", "orthogonality_error")
+    runs = sorted(_group(results, "alpha-gap"), key=lambda r: (r["alpha"], _variant_order(r)))
+    runs = [{**r, "base_variant": re.sub(r" seed \d+$", "", r["variant"])} for r in runs]
+    cells = merge_seeds([{**r, "cell": f"{r['alpha']:g} {r['base_variant']}"} for r in runs])
     lines = [("| variant | α | steps | grid R² | paper grid R² | on-dist. R² | R² in the grid's box "
               "| share inside the box | orth. err |"), "|---|---|---|---|---|---|---|---|---|"]
-    for (alpha, variant), runs in rows.items():
-        cell = {"metrics": {}, "metrics_std": {}, "num_seeds": len(runs)}
-        for name in names:
-            values = [r["metrics"][name] for r in runs if r["metrics"].get(name) is not None]
-            if values:
-                cell["metrics"][name] = float(np.mean(values))
-                cell["metrics_std"][name] = float(np.std(values, ddof=1)) if len(values) > 1 \
-                    else 0.0
-        lines.append(f"| {variant} | {alpha:g} | {runs[0]['steps']} | "
+    for cell in cells:
+        alpha = cell["alpha"]
+        lines.append(f"| {cell['base_variant']} | {alpha:g} | {cell['steps']} | "
                      f"{_ms(cell, 'grid_r2', 3)} | {_fmt(PAPER_ALPHA.get(alpha), 3)} | "
                      f"{_ms(cell, 'r2_h_to_z', 3)} | {_ms(cell, 'box_r2', 3)} | "
                      f"{_fmt(cell['metrics'].get('box_fraction'), 3)} | "
