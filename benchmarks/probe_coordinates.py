@@ -32,6 +32,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 
 import numpy as np
+import torch
 
 from benchmarks import publish
 from configs.loader import load_config
@@ -40,6 +41,8 @@ from envs.collect import ensure_dataset
 from envs.dataset import PixelDataset
 from envs.fileio import atomic_write_text
 from worldmodel.cli import train
+from worldmodel.data import PixelDataModule
+from worldmodel.pretrained import load_world_model
 from worldmodel.utils import configure_threads
 
 OUT = ROOT / "benchmarks" / "results" / "probe-coordinates"
@@ -115,14 +118,36 @@ def pixel_sensitivity(env_id: str, image_size: int, env_kwargs: dict[str, Any],
     return {j: float(c / num_states) for j, c in zip(JOINTS, changed)}
 
 
+def frame_angle_r2(world_model, data, max_frames: int = 20000) -> dict[str, float]:
+    """Held-out linear-probe R² (on sin, cos) of the shoulder angle, the wrist's angle
+    *relative* to the arm (the joint state), and the hand's *absolute* angle (shoulder +
+    wrist: what the frame shows). ``data`` is the run's ``PixelDataModule``."""
+    from callbacks.state_probe import encode_frames, heldout_r2, probe_targets
+
+    fit_z, fit_s = encode_frames(world_model, data.probe_dataloader("train"), max_frames)
+    z, s = encode_frames(world_model, data.probe_dataloader("val"), max_frames)
+
+    def angles(states):
+        return torch.stack([states[:, 0], states[:, 1], states[:, 0] + states[:, 1]], dim=-1)
+
+    fit_y, groups = probe_targets(angles(fit_s), {0, 1, 2})
+    y, _ = probe_targets(angles(s), {0, 1, 2})
+    r2 = heldout_r2(fit_z, fit_y, z, y, groups)["r2_per_group"]
+    return dict(zip(("shoulder", "wrist (relative)", "hand (absolute)"), r2))
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name).strip("-")
 
 
+def _base_overrides(quick: bool) -> list[str]:
+    return ["trainer.progress_bar=false",
+            *(["collect.episodes=100", "trainer.max_steps=200"] if quick else [])]
+
+
 def run_variant(name: str, overrides: list[str], quick: bool, runs: Path) -> dict[str, Any]:
     """Collect (if missing) and train one variant; its probe, pixel sensitivity and spread."""
-    base = ["trainer.progress_bar=false",
-            *(["collect.episodes=100", "trainer.max_steps=200"] if quick else [])]
+    base = _base_overrides(quick)
     cfg = load_config("reacher", [*base, *overrides])
     dataset_dir = ensure_dataset(train.dataset_path(cfg), cfg.env, cfg.collect, progress=False)
     cfg = load_config("reacher", [*base, *overrides, f"output_dir={runs}", f"name={_slug(name)}",
@@ -131,9 +156,11 @@ def run_variant(name: str, overrides: list[str], quick: bool, runs: Path) -> dic
     result = train.train(cfg)
     seconds = time.perf_counter() - start
     dataset = PixelDataset(dataset_dir)
+    data = PixelDataModule(dataset_dir, cfg.data, cfg.trainer.batch_size, cfg.seed)
     m = result.metrics
     return {"variant": name, "overrides": overrides, "what": VARIANTS[name][1],
             "r2": {j: m[f"probe/r2_{j}_pos"] for j in JOINTS},
+            "frame_angles_r2": frame_angle_r2(result.module.world_model, data),
             "sensitivity": pixel_sensitivity(cfg.env.id, cfg.env.image_size,
                                              dict(cfg.env.kwargs), dataset),
             "spread": joint_spread(dataset), "warnings": m.get("probe/warnings", []),
@@ -141,21 +168,33 @@ def run_variant(name: str, overrides: list[str], quick: bool, runs: Path) -> dic
             "train_seconds": seconds, "dataset": str(dataset_dir)}
 
 
+def backfill_frame_angles(row: dict[str, Any], runs: Path, quick: bool) -> dict[str, float]:
+    """``frame_angle_r2`` of a cached variant, from its saved checkpoint and dataset."""
+    cfg = load_config("reacher", [*_base_overrides(quick), *row["overrides"]])
+    model, _ = load_world_model(runs / _slug(row["variant"]) / "model.ckpt")
+    data = PixelDataModule(row["dataset"], cfg.data, cfg.trainer.batch_size, cfg.seed)
+    return frame_angle_r2(model, data)
+
+
 def report(rows: list[dict[str, Any]], command: str) -> str:
     lines = ["# Per-coordinate identifiability on reacher: what drives it", "",
              f"`{command}`", "",
              ("One training seed per variant (the default's seed-to-seed spread on the wrist is "
-              "about ±0.01). R²: held-out linear probe on the joint's (sin, cos). Pixels: share "
+              "about ±0.01). R²: held-out linear probe on the joint's (sin, cos); the hand's "
+              "absolute angle is shoulder + wrist, the direction the hand points in the frame, "
+              "where the joint state's wrist angle is relative to the arm. Pixels: share "
               "of the 64 × 64 frame that changes when the joint alone turns 0.1 rad. Spread: std "
               "of the joint's sin/cos over the data; step: std of its per-step change (rad)."),
              "",
-             ("| variant | R² shoulder | R² wrist | pixels shoulder | pixels wrist | spread "
-              "shoulder / wrist | step shoulder / wrist | train s |"),
-             "|---|---|---|---|---|---|---|---|"]
+             ("| variant | R² shoulder | R² wrist | R² hand, absolute | pixels shoulder | "
+              "pixels wrist | spread shoulder / wrist | step shoulder / wrist | train s |"),
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sens, spread = r["sensitivity"], r["spread"]
+        hand = r.get("frame_angles_r2", {}).get("hand (absolute)")
         lines.append(
             f"| {r['variant']} | {r['r2']['shoulder']:.3f} | {r['r2']['wrist']:.3f} | "
+            f"{'–' if hand is None else f'{hand:.3f}'} | "
             f"{sens['shoulder']:.2%} | {sens['wrist']:.2%} | "
             f"{spread['shoulder']['sincos_std']:.2f} / {spread['wrist']['sincos_std']:.2f} | "
             f"{spread['shoulder']['step_std']:.3f} / {spread['wrist']['step_std']:.3f} | "
@@ -184,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.variants or list(VARIANTS):
         path = cache / f"{_slug(name)}.json"
         if path.is_file() and not args.fresh:
-            rows.append(json.loads(path.read_text()))
+            row = json.loads(path.read_text())
+            if "frame_angles_r2" not in row:  # cached before this probe existed
+                row["frame_angles_r2"] = backfill_frame_angles(row, work / "runs", args.quick)
+                atomic_write_text(path, json.dumps(row, indent=1))
+            rows.append(row)
             print(f"{name}: cached in {path}", flush=True)
             continue
         print(f"{name}: training ({VARIANTS[name][1]})", flush=True)

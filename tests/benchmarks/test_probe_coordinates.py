@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks import probe_coordinates as pc
 from configs.loader import load_config
@@ -46,6 +47,43 @@ def test_report_lists_every_variant():
            "spread": {j: {"sincos_std": 0.7, "step_std": 0.05} for j in pc.JOINTS},
            "warnings": ["wrist_pos: not linearly readable"], "train_seconds": 100.0}
     text = pc.report([row], "python -m benchmarks.probe_coordinates")
-    assert "| arm 3 cm | 0.950 | 0.900 | 5.00% | 2.00% | 0.70 / 0.70 | 0.050 / 0.050 | 100 |" \
-        in text
+    assert ("| arm 3 cm | 0.950 | 0.900 | – | 5.00% | 2.00% | 0.70 / 0.70 | 0.050 / 0.050 | "
+            "100 |") in text
+    row["frame_angles_r2"] = {"hand (absolute)": 0.97}
+    assert "| arm 3 cm | 0.950 | 0.900 | 0.970 | 5.00% |" in pc.report([row], "cmd")
     assert "- arm 3 cm: wrist_pos: not linearly readable" in text
+
+
+class _Identity(torch.nn.Module):
+    """A stand-in world model whose latent is its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def encode(self, obs):
+        return obs
+
+
+class _Batches:
+    """A stand-in datamodule: windows whose 'frames' are the link orientations themselves."""
+
+    def __init__(self, seed):
+        g = torch.Generator().manual_seed(seed)
+        theta = (torch.rand(4000, 1, 2, generator=g) * 2 - 1) * torch.pi
+        hand = theta[..., 0] + theta[..., 1]
+        self.obs = torch.stack([theta[..., 0].sin(), theta[..., 0].cos(), hand.sin(), hand.cos()],
+                               dim=-1)
+        self.states = torch.cat([theta, torch.zeros_like(theta)], dim=-1)  # velocities zero
+
+    def probe_dataloader(self, split):
+        return [{"obs": self.obs[i:i + 500], "states": self.states[i:i + 500]}
+                for i in range(0, 4000, 500)]
+
+
+def test_a_latent_of_link_orientations_reads_the_relative_wrist_angle_worse():
+    """What the frame shows is each link's absolute direction; the joint state's wrist angle is
+    relative to the arm, a product of the two (not linear in them)."""
+    r2 = pc.frame_angle_r2(_Identity(), _Batches(0))
+    assert r2["shoulder"] == pytest.approx(1.0) and r2["hand (absolute)"] == pytest.approx(1.0)
+    assert r2["wrist (relative)"] < 0.1
