@@ -182,7 +182,8 @@ def report(rows: list[dict[str, Any]], command: str) -> str:
              ("One training seed per variant (the default's seed-to-seed spread on the wrist is "
               "about ±0.01). R²: held-out linear probe on the joint's (sin, cos); the hand's "
               "absolute angle is shoulder + wrist, the direction the hand points in the frame, "
-              "where the joint state's wrist angle is relative to the arm. Pixels: share "
+              "where the joint state's wrist angle is relative to the arm (– : a run cached "
+              "before this probe whose checkpoint was gone). Pixels: share "
               "of the 64 × 64 frame that changes when the joint alone turns 0.1 rad. Spread: std "
               "of the joint's sin/cos over the data; step: std of its per-step change (rad)."),
              "",

@@ -109,9 +109,12 @@ def unreadable_warnings(r2: dict[str, float], spread: dict[str, float]) -> list[
     are left out: one frame does not show them, so their R² is low by design."""
     return [f"state entry {name!r} moves in the data (std {spread[name]:.3g}) but the latent "
             f"reads it with held-out R2 {r:.2f} < {READABLE_R2}: the world model may not see "
-            "it. Try making it bigger in the frames (a thin link: env.kwargs.geom_radius), a "
-            "larger env.image_size, data in which it moves more (collect.policy), another "
-            "loss.regulariser_weight, or a longer run (trainer.max_steps)"
+            "it. What moved this most on reacher (benchmarks/probe_coordinates.py): data in "
+            "which it moves more from step to step (collect.policy, collect.policy_kwargs.std; "
+            "white-noise actions jitter in place) and a smaller loss.regulariser_weight. If it "
+            "is hard to see at all (a link 1-2 px wide), make it bigger in the frames "
+            "(env.kwargs.geom_radius) or use a larger env.image_size; a longer run "
+            "(trainer.max_steps) or another encoder (model.encoder) may help too"
             for name, r in r2.items()
             if spread.get(name, 0.0) > MOVES and r < READABLE_R2 and not is_velocity(name)]
 

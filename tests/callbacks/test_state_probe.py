@@ -66,4 +66,5 @@ def test_a_moving_entry_the_latent_cannot_read_is_warned_about_with_the_fix():
     (warning,) = out["probe/warnings"]  # not the velocity, not the entry that never moves
     assert warning.startswith("state entry 'wrist_pos' moves in the data")
     assert "env.kwargs.geom_radius" in warning and "env.image_size" in warning
+    assert "collect.policy_kwargs.std" in warning and "loss.regulariser_weight" in warning
     assert "warning: state entry 'wrist_pos'" in probe_summary(out)
