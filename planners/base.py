@@ -21,6 +21,7 @@ __all__ = [
     "Planner",
     "PlannerConfig",
     "build_planner",
+    "coloured",
     "register_planner",
     "shift_plan",
 ]
@@ -54,6 +55,13 @@ class PlannerConfig:
 
     ``elites`` is CEM's refit set and MPPI's candidate set for its softmax; ``temperature`` is
     MPPI's only. ``momentum`` keeps that fraction of the previous mean and std at each refit.
+
+    Two iCEM knobs (Pinneri et al., 2020), off by default, apply to every planner:
+    ``noise_beta`` colours the sampling noise along the horizon (power spectrum ``1 / f^beta``;
+    0 is white, 2 gives smooth, persistent sequences that explore further through inertia) and
+    ``keep_elites`` carries that fraction of each iteration's elites into the next iteration's
+    samples, so the best sequence found is never lost. ``cem`` with ``noise_beta=2`` and
+    ``keep_elites=0.3`` is iCEM without its population decay.
     """
 
     samples: int = 300
@@ -68,6 +76,8 @@ class PlannerConfig:
     low: float = -1.0
     high: float = 1.0
     seed: int = 0
+    noise_beta: float = 0.0
+    keep_elites: float = 0.0
 
     def __post_init__(self) -> None:
         if self.samples < 2 or self.iterations < 1 or self.horizon < 1:
@@ -86,6 +96,21 @@ class PlannerConfig:
             raise ValueError(f"the planner seed must be >= 0, got {self.seed}")
         if not self.low < self.high:
             raise ValueError(f"need low < high, got {self.low}, {self.high}")
+        if not 0.0 <= self.noise_beta <= 4.0:
+            raise ValueError(f"noise_beta (the noise colour) must be in [0, 4], got "
+                             f"{self.noise_beta}: 0 is white, 2 is iCEM's")
+        if not 0.0 <= self.keep_elites <= 1.0:
+            raise ValueError(f"keep_elites is a fraction of the elites, in [0, 1]; got "
+                             f"{self.keep_elites}")
+        if self.kept >= self.samples:
+            raise ValueError(f"keep_elites={self.keep_elites} keeps {self.kept} of "
+                             f"{self.elites} elites, which leaves no room for new samples "
+                             f"among samples={self.samples}; lower it or raise samples")
+
+    @property
+    def kept(self) -> int:
+        """How many elites each iteration hands to the next (``keep_elites`` of them)."""
+        return round(self.keep_elites * self.elites)
 
     @property
     def model_calls(self) -> int:
@@ -162,18 +187,25 @@ class Planner:
             mean = torch.full(shape, (c.low + c.high) / 2, device=device)
         return mean, torch.full_like(mean, c.init_std)
 
-    def sample(self, mean: Tensor, std: Tensor) -> Tensor:
-        """``S`` sequences per environment ``(B, S, H, A)``; sample 0 is the mean itself."""
+    def sample(self, mean: Tensor, std: Tensor, kept: Tensor | None = None) -> Tensor:
+        """``S`` sequences per environment ``(B, S, H, A)``: sample 0 is the mean itself, then
+        the ``kept`` elites of the previous iteration ``(B, K, H, A)`` if any, then noise."""
         c = self.config
         B, H, A = mean.shape
         noise = self._noise((B, c.samples, H, A), mean.device)  # (B, S, H, A)
+        if c.noise_beta > 0:
+            noise = coloured(noise, c.noise_beta)
         noise[:, 0] = 0.0  # keep the current mean in the running
-        return (mean[:, None] + std[:, None] * noise).clamp(c.low, c.high)
+        actions = (mean[:, None] + std[:, None] * noise).clamp(c.low, c.high)
+        if kept is not None:
+            actions[:, 1:1 + kept.shape[1]] = kept
+        return actions
 
-    def elites(self, cost_fn: CostFn, mean: Tensor, std: Tensor) -> tuple[Tensor, Tensor]:
-        """Sample around ``mean``, score, keep the ``elites`` cheapest: costs ``(B, E)``
-        (ascending) and their sequences ``(B, E, H, A)``."""
-        actions = self.sample(mean, std)  # (B, S, H, A)
+    def elites(self, cost_fn: CostFn, mean: Tensor, std: Tensor, kept: Tensor | None = None
+               ) -> tuple[Tensor, Tensor]:
+        """Sample around ``mean`` (with the ``kept`` sequences), score, keep the ``elites``
+        cheapest: costs ``(B, E)`` (ascending) and their sequences ``(B, E, H, A)``."""
+        actions = self.sample(mean, std, kept)  # (B, S, H, A)
         cost = self.score(cost_fn, actions)  # (B, S)
         elite_cost, idx = cost.topk(self.config.elites, dim=1, largest=False)  # (B, E)
         return elite_cost, actions.gather(1, idx[..., None, None].expand(-1, -1,
@@ -201,9 +233,11 @@ class Planner:
              ) -> PlanResult:
         """Plan ``(B, H, A)`` for ``batch_size`` environments; ``init`` is the warm start."""
         mean, std = self.initial(batch_size, action_dim, init, device)  # (B, H, A) each
+        kept = None
         for _ in range(self.config.iterations):
-            elite_cost, elites = self.elites(cost_fn, mean, std)  # (B, E), (B, E, H, A)
+            elite_cost, elites = self.elites(cost_fn, mean, std, kept)  # (B, E), (B, E, H, A)
             mean, std = self.refit(mean, std, *self.fit(elite_cost, elites))
+            kept = elites[:, :self.config.kept] if self.config.kept else None
         return self.finish(cost_fn, mean, std, elite_cost, elites)
 
     def fit(self, elite_cost: Tensor, elites: Tensor) -> tuple[Tensor, Tensor]:
@@ -214,6 +248,29 @@ class Planner:
                elites: Tensor) -> PlanResult:
         """The plan to return after the last iteration."""
         raise NotImplementedError
+
+
+def coloured(white: Tensor, beta: float) -> Tensor:
+    """Colour standard normal noise ``(..., H, A)`` along ``H``: power spectrum ``1 / f^beta``
+    (the zero frequency weighted as the lowest, ``1 / H``), each entry still of unit variance.
+
+    Filtering white noise in Fourier space gives the same law as drawing the spectrum's
+    coefficients directly, and keeps the planner's random streams as they are.
+    """
+    H = white.shape[-2]
+    if H < 2 or beta == 0:
+        return white
+    freq = torch.fft.rfftfreq(H, device=white.device)  # (F,)
+    freq[0] = freq[1]
+    scale = freq.pow(-beta / 2)  # amplitude, (F,)
+    # each entry's variance is the mean over the full (two-sided) spectrum of scale^2
+    weights = torch.full_like(scale, 2.0)
+    weights[0] = 1.0
+    if H % 2 == 0:
+        weights[-1] = 1.0
+    scale = scale / ((weights * scale.pow(2)).sum() / H).sqrt()
+    spectrum = torch.fft.rfft(white.float(), dim=-2) * scale[:, None]  # (..., F, A)
+    return torch.fft.irfft(spectrum, n=H, dim=-2).to(white.dtype)
 
 
 PLANNERS: dict[str, type[Planner]] = {}
