@@ -118,7 +118,13 @@ def plot_planning(rows: list[dict[str, Any]], out: Path) -> list[Path]:
                                                               "trajectories") for r in rows],
                   fontsize=7)
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set_ylabel("J(latent plan) / J(θ line)")
+    for i, r in enumerate(rows, start=1):  # the paper's median and IQR beside each box
+        median, low, high = PAPER["ou" if r["rho"] is not None else "trajectories"]
+        ax.errorbar(i + 0.35, median, yerr=[[median - low], [high - median]], fmt="D",
+                    color="C3", ms=4, capsize=3, label="paper: median, IQR" if i == 1 else None)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_yscale("log")  # a few far outliers would flatten the boxes near 1
+    ax.set_ylabel("J(latent plan) / J(θ line), log scale")
     fig.tight_layout()
     box = out / "planning_box.png"
     fig.savefig(box, dpi=120)
