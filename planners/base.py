@@ -102,7 +102,7 @@ class PlannerConfig:
         if not 0.0 <= self.keep_elites <= 1.0:
             raise ValueError(f"keep_elites is a fraction of the elites, in [0, 1]; got "
                              f"{self.keep_elites}")
-        if self.kept >= self.samples:
+        if self.kept and self.kept >= self.samples - 1:  # sample 0 is the mean
             raise ValueError(f"keep_elites={self.keep_elites} keeps {self.kept} of "
                              f"{self.elites} elites, which leaves no room for new samples "
                              f"among samples={self.samples}; lower it or raise samples")

@@ -187,4 +187,7 @@ def test_icem_knobs_are_validated():
         PlannerConfig(keep_elites=1.5)
     with pytest.raises(ValueError, match="no room for new samples"):
         PlannerConfig(samples=4, elites=4, keep_elites=1.0)
+    with pytest.raises(ValueError, match="no room for new samples"):
+        PlannerConfig(samples=10, elites=9, keep_elites=1.0)  # the mean + 9 kept fill all 10
+    assert PlannerConfig(samples=11, elites=9, keep_elites=1.0).kept == 9
     assert PlannerConfig(elites=30, keep_elites=0.3).kept == 9
