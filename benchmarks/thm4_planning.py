@@ -124,6 +124,7 @@ def run(config: str, steps: list[int], episodes: int, overrides: list[str], out:
         rows.append({"step": step, "r2_positions": _probe_positions(saved),
                      "orthogonality_error": saved["probe/orthogonality_error"],
                      "procrustes_error": saved["probe/procrustes_error"],
+                     "scaled_orthogonality_error": saved.get("probe/scaled_orthogonality_error"),
                      "agent_success": report.agent.success_rate,
                      "ceiling_success": ceiling.success_rate,
                      "cost_ratio_median": float(median), "cost_ratio_iqr": [float(q1), float(q3)],
@@ -146,10 +147,16 @@ def report_md(rows: list[dict[str, Any]], config: str, command: str) -> str:
               f"(ideal 1), over the {rows[0]['pairs']} pairs not solved at the start "
               f"({rows[0]['solved_at_start']} were). The true-sim ceiling (same CEM, true "
               f"state cost) succeeds on {rows[0]['ceiling_success']:.0%}."), "",
-             ("| step | probe R² (positions) | orthogonality error | Procrustes error | "
-             "success | J ratio median (IQR) | J ratio mean |"), "|---|---|---|---|---|---|---|"]
+             ("Orthogonality error: fit of the latent on the standardised state (all entries); "
+              "scale-free: the same on the entries a frame shows, with A divided by its RMS "
+              "singular value (0 for any scaled rotation; – where not measured)."), "",
+             ("| step | probe R² (positions) | orthogonality error | scale-free, positions | "
+              "Procrustes error | success | J ratio median (IQR) | J ratio mean |"),
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        scaled = r.get("scaled_orthogonality_error")
         lines.append(f"| {r['step']} | {r['r2_positions']:.3f} | {r['orthogonality_error']:.3f} "
+                     f"| {'–' if scaled is None else f'{scaled:.3f}'} "
                      f"| {r['procrustes_error']:.3f} | {r['agent_success']:.0%} | "
                      f"{r['cost_ratio_median']:.2f} ({r['cost_ratio_iqr'][0]:.2f}-"
                      f"{r['cost_ratio_iqr'][1]:.2f}) | {r['cost_ratio_mean']:.2f} |")

@@ -14,7 +14,12 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from worldmodel.identifiability import affine_fit, orthogonality_error, procrustes_error
+from worldmodel.identifiability import (
+    affine_fit,
+    orthogonality_error,
+    procrustes_error,
+    scaled_orthogonality_error,
+)
 from worldmodel.world_model import JEPAWorldModel
 
 __all__ = ["READABLE_R2", "StateProbe", "angular_state_indices", "encode_frames", "heldout_r2",
@@ -94,6 +99,12 @@ def state_probe(world_model: JEPAWorldModel, fit_batches: Iterable[dict[str, Ten
     out["probe/orthogonality_error"] = orthogonality_error(z, y_std)
     out["probe/procrustes_error"] = procrustes_error(z, y_std)
     spread = {name: float(y[:, g].std(0).max()) for name, g in zip(state_names, groups)}
+    # the same, scale-free, on what one frame shows and the data moves (no velocities, no
+    # constants): 0 when the latent holds them as a scaled rotation, whatever share it takes
+    shown = [c for name, g in zip(state_names, groups)
+             if not is_velocity(name) and spread[name] > MOVES for c in g]
+    if shown:
+        out["probe/scaled_orthogonality_error"] = scaled_orthogonality_error(z, y_std[:, shown])
     out["probe/warnings"] = unreadable_warnings(
         {name: r for name, r in zip(state_names, result["r2_per_group"])}, spread)
     return out

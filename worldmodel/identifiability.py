@@ -26,6 +26,7 @@ __all__ = [
     "path_cost",
     "procrustes_error",
     "r2_score",
+    "scaled_orthogonality_error",
     "theorem3_bound",
     "theorem3_scaled_excess",
     "whitening_error",
@@ -70,6 +71,22 @@ def orthogonality_error(h: Tensor, z: Tensor) -> float:
     a = coef.T  # (D, n)
     n = a.shape[1]
     return float(torch.linalg.norm(a.T @ a - torch.eye(n, dtype=a.dtype)) / math.sqrt(n))
+
+
+def scaled_orthogonality_error(h: Tensor, z: Tensor) -> float:
+    """``orthogonality_error`` after dividing ``A`` by its RMS singular value ``c``:
+    ``|A^T A / c^2 - I|_F / sqrt(n)`` with ``c^2 = tr(A^T A) / n``. 0 for any scaled rotation,
+    so it separates the shape of the map from its scale (a latent of many unit-variance
+    dimensions that spends them on a few state entries has ``c`` well above 1)."""
+    coef, _ = affine_fit(z, h)
+    a = coef.T  # (D, n)
+    n = a.shape[1]
+    gram = a.T @ a
+    scale = torch.trace(gram) / n
+    if scale <= 0:
+        return float("nan")  # the latent holds none of z linearly
+    eye = torch.eye(n, dtype=a.dtype)
+    return float(torch.linalg.norm(gram / scale - eye) / math.sqrt(n))
 
 
 def procrustes_error(h: Tensor, z: Tensor) -> float:

@@ -66,3 +66,16 @@ def test_closed_loop_cost_ratios_match_pairs_by_seed_and_leave_out_solved_starts
     ratios, at_start = cost_ratios(agent, ceiling, tolerance=0.1)
     assert at_start == 1 and ratios[0] == pytest.approx(1.0)
     assert ratios[1] == pytest.approx((1 + 0.81 + 0.25) / (1 + 0.09 + 0.0025))
+
+
+def test_thm4_report_shows_the_scale_free_error_and_marks_rows_without_it():
+    from benchmarks.thm4_planning import report_md
+
+    base = {"env": "wm/point_mass-v0", "pairs": 20, "solved_at_start": 0,
+            "ceiling_success": 1.0, "r2_positions": 0.999, "orthogonality_error": 7.1,
+            "procrustes_error": 33.8, "agent_success": 1.0, "cost_ratio_median": 1.01,
+            "cost_ratio_iqr": [1.0, 1.02], "cost_ratio_mean": 1.02}
+    text = report_md([{**base, "step": 500, "scaled_orthogonality_error": 0.123},
+                      {**base, "step": 1000}], "point_mass", "python -m benchmarks.thm4_planning")
+    assert "| 500 | 0.999 | 7.100 | 0.123 | 33.800 | 100% | 1.01 (1.00-1.02) | 1.02 |" in text
+    assert "| 1000 | 0.999 | 7.100 | – | 33.800 |" in text

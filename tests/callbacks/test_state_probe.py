@@ -68,3 +68,30 @@ def test_a_moving_entry_the_latent_cannot_read_is_warned_about_with_the_fix():
     assert "env.kwargs.geom_radius" in warning and "env.image_size" in warning
     assert "collect.policy_kwargs.std" in warning and "loss.regulariser_weight" in warning
     assert "warning: state entry 'wrist_pos'" in probe_summary(out)
+
+
+class _HoldsPositionsScaled(torch.nn.Module):
+    """A stand-in world model whose latent is 3 x a rotation of state entries 0 and 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def encode(self, obs):
+        c, s = 0.6, 0.8
+        x, y = obs[..., 0], obs[..., 1]
+        return 3.0 * torch.stack([c * x - s * y, s * x + c * y], dim=-1)
+
+
+def test_the_scale_free_orthogonality_error_sees_a_scaled_rotation_of_the_positions():
+    from callbacks.state_probe import state_probe
+
+    names = ["arm_pos", "wrist_pos", "wrist_vel", "target_pos"]
+    out = state_probe(_HoldsPositionsScaled(), _batches(0), _batches(1), names)
+    # the plain error counts the scale (A^T A = 9 on the positions) and the unread velocity
+    assert out["probe/orthogonality_error"] > 3
+    # velocities and the entry that never moves are left out; the scale is divided out
+    assert out["probe/scaled_orthogonality_error"] < 0.05
+    # a latent that reads one of the two positions is no rotation of them at any scale
+    reads_one = state_probe(_ReadsFirstEntry(), _batches(0), _batches(1), names)
+    assert reads_one["probe/scaled_orthogonality_error"] == pytest.approx(1.0, abs=0.1)

@@ -13,6 +13,7 @@ from worldmodel.identifiability import (
     orthogonality_error,
     procrustes_error,
     r2_score,
+    scaled_orthogonality_error,
     theorem3_bound,
     whitening_error,
 )
@@ -52,6 +53,11 @@ def test_scaled_rotation_has_known_orthogonality_and_procrustes_errors():
     h = 2.0 * z @ random_orthogonal(2).T
     # A^T A = 4 I, so |3 I|_F / sqrt(2) = 3
     assert orthogonality_error(h, z) == pytest.approx(3.0, rel=1e-6)
+    assert scaled_orthogonality_error(h, z) == pytest.approx(0.0, abs=1e-6)  # scale removed
+    # a stretch is not a rotation at any scale: A^T A = diag(1, 9), c^2 = 5, |diag(-.8, .8)|
+    stretched = z @ torch.diag(torch.tensor([1.0, 3.0])) @ random_orthogonal(2).T
+    assert scaled_orthogonality_error(stretched, z) == pytest.approx(0.8, rel=1e-4)
+    assert math.isnan(scaled_orthogonality_error(torch.zeros_like(z), z))
     # best rotation leaves |h - Qz|^2 = |z|^2 (2 - 1)^2 -> n = 2 on average
     assert procrustes_error(h, z) == pytest.approx(2.0, rel=0.05)
     assert whitening_error(h) == pytest.approx(3.0 * math.sqrt(2), rel=0.05)
