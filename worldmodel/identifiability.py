@@ -65,12 +65,17 @@ def r2_score(inputs: Tensor, targets: Tensor) -> dict[str, float | list[float]]:
     }
 
 
+def _map_gram(h: Tensor, z: Tensor) -> Tensor:
+    """``A^T A`` ``(n, n)`` of the affine fit ``h ~ A z + b`` (``A`` is ``(D, n)``)."""
+    coef, _ = affine_fit(z, h)  # (n, D): h ~ z @ coef, i.e. A = coef^T
+    return coef @ coef.T
+
+
 def orthogonality_error(h: Tensor, z: Tensor) -> float:
     """Fit ``h ~ A z + b`` and return ``|A^T A - I|_F / sqrt(n)`` with ``n = dim z``."""
-    coef, _ = affine_fit(z, h)  # (n, D): h ~ z @ coef, i.e. A = coef^T
-    a = coef.T  # (D, n)
-    n = a.shape[1]
-    return float(torch.linalg.norm(a.T @ a - torch.eye(n, dtype=a.dtype)) / math.sqrt(n))
+    gram = _map_gram(h, z)
+    n = gram.shape[0]
+    return float(torch.linalg.norm(gram - torch.eye(n, dtype=gram.dtype)) / math.sqrt(n))
 
 
 def scaled_orthogonality_error(h: Tensor, z: Tensor) -> float:
@@ -78,15 +83,12 @@ def scaled_orthogonality_error(h: Tensor, z: Tensor) -> float:
     ``|A^T A / c^2 - I|_F / sqrt(n)`` with ``c^2 = tr(A^T A) / n``. 0 for any scaled rotation,
     so it separates the shape of the map from its scale (a latent of many unit-variance
     dimensions that spends them on a few state entries has ``c`` well above 1)."""
-    coef, _ = affine_fit(z, h)
-    a = coef.T  # (D, n)
-    n = a.shape[1]
-    gram = a.T @ a
+    gram = _map_gram(h, z)
+    n = gram.shape[0]
     scale = torch.trace(gram) / n
     if scale <= 0:
         return float("nan")  # the latent holds none of z linearly
-    eye = torch.eye(n, dtype=a.dtype)
-    return float(torch.linalg.norm(gram / scale - eye) / math.sqrt(n))
+    return float(torch.linalg.norm(gram / scale - torch.eye(n, dtype=gram.dtype)) / math.sqrt(n))
 
 
 def procrustes_error(h: Tensor, z: Tensor) -> float:

@@ -137,7 +137,7 @@ def test_coloured_noise_has_unit_variance_and_gets_smoother_with_beta():
     assert torch.equal(coloured(white[:, :1], 2.0), white[:, :1])  # H = 1: nothing to colour
 
 
-def _double_integrator(horizon, goal=3.0):
+def _double_integrator(goal=3.0):
     """Cost of ``(B, S, H, 1)``: squared miss of the final position of ``x'' = u`` (dt 0.1)."""
     def cost(actions):
         velocity = torch.cumsum(actions[..., 0], -1) * 0.1
@@ -151,7 +151,7 @@ def test_coloured_noise_pushes_an_integrator_further_on_a_small_budget():
     def median_cost(**kw):
         costs = [build_planner("cem", {"samples": 32, "iterations": 3, "elites": 6,
                                        "horizon": 30, "seed": seed, **kw})
-                 .plan(_double_integrator(30), 1, 1).cost.item() for seed in range(10)]
+                 .plan(_double_integrator(), 1, 1).cost.item() for seed in range(10)]
         return sorted(costs)[5]
 
     white, smooth = median_cost(), median_cost(noise_beta=2.0)
@@ -164,7 +164,7 @@ def test_kept_elites_never_lose_the_best_sequence(name):
         seen = []
 
         def cost(actions):
-            c = _double_integrator(10)(actions)
+            c = _double_integrator()(actions)
             seen.append(c.min().item())
             return c
         build_planner(name, {"samples": 16, "iterations": 8, "elites": 4, "horizon": 10,
