@@ -16,6 +16,7 @@ key and overrides. Outputs: ``results.json``, ``report.md`` (the tables) and PNG
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -293,9 +294,14 @@ def reuse_published(jobs: list[Job], cache: Path, published: list[Path]) -> int:
 
 
 def run_all(jobs: list[Job], cache: Path, run_root: Path, workers: int,
-            runs_file: Path | None = None) -> list[dict[str, Any]]:
+            runs_file: Path | None = None, work: Any = None) -> list[dict[str, Any]]:
     """Run the jobs not yet cached in ``cache``; return all results in job order. After each
-    run, ``runs_file`` (when given) is rewritten with every finished run of ``jobs``."""
+    run, ``runs_file`` (when given) is rewritten with every finished run of ``jobs``.
+
+    ``work(job, run_root)`` trains one job in a worker (default :func:`run_job`). Ctrl-C or
+    SIGTERM stops the workers too (a plain ``ProcessPoolExecutor`` leaves them training); the
+    finished runs stay cached, so the same command resumes.
+    """
     from tqdm import tqdm
 
     from worldmodel.utils import atomic_write_text
@@ -308,17 +314,57 @@ def run_all(jobs: list[Job], cache: Path, run_root: Path, workers: int,
     todo = [j for j in jobs if not is_cached(j, cache)]
     if len(todo) < len(jobs):
         print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} runs already cached in {cache}")
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool, \
-            tqdm(total=len(todo), desc="identifiability runs", unit="run") as bar:
-        futures = {pool.submit(run_job, job, str(run_root)): job for job in todo}
-        for future in as_completed(futures):
-            res = future.result()
-            atomic_write_text(cache / f"{res['key']}.json", json.dumps(res, indent=1))
-            if runs_file is not None:
-                atomic_write_text(runs_file, json.dumps(finished(), indent=1))
-            bar.set_postfix_str(f"{res['key']}: R2={res['metrics']['r2_h_to_z']:.5f}")
-            bar.update()
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    try:
+        with _sigterm_as_interrupt(), \
+                tqdm(total=len(todo), desc="identifiability runs", unit="run") as bar:
+            futures = {pool.submit(work or run_job, job, str(run_root)): job for job in todo}
+            for future in as_completed(futures):
+                res = future.result()
+                atomic_write_text(cache / f"{res['key']}.json", json.dumps(res, indent=1))
+                if runs_file is not None:
+                    atomic_write_text(runs_file, json.dumps(finished(), indent=1))
+                bar.set_postfix_str(f"{res['key']}: R2={res['metrics']['r2_h_to_z']:.5f}")
+                bar.update()
+    except BaseException:
+        stop_workers(pool)
+        print(f"stopped: {len(finished())} of {len(jobs)} runs are cached in {cache}; "
+              "the same command resumes from there", file=sys.stderr)
+        raise
+    pool.shutdown()
     return finished()
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued jobs and terminate the running ones (their partial runs are lost)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(timeout=10)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Within the block, SIGTERM (``kill``, ``pkill``, a scheduler's stop) raises
+    KeyboardInterrupt in the main thread, so the cleanup that Ctrl-C gets also runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -174,3 +174,62 @@ def test_a_run_cached_with_other_settings_is_run_again(tmp_path):
     assert is_cached(job, tmp_path)
     path.write_text("{not json")  # a torn file (the writes are atomic, but be safe)
     assert not is_cached(job, tmp_path)
+
+
+WORKER_SCRIPT = '''
+import os, sys, time
+from pathlib import Path
+from benchmarks.identifiability import Job, run_all
+
+def work(job, run_root):
+    Path(run_root, f"{job.key}.pid").write_text(str(os.getpid()))
+    if job.key != "quick":
+        time.sleep(120)
+    return {"key": job.key, "metrics": {"r2_h_to_z": 1.0}, "overrides": job.overrides}
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1])
+    jobs = [Job("quick", "g", [], cost=3), Job("slow-a", "g", [], cost=2),
+            Job("slow-b", "g", [], cost=1)]
+    run_all(jobs, root / "cache", root, workers=2, work=work)
+'''
+
+
+def test_sigterm_stops_the_workers_and_keeps_the_finished_runs(tmp_path):
+    """``pkill`` of the benchmark used to leave its spawn workers training; now they stop."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "bench.py"
+    script.write_text(WORKER_SCRIPT)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    pid_files = [tmp_path / f"slow-{x}.pid" for x in "ab"]
+    ready = [*pid_files, tmp_path / "cache" / "quick.json"]
+    while not all(p.is_file() for p in ready) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    assert all(p.is_file() for p in ready), "the workers never started"
+    workers = [int(p.read_text()) for p in pid_files]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert "the same command resumes" in err
+    assert (tmp_path / "cache" / "quick.json").is_file()  # finished before the signal
+    assert not (tmp_path / "cache" / "slow-a.json").exists()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    assert not any(alive(pid) for pid in workers)
