@@ -32,7 +32,7 @@ import lightning as L
 import numpy as np
 
 from benchmarks import publish
-from callbacks.state_probe import angular_state_indices, is_velocity, state_probe
+from callbacks.state_probe import angle_orders, is_velocity, state_probe
 from configs.loader import load_config
 from envs.collect import ensure_dataset
 from planners.evaluate import DatasetGoals, evaluate_closed_loop
@@ -52,7 +52,7 @@ class CheckpointAt(L.Callback):
 
     def setup(self, trainer, module, stage) -> None:
         meta = trainer.datamodule.model_meta
-        self.names, self.angular = meta["state_names"], angular_state_indices(meta)
+        self.names, self.angular = meta["state_names"], angle_orders(meta)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step

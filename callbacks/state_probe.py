@@ -1,13 +1,15 @@
 """Linear probe of a pixel world model's latent: how much of ``info["state"]`` it holds.
 
 Fits an affine map latent -> state on training windows and reports R² on held-out windows,
-pooled and per state entry, joint angles through their (sin, cos) (SCIENCE.md section 3).
+pooled and per state entry, joint angles through their (sin, cos) (SCIENCE.md section 3). An
+angle the frames show only up to a symmetry (a one-colour cube's yaw repeats every 90 degrees)
+is probed through (sin kθ, cos kθ), k its symmetry order (``state_angles`` in a dataset's meta).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import lightning as L
@@ -22,8 +24,11 @@ from worldmodel.identifiability import (
 )
 from worldmodel.world_model import JEPAWorldModel
 
-__all__ = ["READABLE_R2", "StateProbe", "angular_state_indices", "encode_frames", "heldout_r2",
-           "is_velocity", "probe_summary", "probe_targets", "state_probe", "unreadable_warnings"]
+__all__ = ["READABLE_R2", "StateProbe", "angle_orders", "angular_state_indices", "encode_frames",
+           "heldout_r2", "is_velocity", "probe_summary", "probe_targets", "state_probe",
+           "unreadable_warnings"]
+
+Angles = Iterable[int] | Mapping[int, int]  # angle entries, or entry -> symmetry order
 
 log = logging.getLogger(__name__)
 
@@ -64,29 +69,41 @@ def heldout_r2(fit_x: Tensor, fit_y: Tensor, x: Tensor, y: Tensor,
     return out
 
 
-def probe_targets(states: Tensor, angular: set[int]) -> tuple[Tensor, list[list[int]]]:
+def probe_targets(states: Tensor, angular: Angles) -> tuple[Tensor, list[list[int]]]:
     """State columns as probe targets: angles as (sin, cos) pairs, the rest as they are.
 
     Hinge angles are unbounded (a spinning joint accumulates turns), so a linear probe is only
-    meaningful on their sine and cosine. Returns the targets and each state entry's columns.
+    meaningful on their sine and cosine. ``angular`` lists the angle entries, or maps each to its
+    symmetry order k: an angle the frames show only modulo 2π/k is probed as (sin kθ, cos kθ).
+    Returns the targets and each state entry's columns.
     """
+    orders = _orders(angular)
     columns, groups = [], []
     for i in range(states.shape[-1]):
         start = len(columns)
-        if i in angular:
-            columns += [torch.sin(states[:, i]), torch.cos(states[:, i])]
+        if i in orders:
+            columns += [torch.sin(orders[i] * states[:, i]), torch.cos(orders[i] * states[:, i])]
         else:
             columns.append(states[:, i])
         groups.append(list(range(start, len(columns))))
     return torch.stack(columns, dim=-1), groups
 
 
+def _orders(angular: Angles) -> dict[int, int]:
+    orders = dict(angular) if isinstance(angular, Mapping) else dict.fromkeys(angular, 1)
+    bad = {i: k for i, k in orders.items() if int(k) != k or k < 1}
+    if bad:
+        raise ValueError(f"angle symmetry orders must be positive integers, got {bad}")
+    return {int(i): int(k) for i, k in orders.items()}
+
+
 def state_probe(world_model: JEPAWorldModel, fit_batches: Iterable[dict[str, Tensor]],
                 eval_batches: Iterable[dict[str, Tensor]], state_names: list[str],
-                angular: Iterable[int] = (), max_frames: int = 20000) -> dict[str, Any]:
+                angular: Angles = (), max_frames: int = 20000) -> dict[str, Any]:
     """Held-out R² of latent -> state: pooled (``probe/r2``) and per state entry
-    (``probe/r2_<name>``; angles in ``angular`` through their sin and cos)."""
-    angular = set(angular)
+    (``probe/r2_<name>``; angles in ``angular`` through their sin and cos, see
+    :func:`probe_targets`)."""
+    angular = _orders(angular)
     fit_z, fit_s = encode_frames(world_model, fit_batches, max_frames)
     z, s = encode_frames(world_model, eval_batches, max_frames)
     fit_y, groups = probe_targets(fit_s, angular)
@@ -136,6 +153,20 @@ def angular_state_indices(meta: dict[str, Any]) -> list[int]:
     return [i for i, a in zip(goal.get("indices", []), goal.get("angular", [])) if a]
 
 
+def angle_orders(meta: dict[str, Any]) -> dict[int, int]:
+    """Every angle entry of a dataset's state with its symmetry order: the goal spec's angles
+    (order 1) and the env's ``state_angles`` (name -> order, e.g. 4 for a one-colour cube's
+    yaw), which datasets collected before it existed lack."""
+    orders = dict.fromkeys(angular_state_indices(meta), 1)
+    names = list(meta.get("state_names") or [])
+    for name, k in (meta.get("state_angles") or {}).items():
+        if name not in names:
+            raise ValueError(f"state_angles names {name!r}, which is not a state entry "
+                             f"({names})")
+        orders[names.index(name)] = int(k)
+    return orders
+
+
 def is_velocity(name: str) -> bool:
     """Whether a state entry is a velocity by its name: ``<joint>_vel``, ``<joint>_vel[i]``
     (``envs.mujoco_state``, OGBench cube) or ``qvel[i]`` (dm_control with free joints)."""
@@ -181,12 +212,12 @@ class StateProbe(L.Callback):
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], every_n_steps: int = 0) -> StateProbe:
-        """The probe of a dataset: its state names, its goal spec's angles."""
-        return cls(meta["state_names"], angular_state_indices(meta), every_n_steps)
+        """The probe of a dataset: its state names, its angles (:func:`angle_orders`)."""
+        return cls(meta["state_names"], angle_orders(meta), every_n_steps)
 
-    def __init__(self, state_names: list[str], angular: Iterable[int] = (),
+    def __init__(self, state_names: list[str], angular: Angles = (),
                  every_n_steps: int = 0, max_frames: int = 20000) -> None:
-        self.state_names, self.angular = list(state_names), list(angular)
+        self.state_names, self.angular = list(state_names), _orders(angular)
         self.every_n_steps, self.max_frames = every_n_steps, max_frames
         self.metrics: dict[str, Any] = {}
         self._warned: set[str] = set()

@@ -46,6 +46,7 @@ def build_meta(env_cfg: EnvConfig, collect: CollectConfig) -> dict[str, Any]:
             "action_dim": int(env.action_space.shape[0]),
             "state_dim": int(env.state_dim),
             "state_names": list(env.state_names),
+            "state_angles": dict(getattr(env, "state_angles", {}) or {}),
             "physics_dim": physics_dim(env),
             "render_fps": env.metadata.get("render_fps"),
             "policy": {"name": collect.policy, "kwargs": dict(collect.policy_kwargs)},

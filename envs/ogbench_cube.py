@@ -25,7 +25,7 @@ import numpy as np
 from envs.lowpoly import SceneRenderer
 from envs.mujoco_state import get_physics_state, set_joint_state, set_physics_state
 
-__all__ = ["MESH_CELL_PIXELS", "OGBenchCubeEnv", "cube_state_names"]
+__all__ = ["MESH_CELL_PIXELS", "OGBenchCubeEnv", "cube_state_angles", "cube_state_names"]
 
 ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow", "wrist_1", "wrist_2", "wrist_3")
 _OPENING_JOINT = "ur5e/robotiq/right_driver_joint"  # 0 (open) .. 0.8 rad (closed)
@@ -46,6 +46,16 @@ def cube_state_names(num_cubes: int = 1) -> list[str]:
     names = [f"cube{c}_{k}" for c in cubes for k in ("x", "y", "z", "yaw")]
     names += ["effector_x", "effector_y", "effector_z", "effector_yaw", "gripper_opening"]
     return names + [f"{j}_pos" for j in ARM_JOINTS] + [f"{j}_vel" for j in ARM_JOINTS]
+
+
+def cube_state_angles(num_cubes: int = 1) -> dict[str, int]:
+    """The angle entries of ``info["state"]`` with the symmetry order the frames show them
+    up to: a one-colour cube looks the same turned by 90 degrees (4), the two-finger gripper by
+    180 (2); the effector yaw and the last wrist joint turn the gripper. A state probe reads
+    these through (sin kθ, cos kθ) (``callbacks.state_probe``)."""
+    names = cube_state_names(num_cubes)
+    orders = {n: 4 for n in names if n.endswith("_yaw") and n.startswith("cube")}
+    return {**orders, "effector_yaw": 2, "wrist_3_pos": 2}
 
 
 def _yaw(wxyz: np.ndarray) -> float:
@@ -110,6 +120,7 @@ class OGBenchCubeEnv(gym.Env):
         self.num_cubes = sum(1 for j in range(model.njnt)
                              if model.joint(j).name.startswith("object_joint_"))
         self.state_names = cube_state_names(self.num_cubes)
+        self.state_angles = cube_state_angles(self.num_cubes)
         self._state_buffer = np.zeros(len(self.state_names), np.float32)
         arm = [model.joint(f"ur5e/{j}_joint").id for j in ARM_JOINTS]
         self._arm_qpos = model.jnt_qposadr[arm].copy()

@@ -82,6 +82,7 @@ class PixelEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
         self._state_source, self.state_names = self._resolve_state(state)
         self.state_dim = len(self.state_names)
+        self.state_angles = self._resolve_angles()
         self.goal = GoalSpec.from_dict(goal) if isinstance(goal, dict) else goal
         if self.goal is not None and max(self.goal.indices) >= self.state_dim:
             raise ValueError(f"{self.env_id}: goal indices {self.goal.indices} exceed the state "
@@ -116,6 +117,23 @@ class PixelEnv(gym.Env):
             raise TypeError(f"{self.env_id}: cannot derive a state vector from observation "
                             f"space {obs_space}; give the env info['state'] and state_names")
         return "observation", [f"obs[{i}]" for i in range(int(np.prod(obs_space.shape)))]
+
+    def _resolve_angles(self) -> dict[str, int]:
+        """The inner env's optional ``state_angles`` (state entry name -> the symmetry order
+        k its frames show it up to; the state probe reads (sin kθ, cos kθ)), checked."""
+        angles = getattr(self.env.unwrapped, "state_angles", None) or {}
+        if self._state_source != "info" and angles:
+            raise ValueError(f"{self.env_id}: state_angles name entries of info['state'], but "
+                             f"the state comes from {self._state_source!r}")
+        unknown = sorted(set(angles) - set(self.state_names))
+        if unknown:
+            raise ValueError(f"{self.env_id}: state_angles names {unknown}, which are not in "
+                             f"state_names ({self.state_names})")
+        bad = {n: k for n, k in angles.items() if not (isinstance(k, int) and k >= 1)}
+        if bad:
+            raise ValueError(f"{self.env_id}: state_angles orders must be integers >= 1 (1: a "
+                             f"plain angle, 4: a shape that repeats every 90 degrees), got {bad}")
+        return dict(angles)
 
     def _state(self, obs: Any, info: dict) -> np.ndarray:
         if self._state_source == "info":

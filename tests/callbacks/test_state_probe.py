@@ -95,3 +95,36 @@ def test_the_scale_free_orthogonality_error_sees_a_scaled_rotation_of_the_positi
     # a latent that reads one of the two positions is no rotation of them at any scale
     reads_one = state_probe(_ReadsFirstEntry(), _batches(0), _batches(1), names)
     assert reads_one["probe/scaled_orthogonality_error"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_an_angle_with_a_symmetry_is_probed_through_its_multiple():
+    """A one-colour cube's yaw is visible only modulo 90 degrees: a latent that holds exactly
+    what the frames show, (sin 4θ, cos 4θ), reads it perfectly at order 4 and not at all as a
+    raw angle or as a plain (sin θ, cos θ)."""
+    from callbacks.state_probe import heldout_r2, probe_targets
+
+    g = torch.Generator().manual_seed(0)
+    yaw = (torch.rand(4000, 1, generator=g) * 2 - 1) * torch.pi
+    seen = torch.cat([torch.sin(4 * yaw), torch.cos(4 * yaw)], dim=-1)  # what a frame shows
+
+    def r2(angular):
+        y, groups = probe_targets(yaw, angular)
+        return heldout_r2(seen[:2000], y[:2000], seen[2000:], y[2000:], groups)["r2"]
+
+    assert r2({0: 4}) > 0.999
+    assert r2(()) < 0.05 and r2({0}) < 0.05 and r2({0: 1}) < 0.05
+    with pytest.raises(ValueError, match="positive integers"):
+        probe_targets(yaw, {0: 0})
+
+
+def test_a_datasets_angles_come_from_its_goal_spec_and_its_state_angles():
+    from callbacks.state_probe import StateProbe, angle_orders
+
+    meta = {"state_names": ["a_pos", "b_pos", "cube_yaw", "a_vel"],
+            "goal": {"indices": [0, 1], "angular": [True, False]},
+            "state_angles": {"cube_yaw": 4}}
+    assert angle_orders(meta) == {0: 1, 2: 4}
+    assert StateProbe.from_meta(meta).angular == {0: 1, 2: 4}
+    assert angle_orders({**meta, "state_angles": None}) == {0: 1}  # datasets from before
+    with pytest.raises(ValueError, match="'yaw', which is not a state entry"):
+        angle_orders({**meta, "state_angles": {"yaw": 4}})

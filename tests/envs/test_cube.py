@@ -75,6 +75,8 @@ def test_state_names_and_values(cube):
     assert 0.0 <= state[names.index("gripper_opening")] <= 1.0
     assert cube.goal.indices == (0, 1, 2) and cube.goal.tolerance == 0.04
     assert cube.goal.norm == "l2"
+    # one-colour cube: its yaw repeats every 90 degrees; the two-finger gripper's every 180
+    assert cube.state_angles == {"cube_yaw": 4, "effector_yaw": 2, "wrist_3_pos": 2}
 
 
 def test_cluster_mesh_keeps_shape_and_drops_triangles():
@@ -150,6 +152,7 @@ def test_the_collect_cli_writes_an_oracle_cube_dataset(tmp_path, capsys):
     assert "dataset complete" in capsys.readouterr().out
     data = PixelDataset(out)
     assert data.meta["policy"]["name"] == "ogbench_plan" and data.has_physics
+    assert data.meta["state_angles"]["cube_yaw"] == 4  # the state probe reads it mod 90 deg
     ep = data.episode(1)
     assert ep["pixels"].shape == (31, 64, 64, 3) and ep["physics"].shape[0] == 31
     assert np.abs(np.diff(ep["states"][:, 4:7], axis=0)).sum() > 0.05  # the arm moved

@@ -290,3 +290,19 @@ def test_import_envs_is_light_and_the_wm_ids_register_on_first_use():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_state_angles_of_a_plugin_env_are_checked_and_kept():
+    class WithAngles(_Recorder):
+        state_names = ("x", "yaw")
+
+        def __init__(self, angles):
+            super().__init__()
+            self.state_angles = angles
+
+    assert PixelEnv(WithAngles({"yaw": 4}), image_size=8).state_angles == {"yaw": 4}
+    assert PixelEnv(WithAngles(None), image_size=8).state_angles == {}
+    with pytest.raises(ValueError, match=r"names \['heading'\], which are not in state_names"):
+        PixelEnv(WithAngles({"heading": 4}), image_size=8)
+    with pytest.raises(ValueError, match="integers >= 1"):
+        PixelEnv(WithAngles({"yaw": 0.5}), image_size=8)
