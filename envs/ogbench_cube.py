@@ -25,7 +25,8 @@ import numpy as np
 from envs.lowpoly import SceneRenderer
 from envs.mujoco_state import get_physics_state, set_joint_state, set_physics_state
 
-__all__ = ["MESH_CELL_PIXELS", "OGBenchCubeEnv", "cube_state_angles", "cube_state_names"]
+__all__ = ["CUBE_OUTCOMES", "MESH_CELL_PIXELS", "OGBenchCubeEnv", "cube_outcome",
+           "cube_state_angles", "cube_state_names"]
 
 ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow", "wrist_1", "wrist_2", "wrist_3")
 _OPENING_JOINT = "ur5e/robotiq/right_driver_joint"  # 0 (open) .. 0.8 rad (closed)
@@ -56,6 +57,40 @@ def cube_state_angles(num_cubes: int = 1) -> dict[str, int]:
     names = cube_state_names(num_cubes)
     orders = {n: 4 for n in names if n.endswith("_yaw") and n.startswith("cube")}
     return {**orders, "effector_yaw": 2, "wrist_3_pos": 2}
+
+
+REACHED = 0.03  # m, pinch point to cube centre: the gripper is at the cube (it is 4 cm wide)
+LIFTED = 0.01  # m above its resting height: the cube is off the table
+
+
+def cube_outcome(states: np.ndarray, goal_state: np.ndarray, names: list[str],
+                 tolerance: float = 0.04) -> str:
+    """Where a failed pick-and-place episode stopped, from its states ``(T + 1, S)`` (the
+    start first) and the goal state: for the cubes not within ``tolerance`` of their goal at
+    the end, the earliest stage any of them missed. "never reached the cube": the gripper's
+    pinch point never came within ``REACHED`` of it; "reached, never lifted": it never rose
+    ``LIFTED`` above its start height (pushed, or not grasped); "lifted, put down off the
+    goal" or "lifted, held off the goal": picked up, then dropped or placed elsewhere, or still
+    in the air away from the goal at the end."""
+    states, goal_state = np.asarray(states, np.float64), np.asarray(goal_state, np.float64)
+    effector = states[:, [names.index(f"effector_{k}") for k in "xyz"]]
+    stages = []
+    for c in [n[:-2] for n in names if n.startswith("cube") and n.endswith("_x")]:
+        idx = [names.index(f"{c}_{k}") for k in "xyz"]
+        cube = states[:, idx]
+        if np.linalg.norm(cube[-1] - goal_state[idx]) < tolerance:
+            continue
+        if np.linalg.norm(effector - cube, axis=1).min() >= REACHED:
+            stages.append(0)
+        elif (cube[:, 2] - cube[0, 2]).max() < LIFTED:
+            stages.append(1)
+        else:
+            stages.append(2 if cube[-1, 2] - cube[0, 2] < LIFTED else 3)
+    return CUBE_OUTCOMES[min(stages)] if stages else "every cube at its goal at the end"
+
+
+CUBE_OUTCOMES = ("never reached the cube", "reached, never lifted",
+                 "lifted, put down off the goal", "lifted, held off the goal")
 
 
 def _yaw(wxyz: np.ndarray) -> float:
@@ -247,6 +282,11 @@ class OGBenchCubeEnv(gym.Env):
         start = get_physics_state(model, data)
         set_physics_state(model, data, reset)
         return start, goal
+
+    def episode_outcome(self, states: np.ndarray, goal_state: np.ndarray) -> str:
+        """Where a failed episode stopped (:func:`cube_outcome`): the evaluation's failure
+        analysis (``RunSummary.outcomes``)."""
+        return cube_outcome(states, goal_state, self.state_names)
 
     def render(self) -> np.ndarray:
         if self._renderer is None:

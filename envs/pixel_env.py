@@ -231,6 +231,20 @@ class PixelEnv(gym.Env):
         empty when it defines none (the inner env's ``evaluation_tasks``)."""
         return tuple(getattr(self.env.unwrapped, "evaluation_tasks", ()))
 
+    @property
+    def classifies_episodes(self) -> bool:
+        """Whether the inner env names where a failed episode stopped (``episode_outcome``)."""
+        return callable(getattr(self.env.unwrapped, "episode_outcome", None))
+
+    def episode_outcome(self, states: np.ndarray, goal_state: np.ndarray) -> str:
+        """Where a failed episode stopped, in the inner env's words (its ``episode_outcome``:
+        ``(states (T + 1, S) from the start on, goal_state (S,)) -> str``): the failure
+        analysis of an evaluation, counted per run in ``RunSummary.outcomes``."""
+        if not self.classifies_episodes:
+            raise TypeError(f"{self.env_id} does not classify its episodes: give its env an "
+                            "episode_outcome(states, goal_state) -> str method")
+        return str(self.env.unwrapped.episode_outcome(np.asarray(states), np.asarray(goal_state)))
+
     def task_start_goal(self, task: int) -> tuple[np.ndarray, np.ndarray]:
         """Full physics states ``(start, goal)`` of evaluation task ``task`` (1-based), drawn
         from the env's random state: call after ``reset(seed=...)``. The env is left at the

@@ -93,6 +93,7 @@ def _run_batch(active: list[PixelEnv], batch: list[GoalPair], goal: GoalSpec, bu
     over = np.zeros_like(done)  # the env ended the episode (terminated or truncated)
     steps = np.where(done, 0, budget)
     record = {j: [frames[j].copy()] for j, p in enumerate(batch) if p.index < videos}
+    trace_states = [states.copy()]  # (B, S) per step, for the env's outcome of each episode
     for t in range(1, budget + 1):
         actions = controller.act(frames)
         was_over = over.copy()
@@ -104,6 +105,7 @@ def _run_batch(active: list[PixelEnv], batch: list[GoalPair], goal: GoalSpec, bu
         newly = ~done & (dist[-1] < goal.tolerance)
         steps[newly], done = t, done | newly
         steps[over & ~was_over & ~done] = t  # the env ended it before the goal
+        trace_states.append(states.copy())
         for j, rec in record.items():
             rec.append(frames[j].copy())
         if (done | over).all():
@@ -112,11 +114,24 @@ def _run_batch(active: list[PixelEnv], batch: list[GoalPair], goal: GoalSpec, bu
     plan_ms = [round(ms, 3) for ms in getattr(controller, "plan_ms", [])]
     # each row's trace ends with its own episode (the batch may run on), as if it ran alone
     traces = [trace[j, :steps[j] + 1] for j in range(len(batch))]
+    walked = np.stack(trace_states, axis=1)  # (B, steps + 1, S)
     return [EpisodeRow(pair.seed, bool(done[j]), int(steps[j]), float(traces[j][-1]),
                        float(traces[j].min()), traces[j].round(5).tolist(),
                        plan_ms if j == 0 else [],  # one plan call serves the whole batch
-                       record.get(j), pair.goal_frame)
+                       record.get(j), pair.goal_frame,
+                       _outcome(active[j], bool(done[j]), int(steps[j]),
+                                walked[j, :steps[j] + 1], pair.goal_state))
             for j, pair in enumerate(batch)]
+
+
+def _outcome(env: PixelEnv, success: bool, steps: int, states: np.ndarray,
+             goal_state: np.ndarray) -> str | None:
+    """The row's outcome where the env classifies its episodes, else None."""
+    if not getattr(env, "classifies_episodes", False):
+        return None
+    if success:
+        return "solved at start" if steps == 0 else "solved"
+    return env.episode_outcome(states, goal_state)
 
 
 def evaluate_closed_loop(make_env: Callable[[], PixelEnv], agent: BlockMPC,

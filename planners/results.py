@@ -56,6 +56,9 @@ class EpisodeRow:
             (see the module docstring); ``[]`` on the others and for runs without a planner.
         frames: the ``uint8 (H, W, 3)`` frames of a recorded episode, else None (in memory only).
         goal_frame: ``uint8 (H, W, 3)`` (in memory only).
+        outcome: how the episode ended, for envs that classify their episodes
+            (``PixelEnv.episode_outcome``: "solved", "solved at start", or where a failed one
+            stopped, e.g. "never reached the cube"); None for the others (left out of JSON).
     """
 
     seed: int
@@ -67,14 +70,15 @@ class EpisodeRow:
     plan_ms: list[float] = field(default_factory=list)
     frames: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
     goal_frame: np.ndarray | None = field(default=None, repr=False, compare=False)
+    outcome: str | None = None
 
     _SAVED = ("seed", "success", "steps", "final_distance", "min_distance", "distance",
-              "plan_ms")
+              "plan_ms", "outcome")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, without the frames."""
+        """JSON-ready, without the frames (and without ``outcome`` when there is none)."""
         return {k: list(getattr(self, k)) if k in ("distance", "plan_ms") else getattr(self, k)
-                for k in self._SAVED}
+                for k in self._SAVED if k != "outcome" or self.outcome is not None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EpisodeRow:
@@ -93,6 +97,8 @@ class RunSummary:
     ``solved_at_start``: episodes whose start already met the goal test (success at step 0);
     ``unsolved_successes`` / ``unsolved_success_rate``: success over the others only (NaN when
     every start was solved). Reports written before these existed read them as None.
+    ``outcomes``: episodes per ``EpisodeRow.outcome`` (the failure analysis), most frequent
+    first; None when the env does not classify its episodes.
     """
 
     episodes: int
@@ -110,6 +116,7 @@ class RunSummary:
     solved_at_start: int | None = None
     unsolved_successes: int | None = None
     unsolved_success_rate: float | None = None
+    outcomes: dict[str, int] | None = None
 
     @classmethod
     def from_rows(cls, rows: list[EpisodeRow]) -> RunSummary:
@@ -119,6 +126,9 @@ class RunSummary:
         final = np.array([r.final_distance for r in rows])
         timed = plan_ms.size > 0
         at_start = sum(r.success and r.steps == 0 for r in rows)
+        labels = [r.outcome for r in rows if r.outcome is not None]
+        outcomes = ({k: labels.count(k) for k in sorted(set(labels), key=lambda k: (
+            -labels.count(k), k))} if labels else None)
         return cls(n, k, k / n if n else float("nan"), wilson_interval(k, n),
                    float(final.mean()), float(np.median(final)),
                    float(np.mean([r.steps for r in rows])),
@@ -127,7 +137,7 @@ class RunSummary:
                    int(plan_ms.size) if timed else None, list(rows),
                    solved_at_start=at_start, unsolved_successes=k - at_start,
                    unsolved_success_rate=(k - at_start) / (n - at_start) if n > at_start
-                   else float("nan"))
+                   else float("nan"), outcomes=outcomes)
 
     @classmethod
     def skip(cls, reason: str) -> RunSummary:
@@ -151,6 +161,8 @@ class RunSummary:
             out.update(solved_at_start=self.solved_at_start,
                        unsolved_successes=self.unsolved_successes,
                        unsolved_success_rate=self.unsolved_success_rate)
+        if self.outcomes is not None:
+            out["outcomes"] = dict(self.outcomes)
         out["rows"] = [row.to_dict() for row in self.rows]
         return out
 

@@ -156,3 +156,42 @@ def test_the_collect_cli_writes_an_oracle_cube_dataset(tmp_path, capsys):
     ep = data.episode(1)
     assert ep["pixels"].shape == (31, 64, 64, 3) and ep["physics"].shape[0] == 31
     assert np.abs(np.diff(ep["states"][:, 4:7], axis=0)).sum() > 0.05  # the arm moved
+
+
+def test_a_failed_cube_episode_is_told_by_where_it_stopped():
+    from envs.ogbench_cube import cube_outcome, cube_state_names
+
+    names = cube_state_names(1)
+    goal = np.zeros(len(names))
+    goal[:3] = [0.5, 0.2, 0.02]  # cube x, y, z at the goal
+
+    def episode(cube_xyz, effector_xyz):
+        states = np.zeros((len(cube_xyz), len(names)))
+        states[:, :3], states[:, 4:7] = cube_xyz, effector_xyz
+        return states
+
+    rest, above = [0.3, 0.0, 0.02], [0.3, 0.0, 0.2]
+    assert cube_outcome(episode([rest] * 3, [above] * 3), goal, names) == "never reached the cube"
+    pushed = [rest, [0.32, 0.0, 0.02], [0.36, 0.0, 0.02]]
+    assert cube_outcome(episode(pushed, [above, rest, rest]), goal, names) == \
+        "reached, never lifted"
+    lifted = [rest, [0.3, 0.0, 0.1], [0.4, 0.1, 0.02]]  # up, then down off the goal
+    assert cube_outcome(episode(lifted, [rest] * 3), goal, names) == \
+        "lifted, put down off the goal"
+    held = [rest, [0.3, 0.0, 0.1], [0.45, 0.2, 0.1]]
+    assert cube_outcome(episode(held, [rest] * 3), goal, names) == "lifted, held off the goal"
+
+
+def test_cube_episodes_get_outcomes_in_a_closed_loop_evaluation(cube):
+    from planners.evaluate import ClosedLoopConfig, RandomAgent, run_episodes
+    from planners.goal_sources import goal_pairs
+    from planners.results import RunSummary
+
+    assert cube.classifies_episodes
+    pairs = goal_pairs(cube, cube.goal, ClosedLoopConfig(episodes=2, goal_source="task"))
+    floor = RandomAgent(5)
+    rows = run_episodes([cube], pairs, cube.goal, 4,
+                        lambda envs, batch, frames: (floor.reset(1, batch[0].seed), floor)[1],
+                        "floor", progress=False)
+    summary = RunSummary.from_rows(rows)
+    assert summary.outcomes == {"never reached the cube": 2}  # 4 random steps reach nothing

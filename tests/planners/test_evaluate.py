@@ -110,3 +110,41 @@ def test_an_episode_s_result_does_not_depend_on_the_batch_it_ran_in():
         one = [r.distance for r in getattr(rows[1], run).rows]
         three = [r.distance for r in getattr(rows[3], run).rows]
         assert one == three, run
+
+
+def test_an_env_that_classifies_its_episodes_gets_each_rows_outcome_counted():
+    """The failure-analysis hook: the env sees each episode's states from the start on."""
+    from planners.results import EpisodeRow
+
+    env = make_pixel_env("wm/reacher-v0", 32)
+    pairs = goal_pairs(env, env.goal, ClosedLoopConfig(episodes=6))
+    floor = RandomAgent(2)
+
+    def run():
+        return run_episodes([env], pairs, env.goal, 5,
+                            lambda envs, batch, frames: (floor.reset(1, batch[0].seed), floor)[1],
+                            "floor", progress=False)
+
+    plain = run()
+    assert all(r.outcome is None for r in plain) and RunSummary.from_rows(plain).outcomes is None
+    assert "outcome" not in plain[0].to_dict()  # reports of other envs keep their layout
+
+    shapes = []
+
+    def outcome(states, goal_state):
+        shapes.append((states.shape, goal_state.shape))
+        return "moved" if np.abs(states[-1] - states[0]).max() > 0 else "still"
+
+    env.env.unwrapped.episode_outcome = outcome
+    rows = run()
+    assert [r.distance for r in rows] == [r.distance for r in plain]  # the same episodes
+    failed = [r for r in rows if not r.success]
+    assert failed and all(r.outcome == "moved" for r in failed)
+    assert shapes == [((6, env.state_dim), (env.state_dim,))] * len(failed)  # start + 5 steps
+    summary = RunSummary.from_rows(rows)
+    assert sum(summary.outcomes.values()) == len(rows)
+    assert list(summary.outcomes.values()) == sorted(summary.outcomes.values(), reverse=True)
+    again = RunSummary.from_dict(summary.to_dict())
+    assert again.outcomes == summary.outcomes
+    assert [r.outcome for r in again.rows] == [r.outcome for r in rows]
+    assert EpisodeRow.from_dict(rows[0].to_dict()).outcome == rows[0].outcome

@@ -125,6 +125,8 @@ def _line(name: str, run: RunSummary) -> str:
         text += (f"\n{'':<17} {run.solved_at_start} of {run.episodes} solved at the start; on the "
                  f"other {unsolved}: {run.unsolved_success_rate:.1%} "
                  f"({run.unsolved_successes}/{unsolved})")
+    if run.outcomes:
+        text += f"\n{'':<17} outcomes: " + ", ".join(f"{k} {n}" for k, n in run.outcomes.items())
     return text
 
 
