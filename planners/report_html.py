@@ -19,13 +19,16 @@ from typing import Any
 
 from planners.results import EvalReport, RunSummary
 
-__all__ = ["COLUMNS", "render_html", "render_markdown", "run_cells", "write_pages"]
+__all__ = ["COLUMNS", "outcome_table", "render_html", "render_markdown", "run_cells",
+           "write_pages"]
 
 LABELS = {"agent": "world model (agent)", "floor": "random floor",
           "ceiling": "true-sim ceiling"}
 COLUMNS = ("run", "success", "95% CI", "successes / episodes", "solved at start",
            "success on unsolved", "final distance (median)", "plan ms (median)")
 DASH = "–"
+OUTCOME_NOTE = ("Episodes per outcome: solved at start, solved, or where the env says a "
+                "failed episode stopped.")
 TABLE_NOTE = ("95% CI: Wilson score interval. Solved at start: starts that already met the goal "
               "test; success on unsolved counts the other episodes only.")
 
@@ -51,6 +54,22 @@ def run_cells(name: str, run: RunSummary) -> list[str]:
             f"{run.successes}/{run.episodes}",
             DASH if at_start is None else f"{at_start}/{run.episodes}", unsolved,
             _number(run.final_distance_median, ".3f"), plan]
+
+
+def outcome_table(report: EvalReport) -> tuple[list[str], list[list[str]]] | None:
+    """The failure analysis as a table, where the env classifies its episodes: one row per run,
+    one column per outcome (every outcome any run saw, the agent's most frequent first);
+    ``None`` when no run has outcomes."""
+    runs = [(name, run) for name, run in report.runs()
+            if run.skipped is None and run.outcomes]
+    if not runs:
+        return None
+    labels: list[str] = []
+    for _, run in runs:
+        labels += [k for k in run.outcomes if k not in labels]
+    rows = [[LABELS.get(name, name), *(str(run.outcomes.get(k, 0)) for k in labels)]
+            for name, run in runs]
+    return ["run", *labels], rows
 
 
 def _setting(report: EvalReport) -> str:
@@ -126,6 +145,8 @@ def _caption(report: EvalReport, video: Path) -> tuple[str, bool | None]:
         end = f"reached the goal in {row.steps} steps"
     else:
         end = f"not reached: final distance {row.final_distance:.3f}"
+        if row.outcome:
+            end += f" ({row.outcome})"
     return f"{where}: {'success' if row.success else 'failure'}, {end}", row.success
 
 
@@ -136,6 +157,7 @@ def _sections(report: EvalReport) -> dict[str, Any]:
         "setting": _setting(report),
         "protocol": _protocol(report),
         "runs": [run_cells(name, run) for name, run in report.runs()],
+        "outcomes": outcome_table(report),
         "planner": [(k, str(v)) for k, v in (report.planner or {}).items()],
         "model": [("checkpoint", report.checkpoint or DASH),
                   ("sha256", report.checkpoint_sha256 or DASH)],
@@ -199,12 +221,22 @@ def _runs_html(runs: list[list[str]]) -> str:
     return f'<table class="runs"><tr>{head}</tr>{"".join(body)}</table>'
 
 
+def _outcomes_html(table: tuple[list[str], list[list[str]]] | None) -> list[str]:
+    if table is None:
+        return []
+    header, rows = table
+    head = "".join(f"<th>{_e(c)}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return ["<h2>Outcomes</h2>", f'<table class="runs"><tr>{head}</tr>{body}</table>',
+            f'<p class="note">{_e(OUTCOME_NOTE)}</p>']
+
+
 def render_html(report: EvalReport, plot: Path | None, videos: Sequence[Path]) -> str:
     """``report.html``: one page, the plot and the GIFs embedded."""
     s = _sections(report)
     parts = [f"<h1>{_e(s['title'])}</h1>", f'<p class="lead">{_e(s["setting"])}</p>',
              "<h2>Results</h2>", _runs_html(s["runs"]),
-             f'<p class="note">{_e(TABLE_NOTE)}</p>',
+             f'<p class="note">{_e(TABLE_NOTE)}</p>', *_outcomes_html(s["outcomes"]),
              '<div class="columns"><div><h2>Protocol</h2>', _kv_html(s["protocol"]),
              "</div><div><h2>Planner</h2>", _kv_html(s["planner"]), "</div></div>",
              "<h2>Distance to goal</h2>"]
@@ -259,6 +291,8 @@ def render_markdown(report: EvalReport, folder: Path, plot: Path | None,
     s = _sections(report)
     lines = [f"# {_md(s['title'])}", "", _md(s["setting"]), "", "## Results", "",
              *_md_table(COLUMNS, s["runs"]), TABLE_NOTE, "",
+             *(["## Outcomes", "", *_md_table(*s["outcomes"]), OUTCOME_NOTE, ""]
+               if s["outcomes"] else []),
              "## Protocol", "", *_md_table(("item", "value"), s["protocol"]),
              "## Planner", "", *_md_table(("setting", "value"), s["planner"]),
              "## Distance to goal", ""]

@@ -119,3 +119,27 @@ def test_a_merged_report_shows_the_videos_its_shards_wrote(tmp_path):
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert [mime for mime, _ in _data_uris(page)] == ["image/png", "image/gif", "image/gif"]
     assert "merged from 2 shards" in page and _table_rows(page)[0][3] == "2/3"
+
+
+def test_outcomes_get_a_table_and_label_the_failure_gif(tmp_path):
+    labels = {0: "solved", 1: "reached, never lifted", 2: "solved"}
+    agent = RunSummary.from_rows([replace(_row(s, s != 1, s < 2), outcome=labels[s])
+                                  for s in range(3)])
+    floor = RunSummary.from_rows([replace(_row(s, False, False), plan_ms=[],
+                                          outcome="never reached the cube") for s in range(3)])
+    write_report(_report(agent=agent, floor=floor), tmp_path)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    table = re.findall(r'<h2>Outcomes</h2>\s*<table class="runs">(.*?)</table>', page)[0]
+    header = re.findall(r"<th>(.*?)</th>", table)
+    assert header == ["run", "solved", "reached, never lifted", "never reached the cube"]
+    rows = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", table)][1:]
+    assert rows == [["world model (agent)", "2", "1", "0"], ["random floor", "0", "0", "3"]]
+    assert "failure, not reached: final distance 0.400 (reached, never lifted)" in page
+    notes = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "| random floor | 0 | 0 | 3 |" in notes
+
+
+def test_pages_have_no_outcome_table_when_the_env_does_not_classify(tmp_path):
+    write_report(_report(), tmp_path)
+    assert "Outcomes" not in (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Outcomes" not in (tmp_path / "report.md").read_text(encoding="utf-8")
