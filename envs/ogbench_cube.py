@@ -63,6 +63,11 @@ REACHED = 0.03  # m, pinch point to cube centre: the gripper is at the cube (it 
 LIFTED = 0.01  # m above its resting height: the cube is off the table
 
 
+# the failure stages of ``cube_outcome``, earliest first
+CUBE_OUTCOMES = ("never reached the cube", "reached, never lifted",
+                 "lifted, put down off the goal", "lifted, held off the goal")
+
+
 def cube_outcome(states: np.ndarray, goal_state: np.ndarray, names: list[str],
                  tolerance: float = 0.04) -> str:
     """Where a failed pick-and-place episode stopped, from its states ``(T + 1, S)`` (the
@@ -87,10 +92,6 @@ def cube_outcome(states: np.ndarray, goal_state: np.ndarray, names: list[str],
         else:
             stages.append(2 if cube[-1, 2] - cube[0, 2] < LIFTED else 3)
     return CUBE_OUTCOMES[min(stages)] if stages else "every cube at its goal at the end"
-
-
-CUBE_OUTCOMES = ("never reached the cube", "reached, never lifted",
-                 "lifted, put down off the goal", "lifted, held off the goal")
 
 
 def _yaw(wxyz: np.ndarray) -> float:
