@@ -111,18 +111,20 @@ class MPCAgent(BlockMPC):
         history: latent frames the predictor reads (the data's ``history``).
         frameskip, replan_every, objective, warm_start, hold: see ``BlockMPC``.
         bf16: roll out under bf16 autocast (see ``LatentGoalCost``).
+        distance: a learned latent distance for the cost (``TemporalDistance``); None: the
+            squared L2 distance. An attribute, so a fitted head can be set after loading.
     """
 
     def __init__(self, model: WorldModel, planner: Planner, history: int, frameskip: int = 1,
                  replan_every: int = 1, objective: str = "last", warm_start: bool = True,
-                 bf16: bool = False, hold: bool = False) -> None:
+                 bf16: bool = False, hold: bool = False, distance=None) -> None:
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
         params = getattr(model, "parameters", None)
         device = next(params()).device if params is not None else torch.device("cpu")
         super().__init__(planner, model.action_dim, frameskip, replan_every, objective,
                          warm_start, device, hold)
-        self.model, self.history, self.bf16 = model, history, bf16
+        self.model, self.history, self.bf16, self.distance = model, history, bf16, distance
 
     @torch.inference_mode()
     def encode(self, pixels: np.ndarray) -> Tensor:
@@ -152,7 +154,7 @@ class MPCAgent(BlockMPC):
 
     def cost_fn(self) -> CostFn:
         return LatentGoalCost(self.model, self.z_hist, self.a_hist, self.z_goal, self.objective,
-                              self.bf16)
+                              self.bf16, self.distance)
 
 
 class SimulatorGoalCost:

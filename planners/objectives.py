@@ -6,6 +6,7 @@ The model is seen only through the ``WorldModel`` protocol, so any object with `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -37,7 +38,8 @@ class WorldModel(Protocol):
 
 
 class LatentGoalCost:
-    """Squared L2 distance to the goal latent after each candidate sequence.
+    """Squared L2 distance to the goal latent after each candidate sequence, or a learned
+    ``distance`` (``planners.temporal_distance``).
 
     Args:
         model: the world model.
@@ -51,7 +53,8 @@ class LatentGoalCost:
     """
 
     def __init__(self, model: WorldModel, z_context: Tensor, past_actions: Tensor,
-                 z_goal: Tensor, objective: str = "last", bf16: bool = False) -> None:
+                 z_goal: Tensor, objective: str = "last", bf16: bool = False,
+                 distance: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         B, T0, D = z_context.shape
@@ -61,7 +64,7 @@ class LatentGoalCost:
                              f"{tuple(z_goal.shape)}")
         self.model, self.objective = model, objective
         self.z_context, self.past_actions, self.z_goal = z_context, past_actions, z_goal
-        self.device, self.bf16 = z_context.device, bf16
+        self.device, self.bf16, self.distance = z_context.device, bf16, distance
 
     @torch.inference_mode()
     def __call__(self, actions: Tensor) -> Tensor:
@@ -73,5 +76,8 @@ class LatentGoalCost:
         seq = torch.cat([past, actions.to(past.dtype)], dim=2).reshape(B * S, T0 - 1 + H, A)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             future = self.model.rollout(z, seq)[:, T0:].float().reshape(B, S, H, D)
-        dist = (future - self.z_goal[:, None, None]).pow(2).sum(-1)  # (B, S, H)
+        if self.distance is None:
+            dist = (future - self.z_goal[:, None, None]).pow(2).sum(-1)  # (B, S, H)
+        else:
+            dist = self.distance(future, self.z_goal[:, None, None]).float()
         return dist[..., -1] if self.objective == "last" else dist.sum(-1)

@@ -3,11 +3,34 @@ environment (``configs.schema`` composes it as ``plan.eval``; ``planners.evaluat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from envs.config import require_at_least
 
-__all__ = ["ClosedLoopConfig", "TrainEvalConfig"]
+__all__ = ["COSTS", "ClosedLoopConfig", "TemporalDistanceConfig", "TrainEvalConfig"]
+
+COSTS = ("latent", "temporal")
+
+
+@dataclass
+class TemporalDistanceConfig:
+    """How the learned temporal distance is fitted (``plan.eval.temporal``; used with
+    ``plan.eval.cost=temporal``, see ``planners.temporal_distance``)."""
+
+    max_blocks: int = 10  # the cap: pairs further apart (or from other episodes) count as this
+    hidden: int = 256
+    steps: int = 3000
+    batch_size: int = 1024
+    lr: float = 1e-3
+    other_episode_fraction: float = 0.25  # pairs drawn from two different episodes
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_at_least("plan.eval.temporal", self, {"max_blocks": 1, "hidden": 1, "steps": 1,
+                                                      "batch_size": 1})
+        if not 0.0 <= self.other_episode_fraction < 1.0:
+            raise ValueError("plan.eval.temporal.other_episode_fraction must be in [0, 1), got "
+                             f"{self.other_episode_fraction}")
 
 
 @dataclass
@@ -23,6 +46,10 @@ class ClosedLoopConfig:
     goal_policy: str = "random"
     replan_every: int = 1
     objective: str = "last"
+    # latent: squared L2 to the goal latent; temporal: a distance fitted on the training
+    # episodes to the action blocks between two frames (planners.temporal_distance)
+    cost: str = "latent"
+    temporal: TemporalDistanceConfig = field(default_factory=TemporalDistanceConfig)
     hold: bool = False  # plan one env action per block, held for frameskip steps
     floor: bool = True
     ceiling: bool = True
@@ -49,6 +76,8 @@ class ClosedLoopConfig:
             value = getattr(self, name)
             if value is not None and value < least:
                 raise ValueError(f"{name} must be >= {least} (or null), got {value}")
+        if self.cost not in COSTS:
+            raise ValueError(f"plan.eval.cost must be one of {COSTS}, got {self.cost!r}")
         sources = ("policy", "state_sampler", "dataset", "task")
         if self.goal_source is not None and self.goal_source not in sources:
             raise ValueError(f"goal_source must be one of {sources} (or null: the env's), got "

@@ -141,3 +141,30 @@ def test_sharded_evaluation_merges_into_the_single_process_report(trained, tmp_p
     stray.unlink()
     assert plan.main(["--merge", str(sharded)]) == 2
     assert "missing shards" in capsys.readouterr().err
+
+
+def test_plan_py_plans_with_a_temporal_distance_fitted_once_per_checkpoint(trained, tmp_path,
+                                                                            capsys):
+    overrides, result = trained
+    extra = ["plan.eval.cost=temporal", "plan.eval.temporal.steps=20",
+             "plan.eval.temporal.batch_size=64", "plan.eval.temporal.hidden=16",
+             "plan.eval.floor=false", "plan.eval.ceiling=false", "plan.eval.videos=0"]
+    cache = result.checkpoint.with_suffix(".temporal.pt")
+    assert plan.main(["--config", "reacher", *overrides, *PLAN, *extra,
+                      f"plan.out={tmp_path / 'a'}"]) == 0
+    saved = torch.load(cache, weights_only=True)
+    assert saved["key"]["config"]["steps"] == 20 and math.isfinite(
+        saved["fit"]["held_out_mae_blocks"])
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["config"]["eval"]["cost"] == "temporal" and report["agent"]["episodes"] == 2
+    mtime = cache.stat().st_mtime_ns
+    assert plan.main(["--config", "reacher", *overrides, *PLAN, *extra,
+                      f"plan.out={tmp_path / 'b'}"]) == 0
+    assert cache.stat().st_mtime_ns == mtime  # reused, not refitted
+    again = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert [r["final_distance"] for r in again["agent"]["rows"]] == \
+        [r["final_distance"] for r in report["agent"]["rows"]]
+    assert plan.main(["--config", "reacher", *overrides, *PLAN, *extra,
+                      "plan.eval.temporal.steps=21", f"plan.out={tmp_path / 'c'}"]) == 0
+    assert torch.load(cache, weights_only=True)["key"]["config"]["steps"] == 21  # refitted
+    capsys.readouterr()

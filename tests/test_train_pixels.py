@@ -75,15 +75,34 @@ def test_resuming_a_run_of_other_windows_is_refused(tiny_dataset, tmp_path, tiny
         train.train(load_config("reacher", [*base, "data.num_preds=1"]))
 
 
-def test_gpu_config_builds_and_trains_when_shrunk_to_cpu(tiny_dataset, tmp_path, tiny_pixels):
-    cfg = load_config("reacher_gpu", [
-        *tiny_pixels, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
-        "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_steps=2",
-        "data.num_workers=0", "model.predictor_hidden=32", "model.predictor_layers=1"])
+@pytest.fixture(scope="module")
+def tiny_cube_dataset(tmp_path_factory):
+    """Two 40-step oracle cube episodes at 32 px (11 windows of six 5-step blocks each)."""
+    from envs.collect import CollectConfig, EnvConfig, collect_rollouts
+
+    root = tmp_path_factory.mktemp("data") / "cube"
+    collect_rollouts(root, EnvConfig(id="wm/cube-single-v0", image_size=32),
+                     CollectConfig(episodes=2, episode_steps=40, policy="ogbench_plan",
+                                   episodes_per_shard=1, workers=1), progress=False)
+    return root
+
+
+@pytest.mark.parametrize("name, dataset, env_id", [
+    ("reacher_gpu", "tiny_dataset", "wm/reacher-v0"),
+    ("cube_gpu", "tiny_cube_dataset", "wm/cube-single-v0")])
+def test_gpu_configs_build_and_train_when_shrunk_to_cpu(name, dataset, env_id, request, tmp_path,
+                                                         tiny_pixels):
+    cfg = load_config(name, [
+        *tiny_pixels, f"output_dir={tmp_path}", f"data.path={request.getfixturevalue(dataset)}",
+        "env.image_size=32", "trainer.accelerator=cpu", "trainer.precision=32-true",
+        "trainer.max_steps=2", "data.num_workers=0", "model.predictor_hidden=32",
+        "model.predictor_layers=1", "data.val_fraction=0.5"])
     assert cfg.model.encoder == "vit" and cfg.model.predictor == "transformer"
+    assert cfg.env.id == env_id
     result = train.train(cfg)
     module = JEPAModule.load_from_checkpoint(result.checkpoint, weights_only=True)
     assert module.hparams.model["encoder"] == "vit" and math.isfinite(result.metrics["train/loss"])
+    assert module.hparams.data_meta["env"]["id"] == env_id
 
 
 class SignalAt(L.Callback):

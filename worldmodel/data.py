@@ -42,6 +42,9 @@ class DataConfig:
     frameskip: int = 1
     val_fraction: float = 0.05
     num_workers: int = 0
+    # train on only this many of the training episodes (the first of them, in dataset order):
+    # a data-size sweep on one collection, with the same held-out episodes; None = all
+    train_episodes: int | None = None
 
     def __post_init__(self) -> None:
         if self.history < 1 or self.num_preds < 0 or self.frameskip < 1:
@@ -50,6 +53,9 @@ class DataConfig:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         require_at_least("data", self, {"num_workers": 0})
+        if self.train_episodes is not None and self.train_episodes < 1:
+            raise ValueError(f"data.train_episodes must be >= 1 (or null for all), got "
+                             f"{self.train_episodes}")
 
     @property
     def window(self) -> int:
@@ -192,6 +198,12 @@ class PixelDataModule(L.LightningDataModule):
         self.dataset.verify_once()  # corrupt bytes are an error, not training data
         train_eps, val_eps = split_episodes(len(self.dataset.episodes()), config.val_fraction,
                                             seed)
+        if config.train_episodes is not None:
+            if config.train_episodes > len(train_eps):
+                raise ValueError(f"data.train_episodes={config.train_episodes} but {self.path} has "
+                                 f"{len(train_eps)} training episodes; lower it or collect more "
+                                 "(collect.episodes)")
+            train_eps = train_eps[:config.train_episodes]
         self.train_set, self.val_set = (
             WindowDataset(self.dataset, eps, config.window, config.frameskip)
             for eps in (train_eps, val_eps))
@@ -210,7 +222,8 @@ class PixelDataModule(L.LightningDataModule):
         c, side = self.config, self.dataset.meta["env"]["image_size"]
         return {**self.dataset.meta, "path": str(self.path), "observation_shape": [side, side, 3],
                 "history": c.history, "num_preds": c.num_preds, "frameskip": c.frameskip,
-                "val_fraction": c.val_fraction, "split_seed": self.seed}
+                "val_fraction": c.val_fraction, "split_seed": self.seed,
+                "train_episodes": c.train_episodes}
 
     def _ranks(self) -> tuple[int, int]:
         trainer = self.trainer

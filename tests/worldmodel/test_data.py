@@ -72,6 +72,21 @@ def test_datamodule_splits_by_episode_and_loads_in_workers(tiny_dataset):
         DataConfig(history=0)
 
 
+def test_train_episodes_shrinks_the_training_set_and_keeps_the_held_out_episodes(tiny_dataset):
+    full = PixelDataModule(tiny_dataset, DataConfig(val_fraction=0.34), batch_size=4, seed=1)
+    part = PixelDataModule(tiny_dataset, DataConfig(val_fraction=0.34, train_episodes=2),
+                           batch_size=4, seed=1)
+    np.testing.assert_array_equal(part.val_set.episode, full.val_set.episode)
+    kept = sorted(set(part.train_set.episode))
+    assert kept == sorted(set(full.train_set.episode))[:2]
+    assert len(part.train_set) == len(full.train_set) // 2  # equal-length episodes
+    assert part.model_meta["train_episodes"] == 2 and full.model_meta["train_episodes"] is None
+    with pytest.raises(ValueError, match="has 4 training episodes"):
+        PixelDataModule(tiny_dataset, DataConfig(val_fraction=0.34, train_episodes=5), 4, seed=1)
+    with pytest.raises(ValueError, match="train_episodes must be >= 1"):
+        DataConfig(train_episodes=0)
+
+
 def test_global_batches_split_over_ranks_and_resume_at_any_step():
     one = StepBatchSampler(50, 12, seed=4)
     assert one.batches_per_epoch == 4

@@ -30,6 +30,7 @@ from envs.fileio import check_writable, file_sha256
 from planners.evaluate import DatasetGoals, evaluate_closed_loop
 from planners.report import ShardError, merge_shards, write_eval_shard, write_report
 from planners.results import EvalReport, RunSummary
+from planners.temporal_distance import temporal_distance_for
 from worldmodel.cli import config_parser
 from worldmodel.pretrained import PRECISIONS, load_agent
 from worldmodel.utils import configure_threads
@@ -65,6 +66,10 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
     loaded = load_agent(path, p.planner.name, p.device, p.precision, p.env_id,
                         **asdict(p.planner.settings()), replan_every=p.eval.replan_every,
                         objective=p.eval.objective, hold=p.eval.hold)
+    if p.eval.cost == "temporal":  # fitted once per checkpoint, cached beside it
+        loaded.agent.distance = temporal_distance_for(path, loaded.agent.model, loaded.meta,
+                                                      p.eval.temporal, loaded.device,
+                                                      p.eval.progress)
     dataset = DatasetGoals.from_meta(loaded.meta)  # read only for goal source "dataset"
     out = check_writable(p.out or path.parent / f"plan-{p.planner.name}", "plan.out")
     start = time.perf_counter()
