@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -117,7 +117,8 @@ class MPCAgent(BlockMPC):
 
     def __init__(self, model: WorldModel, planner: Planner, history: int, frameskip: int = 1,
                  replan_every: int = 1, objective: str = "last", warm_start: bool = True,
-                 bf16: bool = False, hold: bool = False, distance=None) -> None:
+                 bf16: bool = False, hold: bool = False,
+                 distance: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
         params = getattr(model, "parameters", None)

@@ -17,7 +17,7 @@ class TemporalDistanceConfig:
     """How the learned temporal distance is fitted (``plan.eval.temporal``; used with
     ``plan.eval.cost=temporal``, see ``planners.temporal_distance``)."""
 
-    max_blocks: int = 10  # the cap: pairs further apart (or from other episodes) count as this
+    max_blocks: int = 10  # pairs of one episode up to this many blocks apart; two episodes: this
     hidden: int = 256
     steps: int = 3000
     batch_size: int = 1024
@@ -27,7 +27,9 @@ class TemporalDistanceConfig:
 
     def __post_init__(self) -> None:
         require_at_least("plan.eval.temporal", self, {"max_blocks": 1, "hidden": 1, "steps": 1,
-                                                      "batch_size": 1})
+                                                      "batch_size": 1, "seed": 0})
+        if not self.lr > 0:
+            raise ValueError(f"plan.eval.temporal.lr must be > 0, got {self.lr}")
         if not 0.0 <= self.other_episode_fraction < 1.0:
             raise ValueError("plan.eval.temporal.other_episode_fraction must be in [0, 1), got "
                              f"{self.other_episode_fraction}")
@@ -47,7 +49,8 @@ class ClosedLoopConfig:
     replan_every: int = 1
     objective: str = "last"
     # latent: squared L2 to the goal latent; temporal: a distance fitted on the training
-    # episodes to the action blocks between two frames (planners.temporal_distance)
+    # episodes to the action blocks between two frames (planners.temporal_distance; plan.py
+    # only: the evaluations during training, plan.train_eval, use latent)
     cost: str = "latent"
     temporal: TemporalDistanceConfig = field(default_factory=TemporalDistanceConfig)
     hold: bool = False  # plan one env action per block, held for frameskip steps

@@ -6,7 +6,7 @@ It weighs every latent direction alike, so a plan that moves a large, easy part 
 cube it should have carried) is left behind. In play data the slow parts are the ones that take
 many steps to change. ``TemporalDistance`` is a small MLP on the frozen encoder's latents,
 fitted on pairs of frames of the same episode to the number of action blocks between them
-(capped at ``max_blocks``; pairs from different episodes count as the cap). As a cost it
+(offsets up to ``max_blocks``; pairs from two episodes are labelled ``max_blocks``). As a cost it
 reads as "blocks from here to the goal", as a goal-conditioned value would, learned without
 rewards or states: it works for any env with a pixel dataset.
 
@@ -18,18 +18,24 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-from envs.fileio import atomic_write
+from envs.fileio import atomic_write, file_sha256
+from planners.objectives import WorldModel
 from planners.protocol import TemporalDistanceConfig
 
-__all__ = ["TemporalDistance", "TemporalDistanceConfig", "episode_latents",
+if TYPE_CHECKING:
+    from envs.dataset import PixelDataset
+
+__all__ = ["TemporalDistance", "TemporalDistanceConfig", "TemporalFit", "episode_latents",
            "fit_temporal_distance", "temporal_distance_for"]
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,7 @@ class TemporalDistance(nn.Module):
     def __init__(self, latent_dim: int, hidden: int = 256, max_blocks: int = 10) -> None:
         super().__init__()
         self.latent_dim, self.max_blocks = latent_dim, max_blocks
+        self.fit: TemporalFit | None = None  # how well the fit that made it did
         self.net = nn.Sequential(nn.Linear(3 * latent_dim, hidden), nn.GELU(),
                                  nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
@@ -52,9 +59,11 @@ class TemporalDistance(nn.Module):
 
 
 @torch.inference_mode()
-def episode_latents(model, dataset, episodes: np.ndarray, frameskip: int,
-                    batch: int = 512, device: torch.device | str = "cpu") -> list[Tensor]:
-    """Latents of every ``frameskip``-th frame of each episode: a list of ``(T_i, D)``."""
+def episode_latents(model: WorldModel, dataset: PixelDataset, episodes: Sequence[int],
+                    frameskip: int, batch: int = 512,
+                    device: torch.device | str = "cpu") -> list[Tensor]:
+    """Latents of every ``frameskip``-th frame of the episodes with these recorded indices
+    (``dataset.episodes()[:, 0]``): a list of ``(T_i, D)``, on the CPU."""
     out = []
     for ep in episodes:
         frames = dataset.episode(int(ep))["pixels"][::frameskip]
@@ -65,33 +74,53 @@ def episode_latents(model, dataset, episodes: np.ndarray, frameskip: int,
     return out
 
 
-def _pairs(latents: list[Tensor], n: int, cfg: TemporalDistanceConfig,
+@dataclass(frozen=True)
+class TemporalFit:
+    """How well a fitted ``TemporalDistance`` predicts the blocks between held-out frames."""
+
+    held_out_mae_blocks: float  # mean absolute error on pairs of the held-out episodes
+    mean_label_mae_blocks: float  # the same for always predicting the mean label
+    held_out_episodes: int  # 0: too few episodes to hold any out, the errors are in-sample
+
+
+class _Table:
+    """Per-episode latents flattened once: ``flat`` (N, D), ``lengths``, ``offsets``."""
+
+    def __init__(self, latents: list[Tensor]) -> None:
+        self.lengths = np.array([len(z) for z in latents])
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        self.flat = torch.cat(latents)
+
+
+def _pairs(table: _Table, n: int, cfg: TemporalDistanceConfig,
            rng: np.random.Generator) -> tuple[Tensor, Tensor, Tensor]:
-    """``n`` training pairs ``(z_a, z_b, blocks)``: later frames of the same episode at a
-    uniform offset in ``[0, max_blocks]`` (the rest of the episode when shorter), and a
-    fraction from two episodes, labelled ``max_blocks``."""
-    lengths = np.array([len(z) for z in latents])
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    flat = torch.cat(latents)
-    ep = rng.integers(0, len(latents), n)
+    """``n`` training pairs ``(z_a, z_b, blocks)``: a frame and one of the same episode at a
+    uniform offset in ``[0, max_blocks]`` blocks later (at most the episode's last frame), and
+    a fraction ``other_episode_fraction`` with the second frame from another episode, labelled
+    ``max_blocks``. Pairs of one episode further apart than ``max_blocks`` are not drawn."""
+    lengths, offsets, count = table.lengths, table.offsets, len(table.lengths)
+    ep = rng.integers(0, count, n)
     t = rng.integers(0, lengths[ep])
     k = np.minimum(rng.integers(0, cfg.max_blocks + 1, n), lengths[ep] - 1 - t)
     a, b = offsets[ep] + t, offsets[ep] + t + k
     label = k.astype(np.float32)
-    other = rng.random(n) < (cfg.other_episode_fraction if len(latents) > 1 else 0.0)
+    other = rng.random(n) < (cfg.other_episode_fraction if count > 1 else 0.0)
     if other.any():
-        ep2 = (ep[other] + rng.integers(1, len(latents), other.sum())) % len(latents)
+        ep2 = (ep[other] + rng.integers(1, count, other.sum())) % count
         b[other] = offsets[ep2] + rng.integers(0, lengths[ep2])
         label[other] = cfg.max_blocks
-    return flat[a], flat[b], torch.as_tensor(label)
+    return table.flat[a], table.flat[b], torch.as_tensor(label)
 
 
 def fit_temporal_distance(latents: list[Tensor], cfg: TemporalDistanceConfig | None = None,
-                          progress: bool = False) -> tuple[TemporalDistance, dict[str, float]]:
+                          progress: bool = False) -> tuple[TemporalDistance, TemporalFit]:
     """Fit a ``TemporalDistance`` on per-episode latent sequences (``episode_latents``).
 
-    Returns the head (eval mode) and its fit: mean absolute error in blocks on held-out pairs
-    (one episode in ten) and that of always predicting the mean label.
+    One episode in ten (at least one, where there are two or more) is held out to measure the
+    fit. Seeded by ``cfg.seed`` without touching the global random state.
+
+    Returns:
+        The head (eval mode, no gradients) and its ``TemporalFit``.
 
     Raises:
         ValueError: with fewer than two frames in every episode.
@@ -100,81 +129,92 @@ def fit_temporal_distance(latents: list[Tensor], cfg: TemporalDistanceConfig | N
     if not latents or max(len(z) for z in latents) < 2:
         raise ValueError("the temporal distance needs episodes of at least two frames "
                          f"(after frameskip); got lengths {[len(z) for z in latents][:5]}")
-    torch.manual_seed(cfg.seed)
+    held_idx = set(range(9, len(latents), 10)) or ({len(latents) - 1} if len(latents) > 1
+                                                   else set())
+    train = _Table([z for i, z in enumerate(latents) if i not in held_idx])
+    held = _Table([latents[i] for i in sorted(held_idx)]) if held_idx else train
     rng = np.random.default_rng(cfg.seed)
-    held = [z for i, z in enumerate(latents) if i % 10 == 9] if len(latents) >= 10 else latents
-    train = [z for i, z in enumerate(latents) if i % 10 != 9] if len(latents) >= 10 else latents
-    head = TemporalDistance(latents[0].shape[1], cfg.hidden, cfg.max_blocks)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        head = TemporalDistance(latents[0].shape[1], cfg.hidden, cfg.max_blocks)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=cfg.steps, desc="temporal distance", leave=False)
-    for _ in range(cfg.steps):
+    for _ in tqdm(range(cfg.steps), desc="temporal distance", leave=False, disable=not progress):
         za, zb, k = _pairs(train, cfg.batch_size, cfg, rng)
         loss = (head(za, zb) - k).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
     head.eval().requires_grad_(False)
     za, zb, k = _pairs(held, 20_000, cfg, np.random.default_rng(cfg.seed + 1))
-    with torch.no_grad():
-        mae = (head(za, zb) - k).abs().mean().item()
-    fit = {"held_out_mae_blocks": mae, "mean_label_mae_blocks": (k - k.mean()).abs().mean().item()}
+    mae = (head(za, zb) - k).abs().mean().item()
+    fit = TemporalFit(mae, (k - k.mean()).abs().mean().item(), len(held_idx))
+    head.fit = fit
     return head, fit
 
 
-def temporal_distance_for(checkpoint: Path, model, meta: dict[str, Any],
+def temporal_distance_for(checkpoint: Path, model: WorldModel, meta: dict[str, Any],
                           cfg: TemporalDistanceConfig, device: torch.device | str = "cpu",
                           progress: bool = True) -> TemporalDistance:
     """The temporal distance of a trained world model, fitted on its training episodes.
 
-    Cached as ``<checkpoint>.temporal.pt`` with the fit settings and the checkpoint's size and
-    modification time; any change refits.
+    Cached beside the checkpoint (``model.ckpt`` -> ``model.temporal.pt``), keyed by the fit
+    settings, the checkpoint's SHA-256 and the dataset's path and episode count: any change
+    refits. An unreadable cache is refitted; one that cannot be written is only warned about.
+    ``head.fit`` is its ``TemporalFit``.
 
     Raises:
-        ValueError: when the checkpoint does not say where its dataset is.
+        ValueError: when the checkpoint does not say where its dataset is, or the fit diverged.
     """
     from envs.dataset import PixelDataset
     from worldmodel.data import split_episodes
 
     checkpoint = Path(checkpoint)
     cache = checkpoint.with_suffix(".temporal.pt")
-    stat = checkpoint.stat()
-    key = {"config": asdict(cfg), "checkpoint_size": stat.st_size,
-           "checkpoint_mtime_ns": stat.st_mtime_ns}
-    if cache.is_file():
-        saved = torch.load(cache, map_location="cpu", weights_only=True)
-        if saved.get("key") == key:
-            head = TemporalDistance(saved["latent_dim"], cfg.hidden, cfg.max_blocks)
-            head.load_state_dict(saved["state_dict"])
-            return head.eval().requires_grad_(False).to(device)
     if not meta.get("path") or meta.get("val_fraction") is None:
         raise ValueError(f"{checkpoint} does not record its dataset (path, val_fraction): the "
                          "temporal distance is fitted on the training episodes; retrain with "
                          "this version, or use plan.eval.cost=latent")
     dataset = PixelDataset(meta["path"])
-    train_eps, _ = split_episodes(len(dataset.episodes()), meta["val_fraction"],
-                                  meta.get("split_seed", 0))
+    table = dataset.episodes()
+    key = {"config": asdict(cfg), "checkpoint_sha256": file_sha256(checkpoint),
+           "dataset": str(meta["path"]), "dataset_episodes": len(table)}
+    head = _cached(cache, key, cfg)
+    if head is not None:
+        return head.to(device)
+    train_eps, _ = split_episodes(len(table), meta["val_fraction"], meta.get("split_seed", 0))
     if meta.get("train_episodes"):
         train_eps = train_eps[:meta["train_episodes"]]
-    log.info("fitting the temporal distance on %d training episodes of %s", len(train_eps),
-             meta["path"])
-    latents = episode_latents(model, dataset, train_eps, int(meta.get("frameskip", 1)),
-                              device=device)
+    latents = episode_latents(model, dataset, table[train_eps, 0],
+                              int(meta.get("frameskip", 1)), device=device)
     head, fit = fit_temporal_distance(latents, cfg, progress=progress)
-    log.info("temporal distance: held-out error %.2f blocks (predicting the mean: %.2f)",
-             fit["held_out_mae_blocks"], fit["mean_label_mae_blocks"])
-    if not math.isfinite(fit["held_out_mae_blocks"]):
+    if not math.isfinite(fit.held_out_mae_blocks):
         raise ValueError("the temporal distance fit diverged (non-finite error); lower "
                          "plan.eval.temporal.lr")
-    atomic_write(cache, lambda tmp: torch.save(
-        {"key": key, "latent_dim": head.latent_dim, "state_dict": head.state_dict(),
-         "fit": fit}, tmp))
+    try:
+        atomic_write(cache, lambda tmp: torch.save(
+            {"key": key, "latent_dim": head.latent_dim, "state_dict": head.state_dict(),
+             "fit": asdict(fit)}, tmp))
+    except OSError as err:
+        log.warning("could not cache the temporal distance at %s (%s); it is refitted on the "
+                    "next run", cache, err.strerror or err)
     return head.to(device)
+
+
+def _cached(cache: Path, key: dict[str, Any], cfg: TemporalDistanceConfig
+            ) -> TemporalDistance | None:
+    """The head saved at ``cache`` under ``key``; None when absent, stale or unreadable."""
+    if not cache.is_file():
+        return None
+    try:
+        saved = torch.load(cache, map_location="cpu", weights_only=True)
+        if saved.get("key") != key:
+            return None
+        head = TemporalDistance(saved["latent_dim"], cfg.hidden, cfg.max_blocks)
+        head.load_state_dict(saved["state_dict"])
+        head.fit = TemporalFit(**saved["fit"])
+    except Exception as err:  # noqa: BLE001 (any damage to the cache means: fit again)
+        log.warning("refitting the temporal distance: %s is unreadable (%s)", cache, err)
+        return None
+    return head.eval().requires_grad_(False)

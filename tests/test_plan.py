@@ -152,11 +152,13 @@ def test_plan_py_plans_with_a_temporal_distance_fitted_once_per_checkpoint(train
     cache = result.checkpoint.with_suffix(".temporal.pt")
     assert plan.main(["--config", "reacher", *overrides, *PLAN, *extra,
                       f"plan.out={tmp_path / 'a'}"]) == 0
+    assert "cost: learned temporal distance, held-out error" in capsys.readouterr().out
     saved = torch.load(cache, weights_only=True)
     assert saved["key"]["config"]["steps"] == 20 and math.isfinite(
         saved["fit"]["held_out_mae_blocks"])
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert report["config"]["eval"]["cost"] == "temporal" and report["agent"]["episodes"] == 2
+    assert report["planner"]["temporal_distance_fit"] == saved["fit"]
     mtime = cache.stat().st_mtime_ns
     assert plan.main(["--config", "reacher", *overrides, *PLAN, *extra,
                       f"plan.out={tmp_path / 'b'}"]) == 0

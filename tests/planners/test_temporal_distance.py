@@ -6,7 +6,7 @@ import torch
 
 from planners.objectives import LatentGoalCost
 from planners.protocol import ClosedLoopConfig, TemporalDistanceConfig
-from planners.temporal_distance import TemporalDistance, _pairs, fit_temporal_distance
+from planners.temporal_distance import TemporalDistance, _pairs, _Table, fit_temporal_distance
 
 
 def arm_and_cube_episodes(n: int = 40, length: int = 60, seed: int = 0) -> list[torch.Tensor]:
@@ -25,7 +25,8 @@ def arm_and_cube_episodes(n: int = 40, length: int = 60, seed: int = 0) -> list[
 def test_it_learns_that_the_slow_small_change_is_the_far_one():
     cfg = TemporalDistanceConfig(max_blocks=12, hidden=64, steps=600, batch_size=256, seed=1)
     head, fit = fit_temporal_distance(arm_and_cube_episodes(), cfg)
-    assert fit["held_out_mae_blocks"] < 0.6 * fit["mean_label_mae_blocks"]
+    assert fit.held_out_episodes == 4 and head.fit is fit
+    assert fit.held_out_mae_blocks < 0.6 * fit.mean_label_mae_blocks
     goal = torch.tensor([0.5, -0.5, 0.2])
     arm_off = torch.tensor([-0.7, 0.6, 0.2])  # the arm elsewhere, the cube in place
     cube_off = torch.tensor([0.5, -0.5, 0.0])  # the arm in place, the cube 0.2 short (~8 blocks)
@@ -39,7 +40,7 @@ def test_pairs_are_offsets_inside_one_episode_or_capped_across_episodes():
     latents = [torch.arange(t, dtype=torch.float32)[:, None] + 100 * e for e, t in
                enumerate((30, 5, 12))]
     cfg = TemporalDistanceConfig(max_blocks=6, other_episode_fraction=0.3)
-    za, zb, k = _pairs(latents, 4000, cfg, np.random.default_rng(0))
+    za, zb, k = _pairs(_Table(latents), 4000, cfg, np.random.default_rng(0))
     same = (za // 100 == zb // 100).squeeze(-1)
     assert torch.equal((zb - za).squeeze(-1)[same], k[same])  # the blocks between the two frames
     assert (k[same] >= 0).all() and (k <= 6).all()

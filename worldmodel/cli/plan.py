@@ -76,6 +76,8 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
     report = evaluate_closed_loop(loaded.make_env, loaded.agent, p.eval, loaded.goal, dataset)
     planner = {**asdict(loaded.planner_config), "name": loaded.planner,
                "model_calls_per_plan": loaded.planner_config.model_calls}
+    if loaded.agent.distance is not None:
+        planner["temporal_distance_fit"] = asdict(loaded.agent.distance.fit)
     report = replace(
         report, env_id=loaded.env_config.id, checkpoint=str(path),
         checkpoint_sha256=file_sha256(path), planner=planner, device=str(loaded.device),
@@ -147,6 +149,12 @@ def summary(report: EvalReport, path: Path) -> str:
                  "(the last shard to finish writes the merged report.json)")
     elif report.shards is not None:
         head += f"\nmerged from {report.shards} shards"
+    fit = p.get("temporal_distance_fit")
+    if fit:
+        where = "held-out" if fit["held_out_episodes"] else "in-sample (too few episodes)"
+        head += (f"\ncost: learned temporal distance, {where} error "
+                 f"{fit['held_out_mae_blocks']:.2f} blocks (always the mean: "
+                 f"{fit['mean_label_mae_blocks']:.2f})")
     lines = [head, *(_line(LABELS[name], run) for name, run in report.runs())]
     evalcfg = (report.config or {}).get("eval", {})
     if report.ceiling is not None and report.ceiling.skipped is None and (
