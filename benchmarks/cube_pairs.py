@@ -1,0 +1,82 @@
+"""Cube dataset-goal pairs split by where the gripper starts: at the cube, or away from it.
+
+In OGBench's play data a start frame 25 steps before a goal in which the cube has moved either
+catches the cube already in (or at) the gripper, so the pair asks to carry or place it, or has
+the gripper away from it, so the pair asks to reach, grasp, lift and carry it inside 25 of the
+data's steps. This prints, for each ``report.json`` of ``plan.py`` on the cube (the same dataset),
+how many of the pairs not solved at the start each run solved in each group: the agent, the
+random floor and the true-simulator ceiling where the report has them.
+
+    python -m benchmarks.cube_pairs outputs/cube/plan-cem/report.json [more reports ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+GROUPS = ("gripper at the cube", "gripper away from the cube")
+REACH = 0.03  # m: the cube's outcome labels count the gripper within 3 cm as reaching it
+
+
+def start_groups(report: dict, dataset) -> list[str]:
+    """Each pair's group, from the recorded states of its start frame."""
+    from envs.ogbench_cube import cube_state_names
+
+    names = cube_state_names(1)
+    cube = [names.index(f"cube_{a}") for a in "xyz"]
+    effector = [names.index(f"effector_{a}") for a in "xyz"]
+    groups = []
+    for pair in report["pairs"]:
+        state = dataset.episode(int(pair["episode"]))["states"][int(pair["frame"])]
+        near = np.linalg.norm(state[cube] - state[effector]) < REACH
+        groups.append(GROUPS[0] if near else GROUPS[1])
+    return groups
+
+
+def table(report: dict, groups: list[str]) -> list[str]:
+    """Markdown rows: per group, the unsolved pairs and each run's successes among them."""
+    runs = [(name, report[name]) for name in ("agent", "floor", "ceiling")
+            if report.get(name) and not report[name].get("skipped")]
+    unsolved = [not (row["success"] and row["steps"] == 0) for row in report["agent"]["rows"]]
+    lines = ["| start | unsolved pairs | " + " | ".join(n for n, _ in runs) + " |",
+             "|---|---|" + "---|" * len(runs)]
+    for group in GROUPS:
+        idx = [i for i, g in enumerate(groups) if g == group and unsolved[i]]
+        cells = [f"{sum(run['rows'][i]['success'] for i in idx)}/{len(idx)}" for _, run in runs]
+        lines.append(f"| {group} | {len(idx)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("reports", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    from envs.dataset import PixelDataset
+
+    for path in args.reports:
+        report = json.loads(path.read_text())
+        if report.get("goal_source") != "dataset" or not report.get("pairs"):
+            print(f"error: {path} is not a dataset-goal report (plan.eval.goal_source=dataset)",
+                  file=sys.stderr)
+            return 2
+        groups = start_groups(report, PixelDataset(_dataset_of(report)))
+        print(f"\n{path}")
+        print("\n".join(table(report, groups)))
+    return 0
+
+
+def _dataset_of(report: dict) -> str:
+    """The dataset the report's checkpoint was trained on."""
+    import torch
+
+    saved = torch.load(report["checkpoint"], map_location="cpu", weights_only=True)
+    return saved["hyper_parameters"]["data_meta"]["path"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
