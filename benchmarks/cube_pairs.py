@@ -8,6 +8,13 @@ how many of the pairs not solved at the start each run solved in each group: the
 random floor and the true-simulator ceiling where the report has them.
 
     python -m benchmarks.cube_pairs outputs/cube/plan-cem/report.json [more reports ...]
+    python -m benchmarks.cube_pairs --oracle outputs/cube/plan-cem/report.json
+
+``--oracle`` asks whether a miss is the search's or the model's: at each unsolved pair's start
+it scores, in the report's world model with the report's planner and objective, the data's
+own next 25 actions (which do reach the goal) and the plan the planner finds there, and
+compares how smooth the two are. A planner that finds plans the model scores far below the
+data's actions, and that fail in the env, is exploiting the model.
 """
 
 from __future__ import annotations
@@ -52,9 +59,57 @@ def table(report: dict, groups: list[str]) -> list[str]:
     return lines
 
 
+def oracle_check(report: dict, groups: list[str]) -> list[str]:
+    """Per group: the model's cost of the data's actions against the found plan's, and the
+    step-to-step action change of both (medians)."""
+    import torch
+
+    from envs.dataset import PixelDataset
+    from worldmodel.pretrained import load_agent
+
+    p, cfg = report["planner"], report["config"]
+    keys = ("samples", "iterations", "elites", "horizon", "noise_beta", "keep_elites")
+    loaded = load_agent(report["checkpoint"], p["name"], "cpu", "auto",
+                        **{k: p[k] for k in keys}, objective=cfg["eval"]["objective"],
+                        hold=cfg["eval"]["hold"])
+    agent, data = loaded.agent, PixelDataset(loaded.meta["path"])
+    k, offset = agent.frameskip, cfg["eval"]["goal_offset"] or report["goal"]["goal_offset"]
+    if offset != agent.planner.config.horizon * k:
+        raise SystemExit(f"error: --oracle needs the goal offset ({offset} steps) to equal the "
+                         f"planning horizon ({agent.planner.config.horizon} blocks of {k})")
+    lines = [("| start | pairs | model cost: data's actions | found plan | plan below the data's "
+              "| action change per step: data's | plan's |"), "|---|---|---|---|---|---|---|"]
+    for group in GROUPS:
+        rows = []
+        for i, (pair, row) in enumerate(zip(report["pairs"], report["agent"]["rows"])):
+            if groups[i] != group or (row["success"] and row["steps"] == 0):
+                continue
+            ep, t = data.episode(int(pair["episode"])), int(pair["frame"])
+            agent.reset(ep["pixels"][t][None], ep["pixels"][t + offset][None], seed=row["seed"])
+            cost = agent.cost_fn()
+            taken = ep["actions"][t:t + offset]
+            found = agent.planner.plan(lambda a, cost=cost: cost(agent.blocks(a)), 1,
+                                       agent.plan_dim, None, agent.device)
+            planned = agent.blocks(found.actions)[0].reshape(offset, -1).float().numpy()
+            data_cost = cost(torch.as_tensor(taken, dtype=torch.float32).reshape(
+                1, 1, -1, agent.block_dim)).item()
+            rows.append((data_cost, found.cost.item(),
+                         np.abs(np.diff(taken, axis=0)).mean(),
+                         np.abs(np.diff(planned, axis=0)).mean()))
+        if not rows:
+            continue
+        v = np.array(rows)
+        lines.append(f"| {group} | {len(v)} | {np.median(v[:, 0]):.1f} | {np.median(v[:, 1]):.1f} "
+                     f"| {int((v[:, 1] < v[:, 0]).sum())}/{len(v)} | {np.median(v[:, 2]):.3f} "
+                     f"| {np.median(v[:, 3]):.3f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reports", nargs="+", type=Path)
+    parser.add_argument("--oracle", action="store_true",
+                        help="also score the data's own actions against the found plans")
     args = parser.parse_args(argv)
     from envs.dataset import PixelDataset
 
@@ -67,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         groups = start_groups(report, PixelDataset(_dataset_of(report)))
         print(f"\n{path}")
         print("\n".join(table(report, groups)))
+        if args.oracle:
+            print()
+            print("\n".join(oracle_check(report, groups)))
     return 0
 
 
