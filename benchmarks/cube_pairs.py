@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 
 GROUPS = ("gripper at the cube", "gripper away from the cube")
-REACH = 0.03  # m: the cube's outcome labels count the gripper within 3 cm as reaching it
 
 
 def start_groups(report: dict, dataset) -> list[str]:
     """Each pair's group, from the recorded states of its start frame."""
-    from envs.ogbench_cube import cube_state_names
+    from envs.ogbench_cube import REACHED, cube_state_names
 
     names = cube_state_names(1)
     cube = [names.index(f"cube_{a}") for a in "xyz"]
@@ -40,16 +39,21 @@ def start_groups(report: dict, dataset) -> list[str]:
     groups = []
     for pair in report["pairs"]:
         state = dataset.episode(int(pair["episode"]))["states"][int(pair["frame"])]
-        near = np.linalg.norm(state[cube] - state[effector]) < REACH
+        near = np.linalg.norm(state[cube] - state[effector]) < REACHED
         groups.append(GROUPS[0] if near else GROUPS[1])
     return groups
+
+
+def _unsolved(report: dict) -> list[bool]:
+    """Per pair: not already solved at the start (``RunSummary.solved_at_start``'s rule)."""
+    return [not (row["success"] and row["steps"] == 0) for row in report["agent"]["rows"]]
 
 
 def table(report: dict, groups: list[str]) -> list[str]:
     """Markdown rows: per group, the unsolved pairs and each run's successes among them."""
     runs = [(name, report[name]) for name in ("agent", "floor", "ceiling")
             if report.get(name) and not report[name].get("skipped")]
-    unsolved = [not (row["success"] and row["steps"] == 0) for row in report["agent"]["rows"]]
+    unsolved = _unsolved(report)
     lines = ["| start | unsolved pairs | " + " | ".join(n for n, _ in runs) + " |",
              "|---|---|" + "---|" * len(runs)]
     for group in GROUPS:
@@ -59,12 +63,11 @@ def table(report: dict, groups: list[str]) -> list[str]:
     return lines
 
 
-def oracle_check(report: dict, groups: list[str]) -> list[str]:
+def oracle_check(report: dict, groups: list[str], data) -> list[str]:
     """Per group: the model's cost of the data's actions against the found plan's, and the
     step-to-step action change of both (medians)."""
     import torch
 
-    from envs.dataset import PixelDataset
     from worldmodel.pretrained import load_agent
 
     p, cfg = report["planner"], report["config"]
@@ -72,7 +75,7 @@ def oracle_check(report: dict, groups: list[str]) -> list[str]:
     loaded = load_agent(report["checkpoint"], p["name"], "cpu", "auto",
                         **{k: p[k] for k in keys}, objective=cfg["eval"]["objective"],
                         hold=cfg["eval"]["hold"])
-    agent, data = loaded.agent, PixelDataset(loaded.meta["path"])
+    agent, unsolved = loaded.agent, _unsolved(report)
     k, offset = agent.frameskip, cfg["eval"]["goal_offset"] or report["goal"]["goal_offset"]
     if offset != agent.planner.config.horizon * k:
         raise SystemExit(f"error: --oracle needs the goal offset ({offset} steps) to equal the "
@@ -82,7 +85,7 @@ def oracle_check(report: dict, groups: list[str]) -> list[str]:
     for group in GROUPS:
         rows = []
         for i, (pair, row) in enumerate(zip(report["pairs"], report["agent"]["rows"])):
-            if groups[i] != group or (row["success"] and row["steps"] == 0):
+            if groups[i] != group or not unsolved[i]:
                 continue
             ep, t = data.episode(int(pair["episode"])), int(pair["frame"])
             agent.reset(ep["pixels"][t][None], ep["pixels"][t + offset][None], seed=row["seed"])
@@ -119,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {path} is not a dataset-goal report (plan.eval.goal_source=dataset)",
                   file=sys.stderr)
             return 2
-        groups = start_groups(report, PixelDataset(_dataset_of(report)))
+        data = PixelDataset(_dataset_of(report))
+        groups = start_groups(report, data)
         print(f"\n{path}")
         print("\n".join(table(report, groups)))
         if args.oracle:
             print()
-            print("\n".join(oracle_check(report, groups)))
+            print("\n".join(oracle_check(report, groups, data)))
     return 0
 
 
