@@ -43,6 +43,9 @@ class FiniteGuard(L.Callback):
     def on_before_optimizer_step(self, trainer: L.Trainer, module: L.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         grads = {name: p.grad for name, p in module.named_parameters() if p.grad is not None}
+        if not grads or bool(torch.isfinite(
+                torch.nn.utils.get_total_norm(list(grads.values()), foreach=True))):
+            return  # one fused check per step; per tensor (to name them) only when it fails
         bad = non_finite_tensors(grads)
         if bad:
             self._fail(trainer, f"non-finite gradients in {len(bad)} of {len(grads)} tensors "

@@ -160,10 +160,18 @@ class JEPAModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         out, z = self.losses(batch)
-        self.log("train/loss", out["loss"].detach(), prog_bar=True)
-        if self._logs_this_step():  # Lightning's per-call logging costs ~0.7 ms a metric
+        # Lightning's per-call logging costs ~0.7 ms a metric: the loss is logged every step only
+        # for a progress bar, everything else on the steps the logger writes
+        logs = self._logs_this_step()
+        if logs or self._shows_progress():
+            self.log("train/loss", out["loss"].detach(), prog_bar=True)
+        if logs:
             self.log_dict({f"train/{k}": v.detach() for k, v in out.items() if k != "loss"})
         return {"loss": out["loss"], "latents": z.detach()}  # latents: for LatentStats
+
+    def _shows_progress(self) -> bool:
+        trainer = self._trainer
+        return trainer is None or trainer.progress_bar_callback is not None
 
     def _logs_this_step(self) -> bool:
         """Whether the logger writes this step (every ``log_every_n_steps`` and the last step);
