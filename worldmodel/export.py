@@ -18,14 +18,12 @@ stays the file that resumes training::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from envs.fileio import file_sha256
+from envs.fileio import atomic_write, file_sha256
 from worldmodel.world_model import JEPAWorldModel, ModelConfig, observation_shape
 
 __all__ = ["CONFIG_FILE", "EXPORT_FORMAT", "WEIGHTS_FILE", "export_model", "from_pretrained",
@@ -82,14 +80,7 @@ def export_model(checkpoint: str | Path, folder: str | Path) -> Path:
     for name, write in ((WEIGHTS_FILE, lambda p: st.save_file(weights, p,
                                                               metadata={"format": EXPORT_FORMAT})),
                         (CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(config, indent=2)))):
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=folder)
-        os.close(fd)
-        try:
-            write(tmp)
-            os.replace(tmp, folder / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(folder / name, write)
     return folder
 
 
