@@ -25,7 +25,7 @@ __all__ = ["LOGGERS", "SetupError", "build_trainer", "check_resumable", "local_p
 LOGGERS = ("csv", "tensorboard", "wandb", "none")
 # what a resumed run must share with the run that wrote its checkpoint (the data meta)
 RESUME_KEYS = ("env", "policy", "seed", "num_episodes", "history", "num_preds", "frameskip",
-               "train_episodes")
+               "train_episodes", "split_seed")
 
 
 class SetupError(ValueError):

@@ -45,6 +45,9 @@ class DataConfig:
     # train on only this many of the training episodes (the first of them, in dataset order):
     # a data-size sweep on one collection, with the same held-out episodes; None = all
     train_episodes: int | None = None
+    # the seed of the train / held-out episode split; None = the run's seed. Fix it to compare
+    # training seeds on the same held-out episodes (so on the same planning pairs)
+    split_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.history < 1 or self.num_preds < 0 or self.frameskip < 1:
@@ -56,6 +59,9 @@ class DataConfig:
         if self.train_episodes is not None and self.train_episodes < 1:
             raise ValueError(f"data.train_episodes must be >= 1 (or null for all), got "
                              f"{self.train_episodes}")
+        if self.split_seed is not None and self.split_seed < 0:
+            raise ValueError(f"data.split_seed must be >= 0 (or null for the run's seed), got "
+                             f"{self.split_seed}")
 
     @property
     def window(self) -> int:
@@ -187,7 +193,7 @@ class PixelDataModule(L.LightningDataModule):
         path: the dataset directory.
         config: windows, split and workers.
         batch_size: windows per optimiser step, over all ranks together (the global batch).
-        seed: episode split and shuffling.
+        seed: shuffling, and the episode split unless ``config.split_seed`` is set.
     """
 
     def __init__(self, path: str | Path, config: DataConfig, batch_size: int, seed: int = 0
@@ -196,8 +202,9 @@ class PixelDataModule(L.LightningDataModule):
         self.path, self.config, self.batch_size, self.seed = Path(path), config, batch_size, seed
         self.dataset = PixelDataset(self.path)
         self.dataset.verify_once()  # corrupt bytes are an error, not training data
+        self.split_seed = seed if config.split_seed is None else config.split_seed
         train_eps, val_eps = split_episodes(len(self.dataset.episodes()), config.val_fraction,
-                                            seed)
+                                            self.split_seed)
         if config.train_episodes is not None:
             if config.train_episodes > len(train_eps):
                 raise ValueError(f"data.train_episodes={config.train_episodes} but {self.path} has "
@@ -222,7 +229,7 @@ class PixelDataModule(L.LightningDataModule):
         c, side = self.config, self.dataset.meta["env"]["image_size"]
         return {**self.dataset.meta, "path": str(self.path), "observation_shape": [side, side, 3],
                 "history": c.history, "num_preds": c.num_preds, "frameskip": c.frameskip,
-                "val_fraction": c.val_fraction, "split_seed": self.seed,
+                "val_fraction": c.val_fraction, "split_seed": self.split_seed,
                 "train_episodes": c.train_episodes}
 
     def _ranks(self) -> tuple[int, int]:

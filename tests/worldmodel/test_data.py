@@ -87,6 +87,20 @@ def test_train_episodes_shrinks_the_training_set_and_keeps_the_held_out_episodes
         DataConfig(train_episodes=0)
 
 
+def test_split_seed_keeps_the_held_out_episodes_across_training_seeds(tiny_dataset):
+    cfg = DataConfig(val_fraction=0.5)
+    by_seed = [PixelDataModule(tiny_dataset, cfg, batch_size=4, seed=s) for s in range(6)]
+    assert len({tuple(sorted(set(m.val_set.episode))) for m in by_seed}) > 1  # seed moves it
+    fixed = [PixelDataModule(tiny_dataset, DataConfig(val_fraction=0.5, split_seed=3), 4, seed=s)
+             for s in range(6)]
+    for m in fixed:
+        np.testing.assert_array_equal(m.val_set.episode, by_seed[3].val_set.episode)
+        assert m.model_meta["split_seed"] == 3  # what planning reads to find the pairs
+    assert by_seed[1].model_meta["split_seed"] == 1
+    with pytest.raises(ValueError, match="split_seed must be >= 0"):
+        DataConfig(split_seed=-1)
+
+
 def test_global_batches_split_over_ranks_and_resume_at_any_step():
     one = StepBatchSampler(50, 12, seed=4)
     assert one.batches_per_epoch == 4
