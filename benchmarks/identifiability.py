@@ -79,16 +79,20 @@ def seed_count(mode: Mode, group: str, cell: str) -> int:
     return mode.cell_seeds.get(cell, mode.seeds.get(group, 1))
 
 
-# Cells that keep fewer seeds in full mode, to stay within 2 h on 2 cores: one for the
-# costliest runs (N = 1024, whitening / InfoNCE at N >= 64) and for the rows the checks do not
-# rest on; two for the mixings whose check has a wide margin (R² 0.996 against 0.98).
+# Cells that keep fewer seeds in full mode, to stay within 2 h on 2 cores. One: the costliest
+# runs (N = 1024, whitening / InfoNCE at N >= 64), the rows no check rests on, and the banana
+# and sinusoid mixings (their check has a wide margin: R² 0.996 against 0.98). Two: the spiral
+# and the SIGReg cells of the alpha sweep. The unequal-rho cells the checks read keep 3 (the
+# checks read the median seed), the SIGReg scaling rows at N <= 256 keep 5 (or 6 restarts).
 FULL_CELL_SEEDS = {
     **dict.fromkeys(("scaling-sigreg-1024", "scaling-whitening-1024", "scaling-infonce-1024",
                      "scaling-whitening-64", "scaling-infonce-64", "scaling-whitening-256",
-                     "scaling-infonce-256", "mixing-random_mlp", "alpha-sigreg-1",
-                     "alpha-sigreg-4", "alpha-sigreg-16", "alpha-whitening-1",
-                     "alpha-whitening-2", "failure-0.01", "failure-0.3", "failure-0.5"), 1),
-    "mixing-banana": 2, "mixing-sinusoid": 2}
+                     "scaling-infonce-256", "mixing-random_mlp", "mixing-banana",
+                     "mixing-sinusoid", "alpha-sigreg-1", "alpha-sigreg-4", "alpha-sigreg-16",
+                     "alpha-whitening-1", "alpha-whitening-2", "failure-0.01", "failure-0.3",
+                     "failure-0.5"), 1),
+    **dict.fromkeys(("mixing-spiral", "alpha-sigreg-0.25", "alpha-sigreg-0.5",
+                     "alpha-sigreg-2"), 2)}
 
 MODES = {
     # quick: each cell gets the steps and restarts its check needs. The spiral needs 10000

@@ -63,12 +63,12 @@ def test_full_mode_runs_the_seeds_the_issue_asks_for_and_names_the_rest():
         if job.meta["seed"] == 0 and "-init" not in job.key:
             assert job.key == job.meta["cell"]  # seed 0 keeps the cached key
     assert all(seeds[f"scaling-sigreg-{n}"] >= 5 for n in (2, 8, 64, 256))
-    assert seeds["mixing-spiral"] == 3  # the hardest mixing; the other two have 2 (time)
-    assert seeds["mixing-banana"] == seeds["mixing-sinusoid"] == 2
-    assert seeds["alpha-sigreg-0.25"] == seeds["alpha-sigreg-2"] == 3
+    assert seeds["mixing-spiral"] == 2  # the hardest mixing; the other two have 1 (time)
+    assert seeds["mixing-banana"] == seeds["mixing-sinusoid"] == 1
+    assert seeds["alpha-sigreg-0.25"] == seeds["alpha-sigreg-2"] == 2
     assert seeds["failure-0.001"] == seeds["failure-0.1"] == 3
     assert seeds["scaling-sigreg-1024"] == seeds["alpha-whitening-2"] == 1
-    assert len(jobs) == 84
+    assert len(jobs) == 78
     seeded = [j for j in jobs if j.key == "mixing-spiral-s2"]
     assert seeded and seeded[0].overrides[-1] == "seed=2"
 
