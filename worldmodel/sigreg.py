@@ -54,7 +54,7 @@ class _ECFSums(torch.autograd.Function):
     ``sum_k w_k z^k`` by Horner's rule (``d/du cos(t u) = -t sin(t u)``, ``d/du sin(t u) =
     t cos(t u)``). Either way only ``(*, N, M)``-sized arrays are touched, which stay in cache,
     instead of a ``(K-1, *, N, M)`` tensor of powers: on one CPU thread (N = 512, M = 256,
-    K = 17) forward plus backward take about 3.2 ms against 8 for the saved powers.
+    K = 17) forward plus backward take 4.3 ms against 8.1 for the saved powers.
     """
 
     @staticmethod
