@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a few minutes (default)")
     size.add_argument("--full", action="store_true",
-                      help="the paper protocol with seeds (~2 h on a fast 2-core box)")
+                      help="the paper protocol with seeds (~110 min on 2 cores)")
     size.add_argument("--alpha-gap", action="store_true",
                       help="why the heavy-tailed alpha cells fall short of the paper (~40 min)")
     parser.add_argument("--workers", type=int, default=max(os.cpu_count() or 1, 1),
