@@ -38,11 +38,14 @@ def test_pixel_run_on_a_collected_dataset_reloads_identically(tiny_dataset, tmp_
     torch.testing.assert_close(reloaded.rollout(z[:, :2], actions[:, :3]),
                                trained.rollout(z[:, :2], actions[:, :3]), rtol=0, atol=0)
     # rerunning resumes from the last periodic checkpoint (step 6 = max_steps: nothing to do),
-    # so another seed changes nothing; without resuming it would start from another init
+    # so another seed changes nothing; without resuming it would start from another init. The
+    # held-out split must stay (data.split_seed=0): a resumed run never moves its split
     assert (result.run_dir / "checkpoints" / "last.ckpt").exists()
-    again = train.train(load_config("reacher", [
-        *tiny_pixels, f"output_dir={tmp_path}", f"data.path={tiny_dataset}", "env.image_size=32",
-        "seed=1"]))
+    rerun = [*tiny_pixels, f"output_dir={tmp_path}", f"data.path={tiny_dataset}",
+             "env.image_size=32", "seed=1"]
+    with pytest.raises(SetupError, match="split_seed"):
+        train.train(load_config("reacher", rerun))
+    again = train.train(load_config("reacher", [*rerun, "data.split_seed=0"]))
     resumed = torch.load(again.checkpoint, weights_only=True)
     assert resumed["global_step"] == 6
     assert math.isfinite(again.metrics["probe/r2"])  # measured although no step ran (on_fit_end)

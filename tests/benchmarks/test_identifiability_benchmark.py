@@ -69,8 +69,8 @@ def test_full_mode_runs_the_seeds_the_issue_asks_for_and_names_the_rest():
     assert seeds["failure-0.001"] == 3 and seeds["failure-0.1"] == 5
     assert seeds["scaling-sigreg-1024"] == seeds["alpha-whitening-2"] == 1
     assert len(jobs) == 80
-    seeded = [j for j in jobs if j.key == "mixing-spiral-s2"]
-    assert seeded and seeded[0].overrides[-1] == "seed=2"
+    seeded = [j for j in jobs if j.key == "failure-0.1-s4"]
+    assert seeded and seeded[0].overrides[-1] == "seed=4"
 
 
 def test_an_alpha_gap_variant_overrides_the_protocol():
