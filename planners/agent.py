@@ -18,7 +18,7 @@ from torch import Tensor
 from envs.goals import GoalSpec
 from envs.simulator import MujocoSimulator
 from planners.base import CostFn, Planner, shift_plan
-from planners.objectives import OBJECTIVES, LatentGoalCost, WorldModel
+from planners.objectives import OBJECTIVES, ActionPrior, LatentGoalCost, WorldModel
 
 __all__ = ["BlockMPC", "MPCAgent", "SimulatorAgent", "SimulatorGoalCost"]
 
@@ -87,10 +87,15 @@ class BlockMPC:
             self.queue.extend(steps.transpose(0, 1).float().cpu().numpy())  # k x (B, A)
         return self.queue.popleft()
 
-    def _replan(self) -> None:
-        init = None
+    def initial_plan(self) -> Tensor | None:
+        """Where the search starts ``(B, H, plan_dim)``: the shifted previous plan (warm
+        start), or None (the planner's own start)."""
         if self.warm_start and self.plan is not None:
-            init = shift_plan(self.plan, self.next_block)
+            return shift_plan(self.plan, self.next_block)
+        return None
+
+    def _replan(self) -> None:
+        init = self.initial_plan()
         block_cost = self.cost_fn()
 
         def cost(actions: Tensor) -> Tensor:  # (B, S, H, plan_dim) -> (B, S)
@@ -113,12 +118,18 @@ class MPCAgent(BlockMPC):
         bf16: roll out under bf16 autocast (see ``LatentGoalCost``).
         distance: a learned latent distance for the cost (``TemporalDistance``); None: the
             squared L2 distance. An attribute, so a fitted head can be set after loading.
+        prior, prior_weight, prior_init: a goal-conditioned action prior (``LatentPolicy``,
+            ``planners.action_prior``): candidates pay ``prior_weight`` for leaving it and,
+            with ``prior_init``, each search starts from its rollout through the model.
+            Attributes, like ``distance``.
     """
 
     def __init__(self, model: WorldModel, planner: Planner, history: int, frameskip: int = 1,
                  replan_every: int = 1, objective: str = "last", warm_start: bool = True,
                  bf16: bool = False, hold: bool = False,
-                 distance: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
+                 distance: Callable[[Tensor, Tensor], Tensor] | None = None,
+                 prior: ActionPrior | None = None, prior_weight: float = 0.0,
+                 prior_init: bool = True) -> None:
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
         params = getattr(model, "parameters", None)
@@ -126,6 +137,7 @@ class MPCAgent(BlockMPC):
         super().__init__(planner, model.action_dim, frameskip, replan_every, objective,
                          warm_start, device, hold)
         self.model, self.history, self.bf16, self.distance = model, history, bf16, distance
+        self.prior, self.prior_weight, self.prior_init = prior, prior_weight, prior_init
 
     @torch.inference_mode()
     def encode(self, pixels: np.ndarray) -> Tensor:
@@ -155,7 +167,30 @@ class MPCAgent(BlockMPC):
 
     def cost_fn(self) -> CostFn:
         return LatentGoalCost(self.model, self.z_hist, self.a_hist, self.z_goal, self.objective,
-                              self.bf16, self.distance)
+                              self.bf16, self.distance, self.prior, self.prior_weight)
+
+    def initial_plan(self) -> Tensor | None:
+        if self.prior is None or not self.prior_init:
+            return super().initial_plan()
+        return self.prior_rollout()
+
+    @torch.inference_mode()
+    def prior_rollout(self) -> Tensor:
+        """The prior's plan ``(B, H, plan_dim)``: its block at the current latent, then at each
+        latent the model predicts that block leads to (held blocks: the block's mean action)."""
+        z, past = self.z_hist, self.a_hist  # (B, h, D), (B, h-1, kA)
+        blocks = []
+        for _ in range(self.planner.config.horizon):
+            block = self.prior(z[:, -1], self.z_goal).float()  # (B, kA)
+            blocks.append(block)
+            seq = torch.cat([past, block[:, None]], dim=1)  # (B, h, kA)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                z_next = self.model.rollout(z, seq)[:, -1].float()  # (B, D)
+            z, past = torch.cat([z[:, 1:], z_next[:, None]], dim=1), seq[:, 1:]
+        plan = torch.stack(blocks, dim=1)  # (B, H, kA)
+        if self.hold:
+            plan = plan.view(*plan.shape[:2], self.frameskip, self.env_action_dim).mean(2)
+        return plan
 
 
 class SimulatorGoalCost:

@@ -12,7 +12,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-__all__ = ["OBJECTIVES", "LatentGoalCost", "WorldModel", "fast_bf16", "squared_l2"]
+__all__ = ["OBJECTIVES", "ActionPrior", "LatentGoalCost", "WorldModel", "fast_bf16", "squared_l2"]
 
 OBJECTIVES = ("last", "sum")
 
@@ -37,6 +37,16 @@ class WorldModel(Protocol):
         """``(B, T0, D), (B, T0 - 1 + H, A) -> (B, T0 + H, D)``."""
 
 
+class ActionPrior(Protocol):
+    """What the cost needs of an action prior (``planners.action_prior.LatentPolicy``)."""
+
+    def __call__(self, z: Tensor, z_goal: Tensor) -> Tensor:
+        """``(..., D), (..., D) -> (..., A)``: the prior's action block."""
+
+    def penalty(self, z: Tensor, z_goal: Tensor, actions: Tensor) -> Tensor:
+        """``(..., D), (..., D), (..., A) -> (...)``: how far ``actions`` are from it."""
+
+
 def squared_l2(z: Tensor, z_goal: Tensor) -> Tensor:
     """``(..., D), (..., D) -> (...)``: the default latent distance."""
     return (z - z_goal).pow(2).sum(-1)
@@ -56,11 +66,16 @@ class LatentGoalCost:
         bf16: run the predictor under bf16 autocast (about 3.5x faster on CPUs with native
             bf16; the residual latent stream and the distances stay float32).
         distance: ``(..., D), (..., D) -> (...)``; None: ``squared_l2``.
+        prior: an action prior (``planners.action_prior.LatentPolicy``): each candidate adds
+            ``prior_weight`` times ``prior.penalty`` of its blocks at the latents it reaches
+            (the last observed one for the first block), summed over the H blocks.
+        prior_weight: that weight; 0 ignores the prior.
     """
 
     def __init__(self, model: WorldModel, z_context: Tensor, past_actions: Tensor,
                  z_goal: Tensor, objective: str = "last", bf16: bool = False,
-                 distance: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
+                 distance: Callable[[Tensor, Tensor], Tensor] | None = None,
+                 prior: ActionPrior | None = None, prior_weight: float = 0.0) -> None:
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         B, T0, D = z_context.shape
@@ -72,6 +87,8 @@ class LatentGoalCost:
         self.z_context, self.past_actions, self.z_goal = z_context, past_actions, z_goal
         self.device, self.bf16 = z_context.device, bf16
         self.distance = distance if distance is not None else squared_l2
+        self.prior = prior if prior_weight > 0 else None
+        self.prior_weight = prior_weight
 
     @torch.inference_mode()
     def __call__(self, actions: Tensor) -> Tensor:
@@ -84,4 +101,10 @@ class LatentGoalCost:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             future = self.model.rollout(z, seq)[:, T0:].float().reshape(B, S, H, D)
         dist = self.distance(future, self.z_goal[:, None, None]).float()  # (B, S, H)
-        return dist[..., -1] if self.objective == "last" else dist.sum(-1)
+        cost = dist[..., -1] if self.objective == "last" else dist.sum(-1)
+        if self.prior is None:
+            return cost
+        last = self.z_context[:, None, -1:].expand(B, S, 1, D)
+        z_from = torch.cat([last, future[:, :, :-1]], dim=2)  # (B, S, H, D): where each block starts
+        away = self.prior.penalty(z_from, self.z_goal[:, None, None], actions.float())  # (B,S,H)
+        return cost + self.prior_weight * away.sum(-1)

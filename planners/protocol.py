@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from envs.config import require_at_least
 
-__all__ = ["COSTS", "ClosedLoopConfig", "TemporalDistanceConfig", "TrainEvalConfig"]
+__all__ = ["COSTS", "ActionPriorConfig", "ClosedLoopConfig", "TemporalDistanceConfig",
+           "TrainEvalConfig"]
 
 COSTS = ("latent", "temporal")
 
@@ -36,6 +37,32 @@ class TemporalDistanceConfig:
 
 
 @dataclass
+class ActionPriorConfig:
+    """The goal-conditioned action prior (``plan.eval.prior``, see ``planners.action_prior``):
+    how it is fitted, and how much planning listens to it. ``weight`` 0 turns it off."""
+
+    weight: float = 0.0  # cost per unit of mean squared standardised action distance, per block
+    init: bool = True  # start each search from the prior's rollout (else the shifted plan)
+    max_blocks: int = 5  # goals up to this many blocks after the frame (the protocol's 25 steps)
+    hidden: int = 512
+    steps: int = 4000
+    batch_size: int = 1024
+    lr: float = 1e-3
+    min_scale: float = 0.02  # floor of the per-entry residual that standardises the distance
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_at_least("plan.eval.prior", self, {"max_blocks": 1, "hidden": 1, "steps": 1,
+                                                   "batch_size": 1, "seed": 0})
+        if not self.weight >= 0:
+            raise ValueError(f"plan.eval.prior.weight must be >= 0 (0: no prior), got "
+                             f"{self.weight}")
+        if not self.lr > 0 or not self.min_scale > 0:
+            raise ValueError(f"plan.eval.prior.lr and min_scale must be > 0, got {self.lr}, "
+                             f"{self.min_scale}")
+
+
+@dataclass
 class ClosedLoopConfig:
     """The evaluation protocol; ``None`` takes the env's ``GoalSpec`` value."""
 
@@ -53,6 +80,9 @@ class ClosedLoopConfig:
     # only: the evaluations during training, plan.train_eval, use latent)
     cost: str = "latent"
     temporal: TemporalDistanceConfig = field(default_factory=TemporalDistanceConfig)
+    # a goal-conditioned action prior fitted on the training episodes (planners.action_prior;
+    # plan.py only): plans start from its rollout and pay prior.weight for leaving it
+    prior: ActionPriorConfig = field(default_factory=ActionPriorConfig)
     hold: bool = False  # plan one env action per block, held for frameskip steps
     floor: bool = True
     ceiling: bool = True

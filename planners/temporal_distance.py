@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from envs.fileio import atomic_write, file_sha256
+from planners.head_cache import episode_latents, load_head, save_head, training_episodes
 from planners.objectives import WorldModel
 from planners.protocol import TemporalDistanceConfig
-
-if TYPE_CHECKING:
-    from envs.dataset import PixelDataset
 
 __all__ = ["TemporalDistance", "TemporalDistanceConfig", "TemporalFit", "episode_latents",
            "fit_temporal_distance", "temporal_distance_for"]
@@ -56,22 +52,6 @@ class TemporalDistance(nn.Module):
         z, z_goal = torch.broadcast_tensors(z, z_goal)
         x = torch.cat([z, z_goal, z - z_goal], dim=-1)
         return self.max_blocks * torch.sigmoid(self.net(x)).squeeze(-1)
-
-
-@torch.inference_mode()
-def episode_latents(model: WorldModel, dataset: PixelDataset, episodes: Sequence[int],
-                    frameskip: int, batch: int = 512,
-                    device: torch.device | str = "cpu") -> list[Tensor]:
-    """Latents of every ``frameskip``-th frame of the episodes with these recorded indices
-    (``dataset.episodes()[:, 0]``): a list of ``(T_i, D)``, on the CPU."""
-    out = []
-    for ep in episodes:
-        frames = dataset.episode(int(ep))["pixels"][::frameskip]
-        z = [model.encode(torch.as_tensor(np.ascontiguousarray(frames[i:i + batch]),
-                                          device=device)[:, None])[:, 0].float()
-             for i in range(0, len(frames), batch)]
-        out.append(torch.cat(z).cpu())
-    return out
 
 
 @dataclass(frozen=True)
@@ -167,54 +147,22 @@ def temporal_distance_for(checkpoint: Path, model: WorldModel, meta: dict[str, A
     Raises:
         ValueError: when the checkpoint does not say where its dataset is, or the fit diverged.
     """
-    from envs.dataset import PixelDataset
-    from worldmodel.data import split_episodes
-
-    checkpoint = Path(checkpoint)
-    cache = checkpoint.with_suffix(".temporal.pt")
-    if not meta.get("path") or meta.get("val_fraction") is None:
-        raise ValueError(f"{checkpoint} does not record its dataset (path, val_fraction): the "
-                         "temporal distance is fitted on the training episodes; retrain with "
-                         "this version, or use plan.eval.cost=latent")
-    dataset = PixelDataset(meta["path"])
-    table = dataset.episodes()
-    key = {"config": asdict(cfg), "checkpoint_sha256": file_sha256(checkpoint),
-           "dataset": str(meta["path"]), "dataset_episodes": len(table)}
-    head = _cached(cache, key, cfg)
-    if head is not None:
-        return head.to(device)
-    train_eps, _ = split_episodes(len(table), meta["val_fraction"], meta.get("split_seed", 0))
-    if meta.get("train_episodes"):
-        train_eps = train_eps[:meta["train_episodes"]]
-    latents = episode_latents(model, dataset, table[train_eps, 0],
-                              int(meta.get("frameskip", 1)), device=device)
+    cache = Path(checkpoint).with_suffix(".temporal.pt")
+    dataset, episodes, key = training_episodes(checkpoint, meta, asdict(cfg),
+                                               "plan.eval.cost=latent")
+    saved = load_head(cache, key)
+    if saved is not None:
+        head = TemporalDistance(saved["latent_dim"], cfg.hidden, cfg.max_blocks)
+        head.load_state_dict(saved["state_dict"])
+        head.fit = TemporalFit(**saved["fit"])
+        return head.eval().requires_grad_(False).to(device)
+    latents = episode_latents(model, dataset, episodes, int(meta.get("frameskip", 1)),
+                              device=device)
     head, fit = fit_temporal_distance(latents, cfg, progress=progress)
     if not math.isfinite(fit.held_out_mae_blocks):
         raise ValueError("the temporal distance fit diverged (non-finite error); lower "
                          "plan.eval.temporal.lr")
-    try:
-        atomic_write(cache, lambda tmp: torch.save(
-            {"key": key, "latent_dim": head.latent_dim, "state_dict": head.state_dict(),
-             "fit": asdict(fit)}, tmp))
-    except OSError as err:
-        log.warning("could not cache the temporal distance at %s (%s); it is refitted on the "
-                    "next run", cache, err.strerror or err)
+    save_head(cache, {"key": key, "latent_dim": head.latent_dim,
+                      "state_dict": head.state_dict(), "fit": asdict(fit)}, "temporal distance")
     return head.to(device)
 
-
-def _cached(cache: Path, key: dict[str, Any], cfg: TemporalDistanceConfig
-            ) -> TemporalDistance | None:
-    """The head saved at ``cache`` under ``key``; None when absent, stale or unreadable."""
-    if not cache.is_file():
-        return None
-    try:
-        saved = torch.load(cache, map_location="cpu", weights_only=True)
-        if saved.get("key") != key:
-            return None
-        head = TemporalDistance(saved["latent_dim"], cfg.hidden, cfg.max_blocks)
-        head.load_state_dict(saved["state_dict"])
-        head.fit = TemporalFit(**saved["fit"])
-    except Exception as err:  # noqa: BLE001 (any damage to the cache means: fit again)
-        log.warning("refitting the temporal distance: %s is unreadable (%s)", cache, err)
-        return None
-    return head.eval().requires_grad_(False)

@@ -30,6 +30,7 @@ from envs.fileio import check_writable, file_sha256
 from planners.evaluate import DatasetGoals, evaluate_closed_loop
 from planners.report import ShardError, merge_shards, write_eval_shard, write_report
 from planners.results import EvalReport, RunSummary
+from planners.action_prior import action_prior_for
 from planners.temporal_distance import temporal_distance_for
 from worldmodel.cli import config_parser
 from worldmodel.pretrained import PRECISIONS, load_agent
@@ -70,6 +71,11 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
         loaded.agent.distance = temporal_distance_for(path, loaded.agent.model, loaded.meta,
                                                       p.eval.temporal, loaded.device,
                                                       p.eval.progress)
+    if p.eval.prior.weight > 0:  # fitted once per checkpoint, cached beside it
+        agent = loaded.agent
+        agent.prior = action_prior_for(path, agent.model, loaded.meta, p.eval.prior,
+                                       loaded.device, p.eval.progress)
+        agent.prior_weight, agent.prior_init = p.eval.prior.weight, p.eval.prior.init
     dataset = DatasetGoals.from_meta(loaded.meta)  # read only for goal source "dataset"
     out = check_writable(p.out or path.parent / f"plan-{p.planner.name}", "plan.out")
     start = time.perf_counter()
@@ -78,6 +84,8 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
                "model_calls_per_plan": loaded.planner_config.model_calls}
     if loaded.agent.distance is not None:
         planner["temporal_distance_fit"] = asdict(loaded.agent.distance.fit)
+    if loaded.agent.prior is not None:
+        planner["action_prior_fit"] = asdict(loaded.agent.prior.fit)
     report = replace(
         report, env_id=loaded.env_config.id, checkpoint=str(path),
         checkpoint_sha256=file_sha256(path), planner=planner, device=str(loaded.device),
@@ -155,6 +163,12 @@ def summary(report: EvalReport, path: Path) -> str:
         head += (f"\ncost: learned temporal distance, {where} error "
                  f"{fit['held_out_mae_blocks']:.2f} blocks (always the mean: "
                  f"{fit['mean_label_mae_blocks']:.2f})")
+    prior = p.get("action_prior_fit")
+    if prior:
+        where = "held-out" if prior["held_out_episodes"] else "in-sample (too few episodes)"
+        weight = ((report.config or {}).get("eval", {}).get("prior") or {}).get("weight")
+        head += (f"\naction prior (weight {weight}): {where} R² {prior['held_out_r2']:.3f} of "
+                 "the data's action blocks")
     lines = [head, *(_line(LABELS[name], run) for name, run in report.runs())]
     evalcfg = (report.config or {}).get("eval", {})
     if report.ceiling is not None and report.ceiling.skipped is None and (

@@ -1,0 +1,90 @@
+"""Small heads fitted on a world model's frozen latents of its own training episodes (the
+temporal distance, the action prior): where those episodes are, their latents, and a cache
+beside the checkpoint keyed by everything the fit depends on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from envs.fileio import atomic_write, file_sha256
+
+if TYPE_CHECKING:
+    from envs.dataset import PixelDataset
+    from planners.objectives import WorldModel
+
+__all__ = ["episode_latents", "load_head", "save_head", "training_episodes"]
+
+log = logging.getLogger(__name__)
+
+
+@torch.inference_mode()
+def episode_latents(model: WorldModel, dataset: PixelDataset, episodes: Sequence[int],
+                    frameskip: int, batch: int = 512,
+                    device: torch.device | str = "cpu") -> list[Tensor]:
+    """Latents of every ``frameskip``-th frame of the episodes with these recorded indices
+    (``dataset.episodes()[:, 0]``): a list of ``(T_i, D)``, on the CPU."""
+    out = []
+    for ep in episodes:
+        frames = dataset.episode(int(ep))["pixels"][::frameskip]
+        z = [model.encode(torch.as_tensor(np.ascontiguousarray(frames[i:i + batch]),
+                                          device=device)[:, None])[:, 0].float()
+             for i in range(0, len(frames), batch)]
+        out.append(torch.cat(z).cpu())
+    return out
+
+
+def training_episodes(checkpoint: Path, meta: dict[str, Any], settings: dict[str, Any],
+                      off: str) -> tuple[PixelDataset, np.ndarray, dict[str, Any]]:
+    """The dataset a checkpoint was trained on, the recorded indices of its training episodes
+    (the held-out ones are where the dataset-goal protocol starts) and a cache key: the fit
+    ``settings``, the checkpoint's SHA-256 and the dataset's path and episode count.
+
+    Raises:
+        ValueError: when the checkpoint does not record its dataset; ``off`` names the setting
+            that plans without the head.
+    """
+    from envs.dataset import PixelDataset
+    from worldmodel.data import split_episodes
+
+    if not meta.get("path") or meta.get("val_fraction") is None:
+        raise ValueError(f"{checkpoint} does not record its dataset (path, val_fraction): this "
+                         "head is fitted on the training episodes; retrain with this version, "
+                         f"or use {off}")
+    dataset = PixelDataset(meta["path"])
+    table = dataset.episodes()
+    key = {"config": settings, "checkpoint_sha256": file_sha256(checkpoint),
+           "dataset": str(meta["path"]), "dataset_episodes": len(table)}
+    train_eps, _ = split_episodes(len(table), meta["val_fraction"], meta.get("split_seed", 0))
+    if meta.get("train_episodes"):
+        train_eps = train_eps[:meta["train_episodes"]]
+    return dataset, table[train_eps, 0], key
+
+
+def load_head(cache: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """What ``save_head`` wrote at ``cache`` under ``key``; None when absent, stale or
+    unreadable (any damage means: fit again)."""
+    if not cache.is_file():
+        return None
+    try:
+        saved = torch.load(cache, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (any damage to the cache means: fit again)
+        log.warning("refitting: %s is unreadable (%s)", cache, err)
+        return None
+    return saved if isinstance(saved, dict) and saved.get("key") == key else None
+
+
+def save_head(cache: Path, payload: dict[str, Any], what: str) -> None:
+    """Write ``payload`` (with its ``key``) to ``cache`` atomically; a cache that cannot be
+    written is only warned about (the head is refitted on the next run)."""
+    try:
+        atomic_write(cache, lambda tmp: torch.save(payload, tmp))
+    except OSError as err:
+        log.warning("could not cache the %s at %s (%s); it is refitted on the next run", what,
+                    cache, err.strerror or err)
