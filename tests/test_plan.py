@@ -170,3 +170,34 @@ def test_plan_py_plans_with_a_temporal_distance_fitted_once_per_checkpoint(train
                       "plan.eval.temporal.steps=21", f"plan.out={tmp_path / 'c'}"]) == 0
     assert torch.load(cache, weights_only=True)["key"]["config"]["steps"] == 21  # refitted
     capsys.readouterr()
+
+
+def test_plan_py_plans_with_an_action_prior_fitted_once_per_checkpoint(trained, tmp_path,
+                                                                        capsys):
+    overrides, result = trained
+    extra = ["plan.eval.prior.weight=1.0", "plan.eval.prior.steps=20",
+             "plan.eval.prior.batch_size=64", "plan.eval.prior.hidden=16",
+             "plan.eval.prior.max_blocks=2", "plan.eval.floor=false", "plan.eval.ceiling=false",
+             "plan.eval.videos=0"]
+    cache = result.checkpoint.with_suffix(".prior.pt")
+    assert plan.main(["--config", "reacher", *overrides, *PLAN, *extra,
+                      f"plan.out={tmp_path / 'a'}"]) == 0
+    assert "action prior (weight 1.0): held-out R²" in capsys.readouterr().out
+    saved = torch.load(cache, weights_only=True)
+    assert saved["key"]["config"]["steps"] == 20 and "weight" not in saved["key"]["config"]
+    assert math.isfinite(saved["fit"]["held_out_mse"])
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["config"]["eval"]["prior"]["weight"] == 1.0
+    assert report["planner"]["action_prior_fit"] == saved["fit"]
+    assert report["agent"]["episodes"] == 2
+    # another weight plans with the same fit (the weight is not a fit setting)
+    mtime = cache.stat().st_mtime_ns
+    assert plan.main(["--config", "reacher", *overrides, *PLAN, *extra,
+                      "plan.eval.prior.weight=3.0", f"plan.out={tmp_path / 'b'}"]) == 0
+    assert cache.stat().st_mtime_ns == mtime  # reused, not refitted
+    # a damaged cache is refitted, not fatal
+    cache.write_bytes(b"not a torch file")
+    assert plan.main(["--config", "reacher", *overrides, *PLAN, *extra,
+                      f"plan.out={tmp_path / 'c'}"]) == 0
+    assert torch.load(cache, weights_only=True)["fit"] == saved["fit"]  # the same seeded fit
+    capsys.readouterr()

@@ -27,10 +27,10 @@ from configs.loader import HOME_VARIABLE, ConfigError, load_config, output_home,
 from configs.schema import ExperimentConfig
 from envs.collect import package_versions
 from envs.fileio import check_writable, file_sha256
+from planners.action_prior import action_prior_for
 from planners.evaluate import DatasetGoals, evaluate_closed_loop
 from planners.report import ShardError, merge_shards, write_eval_shard, write_report
 from planners.results import EvalReport, RunSummary
-from planners.action_prior import action_prior_for
 from planners.temporal_distance import temporal_distance_for
 from worldmodel.cli import config_parser
 from worldmodel.pretrained import PRECISIONS, load_agent
