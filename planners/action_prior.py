@@ -27,9 +27,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from planners.head_cache import episode_latents, load_head, save_head, training_episodes
+from planners.head_cache import (
+    episode_latents,
+    fit_pairs_head,
+    held_out_indices,
+    load_head,
+    save_head,
+    training_episodes,
+)
 from planners.protocol import ActionPriorConfig
 
 if TYPE_CHECKING:
@@ -138,31 +144,23 @@ def fit_action_prior(latents: list[Tensor], actions: list[np.ndarray], frameskip
     if not latents or max(len(z) for z in latents) <= frameskip:
         raise ValueError(f"the action prior needs episodes longer than one block of "
                          f"{frameskip} steps; got lengths {[len(z) for z in latents][:5]}")
-    held_idx = set(range(9, len(latents), 10)) or ({len(latents) - 1} if len(latents) > 1
-                                                   else set())
+    held_idx = held_out_indices(len(latents))
     train_idx = [i for i in range(len(latents)) if i not in held_idx]
     train = _Episodes([latents[i] for i in train_idx], [actions[i] for i in train_idx],
                       frameskip)
-    held = (_Episodes([latents[i] for i in sorted(held_idx)],
-                      [actions[i] for i in sorted(held_idx)], frameskip)
-            if held_idx and len(train.lengths) else train)
-    if not len(held.lengths):
-        held = train
+    held = _Episodes([latents[i] for i in sorted(held_idx)],
+                     [actions[i] for i in sorted(held_idx)], frameskip) if held_idx else None
+    if not len(train.lengths):
+        raise ValueError(f"no training episode is longer than one block of {frameskip} steps")
+    if held is None or not len(held.lengths):
+        held = train  # the figures are then in-sample
     rng = np.random.default_rng(cfg.seed)
     block_dim = frameskip * actions[0].shape[1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         head = LatentPolicy(latents[0].shape[1], block_dim, cfg.hidden)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
-    for _ in tqdm(range(cfg.steps), desc="action prior", leave=False, disable=not progress):
-        z, z_goal, block = train.draw(cfg.batch_size, cfg.max_blocks, rng)
-        loss = (head(z, z_goal) - block).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    head.eval().requires_grad_(False)
+    fit_pairs_head(head, lambda: train.draw(cfg.batch_size, cfg.max_blocks, rng), cfg.steps,
+                   cfg.lr, "action prior", progress)
     z, z_goal, block = held.draw(20_000, cfg.max_blocks, np.random.default_rng(cfg.seed + 1))
     residual = head(z, z_goal) - block  # (n, kA)
     head.scale.copy_(residual.pow(2).mean(0).sqrt().clamp_min(cfg.min_scale))

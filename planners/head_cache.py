@@ -5,13 +5,14 @@ beside the checkpoint keyed by everything the fit depends on."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from envs.fileio import atomic_write, file_sha256
 
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
     from envs.dataset import PixelDataset
     from planners.objectives import WorldModel
 
-__all__ = ["episode_latents", "load_head", "save_head", "training_episodes"]
+__all__ = ["episode_latents", "fit_pairs_head", "held_out_indices", "load_head", "save_head",
+           "training_episodes"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,28 @@ def episode_latents(model: WorldModel, dataset: PixelDataset, episodes: Sequence
              for i in range(0, len(frames), batch)]
         out.append(torch.cat(z).cpu())
     return out
+
+
+def held_out_indices(count: int) -> set[int]:
+    """Which of ``count`` episodes a head's fit holds out to measure itself: one in ten (at
+    least one where there are two or more; none for a single episode)."""
+    return set(range(9, count, 10)) or ({count - 1} if count > 1 else set())
+
+
+def fit_pairs_head(head: nn.Module, draw: Callable[[], tuple[Tensor, Tensor, Tensor]],
+                   steps: int, lr: float, desc: str, progress: bool = False) -> nn.Module:
+    """Fit ``head(a, b) ≈ target`` by mean squared error on ``steps`` batches ``draw()``
+    (AdamW, cosine schedule); returns it in eval mode without gradients."""
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in tqdm(range(steps), desc=desc, leave=False, disable=not progress):
+        a, b, target = draw()
+        loss = (head(a, b) - target).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return head.eval().requires_grad_(False)
 
 
 def training_episodes(checkpoint: Path, meta: dict[str, Any], settings: dict[str, Any],

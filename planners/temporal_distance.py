@@ -25,9 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from planners.head_cache import episode_latents, load_head, save_head, training_episodes
+from planners.head_cache import (
+    episode_latents,
+    fit_pairs_head,
+    held_out_indices,
+    load_head,
+    save_head,
+    training_episodes,
+)
 from planners.objectives import WorldModel
 from planners.protocol import TemporalDistanceConfig
 
@@ -109,24 +115,15 @@ def fit_temporal_distance(latents: list[Tensor], cfg: TemporalDistanceConfig | N
     if not latents or max(len(z) for z in latents) < 2:
         raise ValueError("the temporal distance needs episodes of at least two frames "
                          f"(after frameskip); got lengths {[len(z) for z in latents][:5]}")
-    held_idx = set(range(9, len(latents), 10)) or ({len(latents) - 1} if len(latents) > 1
-                                                   else set())
+    held_idx = held_out_indices(len(latents))
     train = _Table([z for i, z in enumerate(latents) if i not in held_idx])
     held = _Table([latents[i] for i in sorted(held_idx)]) if held_idx else train
     rng = np.random.default_rng(cfg.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         head = TemporalDistance(latents[0].shape[1], cfg.hidden, cfg.max_blocks)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
-    for _ in tqdm(range(cfg.steps), desc="temporal distance", leave=False, disable=not progress):
-        za, zb, k = _pairs(train, cfg.batch_size, cfg, rng)
-        loss = (head(za, zb) - k).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    head.eval().requires_grad_(False)
+    fit_pairs_head(head, lambda: _pairs(train, cfg.batch_size, cfg, rng), cfg.steps, cfg.lr,
+                   "temporal distance", progress)
     za, zb, k = _pairs(held, 20_000, cfg, np.random.default_rng(cfg.seed + 1))
     mae = (head(za, zb) - k).abs().mean().item()
     fit = TemporalFit(mae, (k - k.mean()).abs().mean().item(), len(held_idx))
