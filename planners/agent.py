@@ -95,13 +95,13 @@ class BlockMPC:
         return None
 
     def _replan(self) -> None:
+        start = time.perf_counter()  # the plan time counts the start's own rollout too
         init = self.initial_plan()
         block_cost = self.cost_fn()
 
         def cost(actions: Tensor) -> Tensor:  # (B, S, H, plan_dim) -> (B, S)
             return block_cost(self.blocks(actions))
 
-        start = time.perf_counter()
         result = self.planner.plan(cost, self.batch_size, self.plan_dim, init, self.device)
         self.plan_ms.append((time.perf_counter() - start) * 1e3)
         self.plan, self.next_block = result.actions, 0
