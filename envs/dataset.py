@@ -37,6 +37,7 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -327,17 +328,22 @@ class PixelDataset:
                 rows.append(np.column_stack([~cut, cut]))
         return np.concatenate(rows)
 
-    def episode(self, index: int) -> dict[str, np.ndarray]:
-        """All per-frame arrays of the episode with global index ``index`` (copies; ``physics``
-        too where recorded)."""
+    def episode(self, index: int, names: Sequence[str] | None = None
+                ) -> dict[str, np.ndarray]:
+        """The per-frame arrays ``names`` (None: all of them, ``physics`` too where recorded)
+        of the episode with global index ``index``, as copies."""
+        names = self.arrays() if names is None else tuple(names)
+        unknown = set(names) - set(self.arrays())
+        if unknown:
+            raise KeyError(f"{sorted(unknown)} are not arrays of {self.root}; it has "
+                           f"{list(self.arrays())}")
         table = self.episodes()
         row = np.flatnonzero(table[:, 0] == index)
         if row.size == 0:
             raise KeyError(f"episode {index} is not in {self.root}")
         _, k, start, length = table[row[0]]
         shard = self.shards[k]
-        return {name: np.array(shard.array(name)[start:start + length])
-                for name in self.arrays()}
+        return {name: np.array(shard.array(name)[start:start + length]) for name in names}
 
     def verify(self) -> None:
         """Check every shard's checksums (reads the whole dataset)."""

@@ -84,15 +84,7 @@ class LatentPolicy(nn.Module):
 
 def episode_actions(dataset: PixelDataset, episodes: Sequence[int]) -> list[np.ndarray]:
     """The recorded actions ``(T_i, A)`` of these episodes (the last row of each is NaN)."""
-    table = dataset.episodes()
-    out = []
-    for ep in episodes:
-        row = np.flatnonzero(table[:, 0] == int(ep))
-        if row.size == 0:
-            raise KeyError(f"episode {ep} is not in {dataset.root}")
-        _, shard, start, length = table[row[0]]
-        out.append(np.array(dataset.shards[shard].array("actions")[start:start + length]))
-    return out
+    return [dataset.episode(int(ep), ("actions",))["actions"] for ep in episodes]
 
 
 class _Episodes:

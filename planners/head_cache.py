@@ -34,7 +34,7 @@ def episode_latents(model: WorldModel, dataset: PixelDataset, episodes: Sequence
     (``dataset.episodes()[:, 0]``): a list of ``(T_i, D)``, on the CPU."""
     out = []
     for ep in episodes:
-        frames = dataset.episode(int(ep))["pixels"][::frameskip]
+        frames = dataset.episode(int(ep), ("pixels",))["pixels"][::frameskip]
         z = [model.encode(torch.as_tensor(np.ascontiguousarray(frames[i:i + batch]),
                                           device=device)[:, None])[:, 0].float()
              for i in range(0, len(frames), batch)]

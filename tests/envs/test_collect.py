@@ -373,3 +373,12 @@ def test_a_second_collector_on_the_same_shards_is_refused_naming_the_first(tmp_p
              "--steps", "5", "--episodes-per-shard", "2", "--image-size", "16", "--workers",
              "1", "--no-progress"]
     assert subprocess.run(small, cwd=ROOT, capture_output=True, check=False).returncode == 0
+
+
+def test_an_episode_reads_only_the_arrays_asked_for(tiny_dataset):
+    data = PixelDataset(tiny_dataset)
+    some = data.episode(0, ("actions",))
+    assert list(some) == ["actions"]
+    np.testing.assert_array_equal(some["actions"], data.episode(0)["actions"])
+    with pytest.raises(KeyError, match="not arrays of"):
+        data.episode(0, ("pixel",))
