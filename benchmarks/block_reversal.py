@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 
 import numpy as np
@@ -32,7 +30,7 @@ from envs.collect import EnvConfig, make_env
 from envs.fileio import atomic_write_text
 from envs.goals import GoalSpec
 from planners.evaluate import place_at_rest
-from worldmodel.pretrained import load_world_model
+from worldmodel.checkpoint import load_world_model
 from worldmodel.utils import configure_threads
 
 OUT = ROOT / "benchmarks" / "results" / "planning"

@@ -68,7 +68,7 @@ def oracle_check(report: dict, groups: list[str], data) -> list[str]:
     step-to-step action change of both (medians)."""
     import torch
 
-    from worldmodel.pretrained import load_agent
+    from worldmodel.app.agents import load_agent
 
     p, cfg = report["planner"], report["config"]
     keys = ("samples", "iterations", "elites", "horizon", "noise_beta", "keep_elites")

@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 
 OUT = ROOT / "benchmarks" / "results" / "ddp_throughput"
@@ -43,7 +41,7 @@ def worker(out: Path, warmup: int, overrides: list[str]) -> None:
 
     from configs.loader import load_config
     from envs.fileio import atomic_write_text
-    from worldmodel.cli import train
+    from worldmodel.app import train
 
     class Timer(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
@@ -103,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from configs.loader import load_config
     from envs.collect import ensure_dataset
     from envs.fileio import atomic_write_text, available_cores
-    from worldmodel.cli import train
+    from worldmodel.app import train
 
     cfg = load_config("reacher")
     dataset = args.dataset or ensure_dataset(train.dataset_path(cfg), cfg.env, cfg.collect)

@@ -256,7 +256,7 @@ def run_job(job: Job, run_root: str) -> dict[str, Any]:
     import torch
 
     from configs.loader import load_config
-    from worldmodel.cli import train
+    from worldmodel.app import train
 
     torch.set_num_threads(1)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # after their import
@@ -390,7 +390,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="where results and plots go")
     parser.add_argument("--fresh", action="store_true", help="ignore cached runs")
     args = parser.parse_args(argv)
-    os.environ.setdefault("MUJOCO_GL", "egl")
     mode_name = "full" if args.full else "alpha-gap" if args.alpha_gap else "quick"
     mode = MODES[mode_name]
     out = args.out or ROOT / "benchmarks" / "results" / f"identifiability-{mode_name}"

@@ -2,7 +2,7 @@
 
 An encoder (the paper's: 4 x [conv k4 s2, BN, GELU] 32-64-128-256, pool, MLP to 2-D) is trained
 with alignment + SIGReg (``JEPAModule``, identity predictor, through the Trainer of every run:
-``callbacks.trainer``) on frame pairs fed by a ``PairsDataModule``:
+``worldmodel.app.trainer``) on frame pairs fed by a ``PairsDataModule``:
   * OU pairs: joint angles z ~ N(0, I) and z' = rho z + sqrt(1 - rho^2) eta, both rendered
     (target hidden, so the joint angles are the whole latent), rho in {0.5, 0.9, 0.99};
     scored by R²(h -> z) on fresh pairs;
@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 
 import lightning as L
@@ -43,17 +41,17 @@ from benchmarks.pixel_planning import (
     plot_planning,
 )
 from callbacks.state_probe import heldout_r2, probe_targets
-from callbacks.trainer import build_trainer
 from configs.schema import TrainerConfig
 from envs import make_pixel_env
 from envs.collect import CollectConfig, EnvConfig, default_dataset_dir, ensure_dataset
 from envs.dataset import PixelDataset
 from envs.fileio import atomic_write_text
+from worldmodel.app.trainer import build_trainer
 from worldmodel.identifiability import r2_score
-from worldmodel.module import JEPAModule, LossConfig, OptimConfig, cpu_bf16_supported
+from worldmodel.module import JEPAModule, LossConfig, OptimConfig
 from worldmodel.regularisers import RegulariserConfig
 from worldmodel.streams import PairsDataModule
-from worldmodel.utils import configure_threads, keep_freed_memory
+from worldmodel.utils import configure_threads, keep_freed_memory, native_bf16
 from worldmodel.world_model import ModelConfig
 
 OUT = ROOT / "benchmarks" / "results" / "pixel-identifiability"
@@ -145,7 +143,7 @@ def train_encoder(pairs: dict[str, torch.Tensor], steps: int, lam: float, seed: 
     module = JEPAModule.from_configs(model, loss, OptimConfig(lr=1e-3), data.model_meta, steps,
                                      cpu_bf16=False)  # the Trainer's bf16-mixed instead
     trainer_cfg = TrainerConfig(max_steps=steps, accelerator="cpu", devices=1, logger="none",
-                                precision="bf16-mixed" if cpu_bf16_supported() else "32-true")
+                                precision="bf16-mixed" if native_bf16("cpu") else "32-true")
     trainer = build_trainer(trainer_cfg, OUT / "lightning", list(callbacks),
                             enable_checkpointing=False,
                             limit_val_batches=0, num_sanity_val_steps=0)

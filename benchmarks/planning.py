@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 
 import torch
@@ -33,8 +31,8 @@ import torch
 from configs.loader import load_config
 from envs.fileio import atomic_write_text
 from planners import build_planner
-from planners.objectives import LatentGoalCost, fast_bf16
-from worldmodel.utils import configure_threads
+from planners.objectives import LatentGoalCost
+from worldmodel.utils import configure_threads, native_bf16
 from worldmodel.world_model import JEPAWorldModel
 
 OUT = ROOT / "benchmarks" / "results" / "planning"
@@ -46,7 +44,7 @@ GOAL_OVERHEAD, GOAL_MS = 1.2, 150.0
 def default_model(checkpoint: str | None) -> tuple[JEPAWorldModel, int]:
     """The default config's world model (trained weights when a checkpoint is given)."""
     if checkpoint:
-        from worldmodel.pretrained import load_world_model
+        from worldmodel.checkpoint import load_world_model
 
         model, meta = load_world_model(checkpoint)
         return model, meta.get("history", 1)
@@ -94,7 +92,7 @@ def planner_ms(model: JEPAWorldModel, history: int, name: str, batch: int, sampl
 
 def latency(model: JEPAWorldModel, history: int, repeats: int) -> list[dict]:
     rows = []
-    for precision in (["bf16"] if fast_bf16("cpu") else []) + ["fp32"]:
+    for precision in (["bf16"] if native_bf16("cpu") else []) + ["fp32"]:
         bf16 = precision == "bf16"
         for batch in (1, 16):
             for samples, iterations in BUDGETS:
@@ -116,7 +114,7 @@ def success(config: str, checkpoints: list[str], episodes: int, budgets) -> list
     """Closed-loop success of each checkpoint (training seed) at each budget; the floor and
     the true-simulator ceiling come from the first checkpoint's runs (they do not depend on
     the model)."""
-    from worldmodel.cli import plan
+    from worldmodel.app import plan
 
     rows = []
     for samples, iterations in budgets:

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 
 import numpy as np
@@ -40,9 +38,9 @@ from envs import make_pixel_env
 from envs.collect import ensure_dataset
 from envs.dataset import PixelDataset
 from envs.fileio import atomic_write_text
-from worldmodel.cli import train
+from worldmodel.app import train
+from worldmodel.checkpoint import load_world_model
 from worldmodel.data import PixelDataModule
-from worldmodel.pretrained import load_world_model
 from worldmodel.utils import configure_threads
 
 OUT = ROOT / "benchmarks" / "results" / "probe-coordinates"

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 
 import lightning as L
@@ -36,8 +34,8 @@ from callbacks.state_probe import angle_orders, is_velocity, state_probe
 from configs.loader import load_config
 from envs.collect import ensure_dataset
 from planners.evaluate import DatasetGoals, evaluate_closed_loop
-from worldmodel.cli import train
-from worldmodel.pretrained import load_agent
+from worldmodel.app import train
+from worldmodel.app.agents import load_agent
 from worldmodel.utils import configure_threads
 
 OUT = ROOT / "benchmarks" / "results" / "thm4"

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 
 import lightning as L
@@ -29,7 +27,7 @@ import torch
 from configs.loader import load_config
 from envs.collect import CollectConfig, ensure_dataset
 from envs.fileio import atomic_write_text
-from worldmodel.cli import train
+from worldmodel.app import train
 from worldmodel.data import PixelDataModule
 from worldmodel.utils import configure_threads, keep_freed_memory
 

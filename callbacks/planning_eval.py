@@ -31,7 +31,7 @@ from envs.config import EnvConfig
 from envs.goals import GoalSpec
 from planners import build_planner
 from planners.base import PlannerConfig
-from planners.protocol import ClosedLoopConfig, TrainEvalConfig
+from planners.eval_config import ClosedLoopConfig, TrainEvalConfig
 
 __all__ = ["PlanningEval"]
 
@@ -73,17 +73,18 @@ class PlanningEval(L.Callback):
     def evaluate(self, pl_module: L.LightningModule) -> tuple[dict[str, float], Any]:
         """One evaluation of ``pl_module.world_model`` as it is now: its metrics and report."""
         from envs.rollouts import make_env
+        from planners.agent import MPCAgent
         from planners.evaluate import DatasetGoals, evaluate_closed_loop
-        from worldmodel.pretrained import agent_for
 
         model = pl_module.world_model
         was_training = model.training
         model.eval()
         try:
-            agent = agent_for(model, self.meta,
-                              build_planner(self.planner_name, self.planner_config),
-                              replan_every=self.protocol.replan_every,
-                              objective=self.protocol.objective, hold=self.protocol.hold)
+            agent = MPCAgent(model, build_planner(self.planner_name, self.planner_config),
+                             history=self.meta.get("history", 1),
+                             frameskip=self.meta.get("frameskip", 1),
+                             replan_every=self.protocol.replan_every,
+                             objective=self.protocol.objective, hold=self.protocol.hold)
             env_config = EnvConfig(**self.meta["env"])
             report = evaluate_closed_loop(lambda: make_env(env_config), agent, self.protocol,
                                           self.goal, DatasetGoals.from_meta(self.meta))

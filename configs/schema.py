@@ -14,7 +14,7 @@ from typing import Any
 
 from envs.config import CollectConfig, EnvConfig, require_at_least
 from planners.base import PlannerConfig
-from planners.protocol import ClosedLoopConfig, TrainEvalConfig
+from planners.eval_config import ClosedLoopConfig, TrainEvalConfig
 from worldmodel.data import DataConfig
 from worldmodel.module import LossConfig, OptimConfig
 from worldmodel.synthetic import SyntheticWorldConfig

@@ -71,7 +71,7 @@ def read_meta(root: str | Path) -> dict[str, Any]:
     path = Path(root) / META
     if not path.is_file():
         raise DatasetError(f"{path} not found: {root} is not a dataset directory (collect one "
-                           "with `python -m envs.collect --out DIR ...`)")
+                           "with `wml collect --out DIR ...`)")
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

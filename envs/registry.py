@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
+from envs.builtin import WM_ENV_IDS, entry_point_name, register_envs
 from envs.dmc import DMControlEnv
 from envs.goals import GoalSpec
 from envs.pixel_env import PixelEnv
@@ -52,7 +53,7 @@ def _pixel_factory(env_id: str, build_inner: Callable[[int, dict], gym.Env]) -> 
         return env
 
     factory.returns_pixel_env = True
-    factory.__name__ = factory.__qualname__ = "make_" + env_id.split("/")[1].replace("-", "_")
+    factory.__name__ = factory.__qualname__ = entry_point_name(env_id)
     return factory
 
 
@@ -86,19 +87,13 @@ _INNER = {
     "wm/gym-inverted_pendulum-v5": _gym("InvertedPendulum-v5"),
     "wm/cube-single-v0": _ogbench_cube("single"),
 }
-WM_ENV_IDS: tuple[str, ...] = tuple(_INNER)
-assert set(GOALS) == set(_INNER), "every wm/ id declares a goal"
+assert set(GOALS) == set(_INNER) == set(WM_ENV_IDS), "every wm/ id declares a goal"
+# the entry points register_envs names: make_reacher_v0, make_cube_single_v0, ...
+globals().update({entry_point_name(i): _pixel_factory(i, build) for i, build in _INNER.items()})
 
 
 class UnknownEnvError(ValueError):
     """An env id that neither this package, Gymnasium nor a named plug-in module registers."""
-
-
-def register_envs() -> None:
-    """Register every ``wm/`` id with Gymnasium (idempotent)."""
-    for env_id, build_inner in _INNER.items():
-        if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=_pixel_factory(env_id, build_inner))
 
 
 def make_pixel_env(env_id: str, image_size: int = 64, action_repeat: int = 1,

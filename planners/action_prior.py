@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from planners.eval_config import ActionPriorConfig
 from planners.head_cache import (
     episode_latents,
     fit_pairs_head,
@@ -36,11 +37,10 @@ from planners.head_cache import (
     save_head,
     training_episodes,
 )
-from planners.protocol import ActionPriorConfig
 
 if TYPE_CHECKING:
     from envs.dataset import PixelDataset
-    from planners.objectives import WorldModel
+    from planners.protocols import WorldModel
 
 __all__ = ["ActionPriorConfig", "LatentPolicy", "PriorFit", "action_prior_for",
            "episode_actions", "fit_action_prior"]

@@ -17,8 +17,9 @@ from torch import Tensor
 
 from envs.goals import GoalSpec
 from envs.simulator import MujocoSimulator
-from planners.base import CostFn, Planner, shift_plan
-from planners.objectives import OBJECTIVES, ActionPrior, LatentGoalCost, WorldModel
+from planners.base import Planner, shift_plan
+from planners.objectives import OBJECTIVES, LatentGoalCost
+from planners.protocols import ActionPrior, CostFn, WorldModel
 
 __all__ = ["BlockMPC", "MPCAgent", "SimulatorAgent", "SimulatorGoalCost"]
 

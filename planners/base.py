@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from planners.protocols import CostFn
+
 __all__ = [
     "PLANNERS",
-    "CostFn",
     "PlanResult",
     "Planner",
     "PlannerConfig",
@@ -25,12 +26,6 @@ __all__ = [
     "register_planner",
     "shift_plan",
 ]
-
-
-class CostFn(Protocol):
-    """``actions (B, S, H, A) -> cost (B, S)``; lower is better."""
-
-    def __call__(self, actions: Tensor) -> Tensor: ...
 
 
 @dataclass

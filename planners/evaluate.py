@@ -19,6 +19,7 @@ from envs.goals import GoalSpec
 from envs.pixel_env import PixelEnv
 from envs.simulator import simulator_for
 from planners.agent import BlockMPC, SimulatorAgent
+from planners.eval_config import ClosedLoopConfig
 from planners.goal_sources import (
     DatasetGoals,
     GoalPair,
@@ -28,7 +29,6 @@ from planners.goal_sources import (
     place_at_rest,
     start_episode,
 )
-from planners.protocol import ClosedLoopConfig
 from planners.results import EpisodeRow, EvalReport, RunSummary, ShardInfo
 
 __all__ = ["ClosedLoopConfig", "DatasetGoals", "GoalPair", "RandomAgent", "derived_seed",

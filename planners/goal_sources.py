@@ -28,7 +28,7 @@ import numpy as np
 from envs.goals import GoalSpec
 from envs.pixel_env import PixelEnv
 from envs.policies import make_policy
-from planners.protocol import ClosedLoopConfig
+from planners.eval_config import ClosedLoopConfig
 
 __all__ = ["DatasetGoals", "GoalPair", "derived_seed", "env_steps", "goal_pairs",
            "place_at_rest", "start_episode"]
@@ -81,7 +81,7 @@ class DatasetGoals:
 
     Args:
         root: the dataset directory; ``val_fraction`` and ``split_seed``: the train/validation
-            split the model was trained with (``worldmodel.data.split_episodes``).
+            split the model was trained with (``envs.splits.split_episodes``).
     """
 
     root: str | None
@@ -102,7 +102,7 @@ class DatasetGoals:
         """The dataset, and the table rows ``[index, shard, first row, length]`` of its
         validation episodes; ``env_id``: the env the frames will be restored in."""
         from envs.dataset import PixelDataset
-        from worldmodel.data import split_episodes
+        from envs.splits import split_episodes
 
         if self.missing:
             raise ValueError(f"the checkpoint's dataset meta lacks {list(self.missing)} "

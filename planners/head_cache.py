@@ -18,7 +18,7 @@ from envs.fileio import atomic_write, file_sha256
 
 if TYPE_CHECKING:
     from envs.dataset import PixelDataset
-    from planners.objectives import WorldModel
+    from planners.protocols import WorldModel
 
 __all__ = ["episode_latents", "fit_pairs_head", "held_out_indices", "load_head", "save_head",
            "training_episodes"]
@@ -75,7 +75,7 @@ def training_episodes(checkpoint: Path, meta: dict[str, Any], settings: dict[str
             that plans without the head.
     """
     from envs.dataset import PixelDataset
-    from worldmodel.data import split_episodes
+    from envs.splits import split_episodes
 
     if not meta.get("path") or meta.get("val_fraction") is None:
         raise ValueError(f"{checkpoint} does not record its dataset (path, val_fraction): this "

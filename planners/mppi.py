@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from planners.base import CostFn, Planner, PlanResult, register_planner
+from planners.base import Planner, PlanResult, register_planner
+from planners.protocols import CostFn
 
 __all__ = ["MPPIPlanner"]
 

@@ -1,50 +1,21 @@
 """Latent goal costs: roll candidate action blocks through a world model, compare to a goal.
 
-The model is seen only through the ``WorldModel`` protocol, so any object with ``encode`` and
-``rollout`` of the shapes below plans (DESIGN.md section 3).
+The model is seen only through the ``WorldModel`` protocol (``planners.protocols``), so any
+object with ``encode`` and ``rollout`` of its shapes plans (docs/design.md section 3).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
-__all__ = ["OBJECTIVES", "ActionPrior", "LatentGoalCost", "WorldModel", "fast_bf16", "squared_l2"]
+from planners.protocols import ActionPrior, WorldModel
+
+__all__ = ["OBJECTIVES", "LatentGoalCost", "squared_l2"]
 
 OBJECTIVES = ("last", "sum")
-
-
-def fast_bf16(device: torch.device | str) -> bool:
-    """Whether bf16 autocast is native (and so faster) on ``device``."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-class WorldModel(Protocol):
-    """What planning needs of a world model."""
-
-    action_dim: int  # size of one action block (frameskip x env action size)
-
-    def encode(self, pixels: Tensor) -> Tensor:
-        """``uint8 (B, T, H, W, 3) -> (B, T, D)``."""
-
-    def rollout(self, z_ctx: Tensor, actions: Tensor) -> Tensor:
-        """``(B, T0, D), (B, T0 - 1 + H, A) -> (B, T0 + H, D)``."""
-
-
-class ActionPrior(Protocol):
-    """What the cost needs of an action prior (``planners.action_prior.LatentPolicy``)."""
-
-    def __call__(self, z: Tensor, z_goal: Tensor) -> Tensor:
-        """``(..., D), (..., D) -> (..., A)``: the prior's action block."""
-
-    def penalty(self, z: Tensor, z_goal: Tensor, actions: Tensor) -> Tensor:
-        """``(..., D), (..., D), (..., A) -> (...)``: how far ``actions`` are from it."""
 
 
 def squared_l2(z: Tensor, z_goal: Tensor) -> Tensor:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from planners.eval_config import TemporalDistanceConfig
 from planners.head_cache import (
     episode_latents,
     fit_pairs_head,
@@ -34,8 +35,7 @@ from planners.head_cache import (
     save_head,
     training_episodes,
 )
-from planners.objectives import WorldModel
-from planners.protocol import TemporalDistanceConfig
+from planners.protocols import WorldModel
 
 __all__ = ["TemporalDistance", "TemporalDistanceConfig", "TemporalFit", "episode_latents",
            "fit_temporal_distance", "temporal_distance_for"]

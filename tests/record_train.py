@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from configs.loader import load_config
-from worldmodel.cli import train
+from worldmodel.app import train
 
 
 class SigtermAt(L.Callback):

@@ -9,16 +9,16 @@ import yaml
 from omegaconf import OmegaConf
 
 from configs.schema import ExperimentConfig
-from worldmodel.cli import COMMANDS, main
+from worldmodel.app.cli import COMMANDS, main
 
 
 def test_wml_is_installed_as_a_console_script():
     scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
-    assert scripts.get("wml") == "worldmodel.cli:main"
+    assert scripts.get("wml") == "worldmodel.app.cli:main"
 
 
 def test_wml_help_lists_every_subcommand():
-    done = subprocess.run([sys.executable, "-m", "worldmodel.cli", "--help"],
+    done = subprocess.run([sys.executable, "-m", "worldmodel.app", "--help"],
                           capture_output=True, text=True, timeout=60, check=True)
     for name in ("train", "plan", "collect", "inspect", "export", "import", "verify"):
         assert f"\n  {name} " in done.stdout

@@ -7,9 +7,9 @@ from conftest import TINY_PIXELS as TINY
 
 from callbacks.finite_guard import NonFiniteError
 from configs.loader import load_config
-from worldmodel.cli import plan, train
+from worldmodel.app import plan, train
+from worldmodel.checkpoint import load_world_model
 from worldmodel.module import JEPAModule
-from worldmodel.pretrained import load_world_model
 
 
 def _poison_loss_from(step, monkeypatch):
@@ -90,7 +90,7 @@ def test_an_unknown_env_id_is_one_clear_error(tmp_path, capsys):
 
 
 def test_evaluation_counts_are_range_checked():
-    from planners.protocol import ClosedLoopConfig
+    from planners.eval_config import ClosedLoopConfig
 
     with pytest.raises(ValueError, match="videos must be >= 0"):
         ClosedLoopConfig(videos=-1)
@@ -213,8 +213,8 @@ def test_flipped_bytes_are_found_when_a_dataset_is_opened_or_resumed(tiny_datase
 
     import numpy as np
 
-    from envs.collect import main as collect_main
     from envs.dataset import DatasetError, PixelDataset
+    from worldmodel.app.collect import main as collect_main
     from worldmodel.data import PixelDataModule
 
     data = tmp_path / "data"
@@ -293,7 +293,7 @@ def test_unwritable_outputs_are_refused_before_the_work(trained_tiny, tmp_path, 
     assert f"plan.out={target} cannot be written" in err and "Nothing was run" in err
     assert train.main(["--config", "reacher", f"output_dir={target}"]) == 2
     assert f"output_dir={target / 'reacher'} cannot be written" in capsys.readouterr().err
-    from envs.collect import main as collect_main
+    from worldmodel.app.collect import main as collect_main
 
     assert collect_main(["--out", str(target), "--episodes", "1", "--no-progress"]) == 2
     assert "cannot be written" in capsys.readouterr().err
@@ -301,7 +301,7 @@ def test_unwritable_outputs_are_refused_before_the_work(trained_tiny, tmp_path, 
 
 def test_a_report_that_cannot_be_written_at_the_end_goes_somewhere_safe(trained_tiny, tmp_path,
                                                                         monkeypatch, caplog):
-    from worldmodel.cli import plan as plan_module
+    from worldmodel.app import plan as plan_module
 
     calls = []
     real = plan_module.write_report

@@ -3,7 +3,7 @@
 import pytest
 
 from configs.loader import load_config
-from worldmodel.cli import train
+from worldmodel.app import train
 
 pytestmark = pytest.mark.slow
 

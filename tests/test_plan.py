@@ -8,7 +8,7 @@ import torch
 from conftest import TINY_PIXELS as TINY
 
 from configs.loader import load_config
-from worldmodel.cli import plan, train
+from worldmodel.app import plan, train
 
 PLAN = ["plan.eval.episodes=2", "plan.eval.num_envs=2", "plan.eval.budget=6",
         "plan.eval.goal_offset=4", "plan.eval.videos=1", "plan.eval.progress=false",
@@ -57,7 +57,7 @@ def test_plan_py_dataset_goals_come_from_held_out_frames(trained, tmp_path, caps
     assert report["goal_source"] == "dataset" and len(report["pairs"]) == 2
     meta = torch.load(result.checkpoint, weights_only=True)["hyper_parameters"]["data_meta"]
     from envs.dataset import PixelDataset
-    from worldmodel.data import split_episodes
+    from envs.splits import split_episodes
 
     table = PixelDataset(meta["path"]).episodes()
     _, val = split_episodes(len(table), meta["val_fraction"], meta["split_seed"])

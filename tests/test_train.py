@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from configs.loader import load_config
-from worldmodel.cli import train
+from worldmodel.app import train
 from worldmodel.module import JEPAModule, cosine_after_constant
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from callbacks.trainer import SetupError
 from configs.loader import load_config
 from envs.dataset import PixelDataset
-from worldmodel.cli import train
+from worldmodel.app import train
+from worldmodel.app.trainer import SetupError
 from worldmodel.module import JEPAModule
 
 

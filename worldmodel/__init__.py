@@ -27,13 +27,13 @@ _HOME = {
     "CollectConfig": "envs.config",
     "collect_rollouts": "envs.collect",
     "PixelDataset": "envs.dataset",
-    "train": "worldmodel.cli.train",
-    "load_agent": "worldmodel.pretrained",
-    "load_world_model": "worldmodel.pretrained",
-    "ClosedLoopConfig": "planners.protocol",
+    "train": "worldmodel.app.train",
+    "load_agent": "worldmodel.app.agents",
+    "load_world_model": "worldmodel.checkpoint",
+    "ClosedLoopConfig": "planners.eval_config",
     "evaluate_closed_loop": "planners.evaluate",
     "export_model": "worldmodel.export",
-    "from_pretrained": "worldmodel.export",
+    "from_pretrained": "worldmodel.checkpoint",
 }
 
 

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from envs.config import require_at_least
 from envs.dataset import PixelDataset
+from envs.splits import split_episodes
 
 __all__ = ["DataConfig", "PixelDataModule", "StepBatchSampler", "WindowDataset", "rank_slice",
            "split_episodes"]
@@ -66,15 +67,6 @@ class DataConfig:
     @property
     def window(self) -> int:
         return self.history + self.num_preds
-
-
-def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of train and validation episodes; at least one of each when both are asked."""
-    order = np.random.default_rng(seed).permutation(num_episodes)
-    n_val = round(val_fraction * num_episodes)
-    if val_fraction > 0 and num_episodes >= 2:
-        n_val = min(max(n_val, 1), num_episodes - 1)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 class WindowDataset(Dataset):

@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldmodel.regularisers import Regulariser, RegulariserConfig, alignment_loss
+from worldmodel.utils import native_bf16
 from worldmodel.world_model import JEPAWorldModel, ModelConfig, observation_shape
 
 __all__ = ["JEPAModule", "LossConfig", "OptimConfig", "cosine_after_constant",
-           "cpu_bf16_supported", "observation_shape"]
+           "observation_shape"]
 
 
 @dataclass
@@ -89,14 +90,6 @@ def cosine_after_constant(step: int, total: int, constant_fraction: float) -> fl
     return 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def cpu_bf16_supported() -> bool:
-    """Whether this CPU runs bf16 matmuls/convs natively (oneDNN avx512_bf16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 class JEPAModule(L.LightningModule):
     """Trains encoder, projector and predictor jointly; logs ``train/...`` and ``val/...``.
 
@@ -132,7 +125,7 @@ class JEPAModule(L.LightningModule):
         return cls(asdict(model), asdict(loss), asdict(optim), data_meta, max_steps, cpu_bf16)
 
     def _autocast(self):
-        if self.hparams.cpu_bf16 and self.device.type == "cpu" and cpu_bf16_supported():
+        if self.hparams.cpu_bf16 and self.device.type == "cpu" and native_bf16("cpu"):
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 

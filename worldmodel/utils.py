@@ -53,3 +53,22 @@ def non_finite_tensors(tensors) -> list[str]:
     return [name for name, t in tensors.items()
             if isinstance(t, torch.Tensor) and t.is_floating_point()
             and not bool(torch.isfinite(t).all())]
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` runs bf16 matmuls and convolutions natively, so that bf16 autocast
+    is faster there: a CUDA GPU with bf16, or a CPU with oneDNN's avx512_bf16 or AMX.
+
+    The one place the framework asks; training (``trainer.cpu_bf16``) and planning
+    (``plan.precision=auto``) both decide by it.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:  # torch has no public query for the CPU's native bf16
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+

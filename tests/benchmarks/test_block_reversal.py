@@ -9,7 +9,7 @@ from conftest import TINY_PIXELS as TINY
 from benchmarks import block_reversal
 from configs.loader import load_config
 from envs.collect import CollectConfig, EnvConfig, collect_rollouts
-from worldmodel.cli import train
+from worldmodel.app import train
 
 POINT_MASS = [*TINY, "env.image_size=32", "data.frameskip=2", "data.history=2",
               "data.num_preds=1"]

@@ -6,8 +6,8 @@ import pytest
 from conftest import TINY_PIXELS
 
 from configs.loader import load_config
-from planners.protocol import TrainEvalConfig
-from worldmodel.cli import train
+from planners.eval_config import TrainEvalConfig
+from worldmodel.app import train
 
 TRAIN_EVAL = ["plan.train_eval.every_n_steps=3", "plan.train_eval.episodes=2",
               "plan.train_eval.samples=8", "plan.train_eval.iterations=1",

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envs.collect import CollectConfig, EnvConfig, collect_rollouts, episode_seeds, main
+from envs.collect import CollectConfig, EnvConfig, collect_rollouts, episode_seeds
 from envs.dataset import DatasetError, PixelDataset
 from envs.policies import OUNoisePolicy, UniformRandomPolicy, make_policy
 from envs.registry import make_pixel_env
+from worldmodel.app.collect import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"episodes": 4, "episode_steps": 8, "episodes_per_shard": 2, "workers": 1, "seed": 5}
@@ -125,7 +126,7 @@ def test_array_jobs_write_disjoint_shards_and_resume(tmp_path):
 
 def test_killed_collector_leaves_only_complete_shards_and_resumes(tmp_path):
     out = tmp_path / "d"
-    cmd = [sys.executable, "-m", "envs.collect", "--out", str(out), "--episodes", "40",
+    cmd = [sys.executable, "-m", "worldmodel.app", "collect", "--out", str(out), "--episodes", "40",
            "--steps", "30", "--episodes-per-shard", "2", "--image-size", "24", "--workers", "1",
            "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -149,7 +150,7 @@ def test_killed_collector_leaves_only_complete_shards_and_resumes(tmp_path):
 
 def _start_collector(out, workers, wait_for="shard-00001", **popen):
     """A long collection in a subprocess, returned once ``wait_for`` exists in ``out``."""
-    cmd = [sys.executable, "-m", "envs.collect", "--out", str(out), "--episodes", "400",
+    cmd = [sys.executable, "-m", "worldmodel.app", "collect", "--out", str(out), "--episodes", "400",
            "--steps", "50", "--episodes-per-shard", "2", "--image-size", "16", "--workers",
            str(workers), "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=ROOT, **({"stdout": subprocess.DEVNULL,
@@ -369,7 +370,7 @@ def test_a_second_collector_on_the_same_shards_is_refused_naming_the_first(tmp_p
     other = tmp_path / "e"
     other.mkdir()
     (other / ".collect-0-of-1.lock").write_text(f"{__import__('socket').gethostname()} 999999")
-    small = [sys.executable, "-m", "envs.collect", "--out", str(other), "--episodes", "4",
+    small = [sys.executable, "-m", "worldmodel.app", "collect", "--out", str(other), "--episodes", "4",
              "--steps", "5", "--episodes-per-shard", "2", "--image-size", "16", "--workers",
              "1", "--no-progress"]
     assert subprocess.run(small, cwd=ROOT, capture_output=True, check=False).returncode == 0

@@ -142,8 +142,8 @@ def test_the_step_simulator_rolls_out_exactly_what_the_env_does(cube):
 
 
 def test_the_collect_cli_writes_an_oracle_cube_dataset(tmp_path, capsys):
-    from envs.collect import main
     from envs.dataset import PixelDataset
+    from worldmodel.app.collect import main
 
     out = tmp_path / "cube"
     assert main(["--out", str(out), "--env", "wm/cube-single-v0", "--policy", "ogbench_plan",

@@ -276,22 +276,6 @@ def test_envs_that_cannot_restore_their_state_say_so():
         observed.close()
 
 
-def test_import_envs_is_light_and_the_wm_ids_register_on_first_use():
-    import subprocess
-    import sys
-
-    code = ("import os, sys; os.environ.pop('MUJOCO_GL', None); import envs; "
-            "assert os.environ['MUJOCO_GL'] == 'egl'; "
-            "assert not {'gymnasium', 'mujoco', 'dm_control'} & set(sys.modules); "
-            "envs.make_pixel_env; import gymnasium as gym; "
-            "env = gym.make('wm/reacher-v0', image_size=16).unwrapped; "
-            "assert env.reset(seed=0)[0].shape == (16, 16, 3)")
-    env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, check=False)
-    assert done.returncode == 0, done.stderr
-
-
 def test_state_angles_of_a_plugin_env_are_checked_and_kept():
     class WithAngles(_Recorder):
         state_names = ("x", "yaw")
@@ -306,3 +290,28 @@ def test_state_angles_of_a_plugin_env_are_checked_and_kept():
         PixelEnv(WithAngles({"heading": 4}), image_size=8)
     with pytest.raises(ValueError, match="integers >= 1"):
         PixelEnv(WithAngles({"yaw": 0.5}), image_size=8)
+
+
+def test_importing_envs_registers_the_wm_ids_with_gymnasium(tmp_path):
+    """The Gymnasium convention: ``import envs`` registers its ids (string entry points, no
+    simulator loaded), and ``gym.make("envs:wm/...")`` imports the package itself."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys, gymnasium as gym\n"
+            "os.environ.pop('MUJOCO_GL', None)\n"
+            "import envs\n"
+            "assert os.environ['MUJOCO_GL'] == 'egl'\n"
+            "assert not {'mujoco', 'dm_control'} & set(sys.modules), 'registering loaded MuJoCo'\n"
+            "env = gym.make('wm/reacher-v0', image_size=16)\n"
+            "frame, info = env.reset(seed=0)\n"
+            "print(frame.shape, info['state'].shape)\n")
+    other = ("import gymnasium as gym\n"
+             "env = gym.make('envs:wm/point_mass-v0', image_size=16)\n"
+             "print(env.reset(seed=0)[0].shape)\n")
+    root = Path(__file__).resolve().parents[2]
+    for source, want in ((code, "(16, 16, 3) (4,)"), (other, "(16, 16, 3)")):
+        done = subprocess.run([sys.executable, "-c", source], cwd=tmp_path, text=True, check=False,
+                              capture_output=True, env={**os.environ, "PYTHONPATH": str(root)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() == want

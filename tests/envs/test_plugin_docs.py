@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 from configs.loader import load_config
 from envs import make_pixel_env
 from envs.dataset import PixelDataset
-from worldmodel.cli import train
+from worldmodel.app import train
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "plugin_env.md"
 

@@ -8,8 +8,8 @@ import torch
 from planners import build_planner
 from planners.action_prior import LatentPolicy, fit_action_prior
 from planners.agent import MPCAgent
+from planners.eval_config import ActionPriorConfig
 from planners.objectives import LatentGoalCost
-from planners.protocol import ActionPriorConfig
 from tests.planners.test_agent import LinearWorld, frames
 
 FAST = ActionPriorConfig(hidden=64, steps=1200, batch_size=256, max_blocks=3, lr=3e-3)

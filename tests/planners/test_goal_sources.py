@@ -6,6 +6,7 @@ import pytest
 
 from envs import make_pixel_env
 from envs.dataset import PixelDataset
+from envs.splits import split_episodes
 from planners.evaluate import (
     ClosedLoopConfig,
     DatasetGoals,
@@ -15,7 +16,6 @@ from planners.evaluate import (
 )
 from planners.goal_sources import start_episode
 from planners.results import EpisodeRow, RunSummary
-from worldmodel.data import split_episodes
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from planners.eval_config import ClosedLoopConfig, TemporalDistanceConfig
 from planners.objectives import LatentGoalCost
-from planners.protocol import ClosedLoopConfig, TemporalDistanceConfig
 from planners.temporal_distance import TemporalDistance, _pairs, _Table, fit_temporal_distance
 
 

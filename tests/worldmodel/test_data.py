@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from envs.dataset import PixelDataset
+from envs.splits import split_episodes
 from worldmodel.data import (
     DataConfig,
     PixelDataModule,
     StepBatchSampler,
     WindowDataset,
-    split_episodes,
 )
 
 

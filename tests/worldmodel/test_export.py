@@ -10,10 +10,11 @@ import torch
 from conftest import TINY_PIXELS
 
 from configs.loader import load_config
-from worldmodel.cli import main as wml
-from worldmodel.cli import train
-from worldmodel.export import export_model, from_pretrained
-from worldmodel.pretrained import load_agent, load_world_model
+from worldmodel.app import train
+from worldmodel.app.agents import load_agent
+from worldmodel.app.cli import main as wml
+from worldmodel.checkpoint import from_pretrained, load_world_model
+from worldmodel.export import export_model
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ class Block:
             raise ImportError('blocked ' + name)
 sys.meta_path.insert(0, Block())
 import torch
-from worldmodel.export import from_pretrained
+from worldmodel.checkpoint import from_pretrained
 model, meta = from_pretrained({str(folder)!r})
 z = model.encode(torch.zeros(1, 1, 32, 32, 3, dtype=torch.uint8))
 assert 'lightning' not in sys.modules

@@ -10,8 +10,9 @@ from configs.loader import load_config
 from envs.goals import GoalSpec
 from planners import build_planner
 from planners.agent import MPCAgent
-from worldmodel.cli import train
-from worldmodel.pretrained import load_agent, load_world_model
+from worldmodel.app import train
+from worldmodel.app.agents import load_agent
+from worldmodel.checkpoint import load_world_model
 
 SMALL = {"samples": 16, "iterations": 2, "elites": 4, "horizon": 3}
 
@@ -110,7 +111,7 @@ def test_load_agent_refuses_unknown_settings(checkpoint):
 
 def test_another_env_that_the_checkpoints_settings_do_not_build_is_refused():
     from envs.config import EnvConfig
-    from worldmodel.pretrained import _check_other_env
+    from worldmodel.app.agents import _check_other_env
 
     meta = {"env": {"id": "wm/reacher-v0", "image_size": 32,
                     "kwargs": {"geom_radius": {"arm": 0.02}}},

@@ -129,9 +129,9 @@ def test_legacy_loss_dicts_of_older_pixel_checkpoints_still_load():
 
 @pytest.mark.parametrize("cpu_bf16", [False, True])
 def test_cpu_bf16_autocasts_the_model_only_where_the_cpu_has_native_bf16(cpu_bf16):
-    from worldmodel.module import cpu_bf16_supported
+    from worldmodel.utils import native_bf16
 
-    if cpu_bf16 and not cpu_bf16_supported():
+    if cpu_bf16 and not native_bf16("cpu"):
         pytest.skip("this CPU has no native bf16: the bf16 path was not run, only fp32")
     meta = {"action_dim": 2, "history": 2, "env": {"image_size": 32}}
     module = JEPAModule.from_configs(SMALL, LossConfig(), OptimConfig(), meta, 10,

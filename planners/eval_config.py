@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from envs.config import require_at_least
+from envs.goals import GOAL_SOURCES
 
 __all__ = ["COSTS", "ActionPriorConfig", "ClosedLoopConfig", "TemporalDistanceConfig",
            "TrainEvalConfig"]
@@ -111,9 +112,8 @@ class ClosedLoopConfig:
                 raise ValueError(f"{name} must be >= {least} (or null), got {value}")
         if self.cost not in COSTS:
             raise ValueError(f"plan.eval.cost must be one of {COSTS}, got {self.cost!r}")
-        sources = ("policy", "state_sampler", "dataset", "task")
-        if self.goal_source is not None and self.goal_source not in sources:
-            raise ValueError(f"goal_source must be one of {sources} (or null: the env's), got "
+        if self.goal_source is not None and self.goal_source not in GOAL_SOURCES:
+            raise ValueError(f"goal_source must be one of {GOAL_SOURCES} (or null: the env's), got "
                              f"{self.goal_source!r}")
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
             raise ValueError(f"need 0 <= shard < num_shards, got shard {self.shard} of "

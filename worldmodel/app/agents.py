@@ -1,8 +1,8 @@
-"""Load a trained world model, or a planning agent ready to act, from a checkpoint file.
+"""A planning agent ready to act, from a checkpoint: the model wired into an ``MPCAgent``.
 
-``load_world_model`` gives the eval-mode model and the dataset meta stored with it;
-``load_agent`` wires that model into an ``MPCAgent`` exactly as ``plan.py`` does, together
-with a factory for the env of the checkpoint's dataset (or ``env_id``) and its goal spec::
+``load_agent`` wires a checkpoint's world model into an ``MPCAgent`` exactly as ``plan.py``
+does, together with a factory for the env of the checkpoint's dataset (or ``env_id``) and its
+goal spec::
 
     loaded = load_agent("outputs/reacher/model.ckpt")
     env = loaded.make_env()
@@ -13,7 +13,6 @@ with a factory for the env of the checkpoint's dataset (or ``env_id``) and its g
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import partial
@@ -28,81 +27,16 @@ from envs.rollouts import make_env
 from planners import build_planner
 from planners.agent import MPCAgent
 from planners.base import PlannerConfig
-from planners.objectives import fast_bf16
-from planners.protocol import ClosedLoopConfig
-from worldmodel.export import CONFIG_FILE, from_pretrained, is_exported
-from worldmodel.module import JEPAModule  # the checkpoint's LightningModule
-from worldmodel.utils import non_finite_tensors
+from planners.eval_config import ClosedLoopConfig
+from worldmodel.checkpoint import load_world_model, resolve_device, saved_plan_config
+from worldmodel.utils import native_bf16
 from worldmodel.world_model import JEPAWorldModel
 
-__all__ = ["AGENT_SETTINGS", "PRECISIONS", "PretrainedAgent", "agent_for", "load_agent",
-           "load_world_model",
-           "resolve_device", "saved_plan_config"]
+__all__ = ["AGENT_SETTINGS", "PRECISIONS", "PretrainedAgent", "agent_for", "load_agent"]
 
 PRECISIONS = ("auto", "bf16", "fp32")
 AGENT_SETTINGS = ("replan_every", "objective", "hold")  # MPCAgent knobs, as in plan.eval
 _PLANNER_SETTINGS = tuple(f.name for f in fields(PlannerConfig))
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; anything else as ``torch.device``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"plan.device={device!r} is not a device ({err}); use auto, cpu or "
-                         "cuda[:N]") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"plan.device={device!r} but no CUDA GPU is visible to this process; "
-                         "use plan.device=cpu, or auto (the GPU when there is one)")
-    return resolved
-
-
-def load_world_model(checkpoint: str | Path, device: str | torch.device = "cpu"
-                     ) -> tuple[JEPAWorldModel, dict[str, Any]]:
-    """The world model of ``checkpoint`` in eval mode on ``device``, and its dataset meta
-    (env config, goal, action and state sizes, ``history``, ``frameskip``, ...).
-
-    ``checkpoint`` is a ``model.ckpt`` or a folder ``worldmodel.export.export_model`` wrote."""
-    path = Path(checkpoint)
-    if is_exported(path):  # a folder export_model wrote: no Lightning needed
-        return from_pretrained(path, resolve_device(device))
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    device = resolve_device(device)
-    try:
-        module = JEPAModule.load_from_checkpoint(path, map_location=device, weights_only=True)
-    except (RuntimeError, IndexError, KeyError, EOFError, ValueError, TypeError,
-            pickle.UnpicklingError) as err:
-        raise ValueError(f"{path} is not a readable world-model checkpoint ({type(err).__name__}:"
-                         f" {str(err)[:200]}): truncated, corrupt, or written by something "
-                         "else; use a model.ckpt that train.py wrote") from None
-    bad = non_finite_tensors(module.state_dict())
-    if bad:
-        raise ValueError(f"{path} holds non-finite weights ({len(bad)} tensors, first "
-                         f"{bad[0]}): it comes from a training run that diverged; plan with "
-                         "another checkpoint or retrain with a lower optim.lr")
-    meta = module.hparams.get("data_meta")
-    if not meta or "env" not in meta:
-        raise ValueError(f"{path} holds no pixel dataset meta (a synthetic-world encoder?); "
-                         "only pixel world models plan")
-    return module.world_model.eval(), dict(meta)
-
-
-def saved_plan_config(checkpoint: str | Path) -> dict[str, Any]:
-    """The ``plan`` section of the run's ``config.yaml`` (``train.py`` writes it beside
-    ``model.ckpt``), or ``{}`` when there is none."""
-    if is_exported(checkpoint):
-        import json
-
-        return dict(json.loads((Path(checkpoint) / CONFIG_FILE).read_text()).get("plan") or {})
-    path = Path(checkpoint).parent / "config.yaml"
-    if not path.is_file():
-        return {}
-    import yaml
-
-    return dict((yaml.safe_load(path.read_text()) or {}).get("plan") or {})
 
 
 @dataclass
@@ -208,7 +142,7 @@ def load_agent(checkpoint: str | Path, planner: str | None = None,
     planner_obj = build_planner(name, planner_config)  # fails on a bad name before loading
     device = resolve_device(device)
     model, meta = load_world_model(checkpoint, device)
-    bf16 = precision == "bf16" or (precision == "auto" and fast_bf16(device))
+    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
     agent = agent_for(model, meta, planner_obj, bf16=bf16, **agent_settings)
     env_config = EnvConfig(**{**meta["env"], "id": env_id or meta["env"]["id"]})
     if env_id is not None and env_id != meta["env"]["id"]:

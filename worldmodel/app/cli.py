@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 __all__ = ["COMMANDS", "config_parser", "main"]
 
 # name -> (module, function, one-line help)
 COMMANDS = {
-    "train": ("worldmodel.cli.train", "main", "train a world model (or a lab encoder) from a config"),
-    "plan": ("worldmodel.cli.plan", "main", "closed-loop planning evaluation of a checkpoint"),
-    "collect": ("envs.collect", "main", "collect a pixel dataset (sharded, resumable)"),
-    "inspect": ("worldmodel.cli.data", "inspect_main",
+    "train": ("worldmodel.app.train", "main", "train a world model (or a lab encoder) from a config"),
+    "plan": ("worldmodel.app.plan", "main", "closed-loop planning evaluation of a checkpoint"),
+    "collect": ("worldmodel.app.collect", "main", "collect a pixel dataset (sharded, resumable)"),
+    "inspect": ("worldmodel.app.data", "inspect_main",
                 "summarise a dataset: counts, state and action statistics, contact sheet, GIF"),
-    "verify": ("worldmodel.cli.data", "verify_main", "check every CRC32 of a dataset"),
-    "export": ("worldmodel.cli.data", "export_main",
+    "verify": ("worldmodel.app.data", "verify_main", "check every CRC32 of a dataset"),
+    "export": ("worldmodel.app.data", "export_main",
                "a dataset to HDF5, or a checkpoint to model.safetensors + config.json"),
-    "import": ("worldmodel.cli.data", "import_main", "an HDF5 dataset into this format"),
+    "import": ("worldmodel.app.data", "import_main", "an HDF5 dataset into this format"),
 }
 
 
@@ -54,7 +53,6 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the subcommand's ``main(argv, prog)``; its return value is the exit code."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())

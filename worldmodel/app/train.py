@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -32,14 +29,14 @@ from callbacks.latent_stats import LatentStats
 from callbacks.planning_eval import PlanningEval
 from callbacks.preemption import Preemption, install_signal_flags, remove_stale_temporaries
 from callbacks.state_probe import StateProbe, probe_summary
-from callbacks.trainer import SetupError, build_trainer, check_resumable, local_processes
 from configs.loader import ConfigError, load_config, print_config
 from configs.schema import ExperimentConfig
 from envs.collect import array_task_shard, collect_rollouts, default_dataset_dir, ensure_dataset
 from envs.dataset import DatasetError
 from envs.fileio import OutputError, check_writable, is_launch_rank_zero
 from envs.registry import UnknownEnvError
-from worldmodel.cli import config_parser
+from worldmodel.app.cli import config_parser
+from worldmodel.app.trainer import SetupError, build_trainer, check_resumable, local_processes
 from worldmodel.data import PixelDataModule
 from worldmodel.module import JEPAModule
 from worldmodel.streams import SyntheticDataModule

@@ -32,8 +32,8 @@ from planners.evaluate import DatasetGoals, evaluate_closed_loop
 from planners.report import ShardError, merge_shards, write_eval_shard, write_report
 from planners.results import EvalReport, RunSummary
 from planners.temporal_distance import temporal_distance_for
-from worldmodel.cli import config_parser
-from worldmodel.pretrained import PRECISIONS, load_agent
+from worldmodel.app.agents import PRECISIONS, load_agent
+from worldmodel.app.cli import config_parser
 from worldmodel.utils import configure_threads
 
 log = logging.getLogger("plan")
