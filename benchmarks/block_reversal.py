@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np
 import torch
 
-from envs.collect import EnvConfig, make_env
+from envs.collect import make_env
 from envs.fileio import atomic_write_text
 from envs.goals import GoalSpec
 from planners.evaluate import place_at_rest
@@ -45,14 +45,14 @@ def _place(env, goal: GoalSpec, coords: np.ndarray) -> np.ndarray:
 def measure(checkpoint: str, starts: int = 16, blocks: int = 5, grid: int = 400,
             seed: int = 0) -> dict:
     model, meta = load_world_model(checkpoint)
-    k, history = meta.get("frameskip", 1), meta.get("history", 1)
+    k, history = meta.frameskip, meta.history
     if k < 2:
         raise SystemExit(f"{checkpoint}: frameskip {k}; a block of one step has no inside")
-    goal = GoalSpec.from_dict(meta["goal"])
-    env = make_env(EnvConfig(**meta["env"]))
+    goal = meta.goal
+    env = make_env(meta.env)
     env.reset(seed=seed)
     if not env.can_restore_state or goal.sample_low is None:
-        raise SystemExit(f"{meta['env']['id']}: needs an env that sets its state and a goal "
+        raise SystemExit(f"{meta.env.id}: needs an env that sets its state and a goal "
                          "state-sampler box (goal.sample_low / sample_high)")
     rng = np.random.default_rng(seed)
     low, high = np.asarray(goal.sample_low), np.asarray(goal.sample_high)
@@ -71,7 +71,7 @@ def measure(checkpoint: str, starts: int = 16, blocks: int = 5, grid: int = 400,
         return np.c_[latents, np.ones(len(latents))] @ readout
 
     A = env.action_space.shape[0]
-    result = {"checkpoint": checkpoint, "env_id": meta["env"]["id"], "frameskip": k,
+    result = {"checkpoint": checkpoint, "env_id": meta.env.id, "frameskip": k,
               "blocks": blocks, "starts": starts, "readout_r2": float(r2)}
     origins = rng.uniform(low / 2, high / 2, (starts, len(goal.indices)))
     pushes = rng.choice([-1.0, 1.0], (starts, A))  # corners of the action box

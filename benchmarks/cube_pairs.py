@@ -136,8 +136,10 @@ def _dataset_of(report: dict) -> str:
     """The dataset the report's checkpoint was trained on."""
     import torch
 
+    from envs.meta import ModelMeta
+
     saved = torch.load(report["checkpoint"], map_location="cpu", weights_only=True)
-    return saved["hyper_parameters"]["data_meta"]["path"]
+    return ModelMeta.from_dict(saved["hyper_parameters"]["data_meta"]).path
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def default_model(checkpoint: str | None) -> tuple[JEPAWorldModel, int]:
         from worldmodel.checkpoint import load_world_model
 
         model, meta = load_world_model(checkpoint)
-        return model, meta.get("history", 1)
+        return model, meta.history
     cfg = load_config("reacher")
     action_dim = 2 * cfg.data.frameskip  # reacher: 2 actuators
     side = cfg.env.image_size

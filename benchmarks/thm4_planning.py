@@ -50,7 +50,7 @@ class CheckpointAt(L.Callback):
 
     def setup(self, trainer, module, stage) -> None:
         meta = trainer.datamodule.model_meta
-        self.names, self.angular = meta["state_names"], angle_orders(meta)
+        self.names, self.angular = meta.state_names, angle_orders(meta)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step

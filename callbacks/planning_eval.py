@@ -27,8 +27,7 @@ import lightning as L
 import numpy as np
 
 from callbacks.media import log_media
-from envs.config import EnvConfig
-from envs.goals import GoalSpec
+from envs.meta import ModelMeta
 from planners import build_planner
 from planners.base import PlannerConfig
 from planners.eval_config import ClosedLoopConfig, TrainEvalConfig
@@ -50,7 +49,7 @@ class PlanningEval(L.Callback):
             videos and progress are set here.
     """
 
-    def __init__(self, config: TrainEvalConfig, data_meta: dict[str, Any], planner: str = "cem",
+    def __init__(self, config: TrainEvalConfig, data_meta: ModelMeta, planner: str = "cem",
                  planner_config: PlannerConfig | None = None,
                  protocol: ClosedLoopConfig | None = None) -> None:
         super().__init__()
@@ -66,7 +65,7 @@ class PlanningEval(L.Callback):
                                 budget=config.budget or protocol.budget, floor=False,
                                 ceiling=False, videos=min(config.videos, config.episodes),
                                 progress=False, shard=0, num_shards=1)
-        self.goal = (GoalSpec.from_dict(data_meta["goal"]) if data_meta.get("goal") else None)
+        self.goal = data_meta.goal
         self.history: list[dict[str, float]] = []  # one entry per evaluation
         self._last_step = -1
 
@@ -81,11 +80,10 @@ class PlanningEval(L.Callback):
         model.eval()
         try:
             agent = MPCAgent(model, build_planner(self.planner_name, self.planner_config),
-                             history=self.meta.get("history", 1),
-                             frameskip=self.meta.get("frameskip", 1),
+                             history=self.meta.history, frameskip=self.meta.frameskip,
                              replan_every=self.protocol.replan_every,
                              objective=self.protocol.objective, hold=self.protocol.hold)
-            env_config = EnvConfig(**self.meta["env"])
+            env_config = self.meta.env
             report = evaluate_closed_loop(lambda: make_env(env_config), agent, self.protocol,
                                           self.goal, DatasetGoals.from_meta(self.meta))
         finally:

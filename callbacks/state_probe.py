@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from envs.meta import ModelMeta
 from worldmodel.identifiability import (
     affine_fit,
     orthogonality_error,
@@ -147,19 +148,21 @@ def unreadable_warnings(r2: dict[str, float], spread: dict[str, float]) -> list[
             if spread.get(name, 0.0) > MOVES and r < READABLE_R2 and not is_velocity(name)]
 
 
-def angular_state_indices(meta: dict[str, Any]) -> list[int]:
+def angular_state_indices(meta: ModelMeta) -> list[int]:
     """The state entries a dataset's goal spec marks as angles (probed through sin, cos)."""
-    goal = meta.get("goal") or {}
-    return [i for i, a in zip(goal.get("indices", []), goal.get("angular", [])) if a]
+    goal = meta.goal
+    if goal is None:
+        return []
+    return [i for i, a in zip(goal.indices, goal.angular or (), strict=False) if a]
 
 
-def angle_orders(meta: dict[str, Any]) -> dict[int, int]:
+def angle_orders(meta: ModelMeta) -> dict[int, int]:
     """Every angle entry of a dataset's state with its symmetry order: the goal spec's angles
     (order 1) and the env's ``state_angles`` (name -> order, e.g. 4 for a one-colour cube's
-    yaw), which datasets collected before it existed lack."""
+    yaw)."""
     orders = dict.fromkeys(angular_state_indices(meta), 1)
-    names = list(meta.get("state_names") or [])
-    for name, k in (meta.get("state_angles") or {}).items():
+    names = list(meta.state_names)
+    for name, k in meta.state_angles.items():
         if name not in names:
             raise ValueError(f"state_angles names {name!r}, which is not a state entry "
                              f"({names})")
@@ -211,9 +214,9 @@ class StateProbe(L.Callback):
     """
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any], every_n_steps: int = 0) -> StateProbe:
+    def from_meta(cls, meta: ModelMeta, every_n_steps: int = 0) -> StateProbe:
         """The probe of a dataset: its state names, its angles (:func:`angle_orders`)."""
-        return cls(meta["state_names"], angle_orders(meta), every_n_steps)
+        return cls(meta.state_names, angle_orders(meta), every_n_steps)
 
     def __init__(self, state_names: list[str], angular: Angles = (),
                  every_n_steps: int = 0, max_frames: int = 20000) -> None:

@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +76,13 @@ def _check_config(collect: CollectConfig, shard: tuple[int, int]) -> None:
 def _finalise(root: Path) -> bool:
     """Record totals in meta.json once every shard exists; True when complete."""
     meta = read_meta(root)
-    shards = [root / shard_name(k) for k in range(meta["num_shards"])]
+    shards = [root / shard_name(k) for k in range(meta.num_shards)]
     if not all(p.is_dir() for p in shards):
         return False
     infos = [json.loads((p / "shard.json").read_text()) for p in shards]
-    meta.update(complete=True, num_frames=sum(i["num_frames"] for i in infos),
-                num_episodes_written=sum(i["num_episodes"] for i in infos))
-    atomic_write_text(root / META, json.dumps(meta, indent=2))
+    meta = replace(meta, complete=True, num_frames=sum(i["num_frames"] for i in infos),
+                   num_episodes_written=sum(i["num_episodes"] for i in infos))
+    atomic_write_text(root / META, json.dumps(meta.to_dict(), indent=2))
     return True
 
 
@@ -190,7 +190,7 @@ def ensure_dataset(path: str | Path, env: EnvConfig, collect: CollectConfig,
     path = Path(path)
 
     def complete() -> bool:
-        return (path / META).exists() and bool(read_meta(path).get("complete"))
+        return (path / META).exists() and read_meta(path).complete
 
     if not complete():
         if is_launch_rank_zero():
@@ -210,7 +210,7 @@ def _check_matches(path: Path, env: EnvConfig, collect: CollectConfig) -> None:
               "seed": collect.seed, "num_episodes": collect.episodes,
               "episode_steps": collect.episode_steps,
               "episodes_per_shard": collect.episodes_per_shard}
-    details = differences(read_meta(path), wanted)
+    details = differences(read_meta(path).to_dict(), wanted)
     if details:
         raise DatasetError(f"{path} holds a dataset collected with other settings ({details}); "
                            "use another path or delete it")

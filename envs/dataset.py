@@ -45,11 +45,11 @@ from typing import Any
 import numpy as np
 
 from envs.fileio import current_umask
+from envs.meta import DatasetMeta, MetaError
 
-__all__ = ["FORMAT_VERSION", "DatasetError", "PixelDataset", "Shard", "read_meta",
-           "shard_name", "write_dataset_shard"]
+__all__ = ["DatasetError", "PixelDataset", "Shard", "read_meta", "shard_name",
+           "write_dataset_shard"]
 
-FORMAT_VERSION = 1
 META = "meta.json"
 SHARD_META_KEYS = ("env", "state_names", "state_dim", "action_dim", "policy", "seed")
 VERIFIED = ".verified"  # per shard: the file sizes and times its checksums last passed at
@@ -66,22 +66,19 @@ def shard_name(index: int) -> str:
     return f"shard-{index:05d}"
 
 
-def read_meta(root: str | Path) -> dict[str, Any]:
-    """The parsed ``meta.json`` of a dataset directory, checked for format version."""
+def read_meta(root: str | Path) -> DatasetMeta:
+    """The ``meta.json`` of a dataset directory, read by its versioned reader."""
     path = Path(root) / META
     if not path.is_file():
         raise DatasetError(f"{path} not found: {root} is not a dataset directory (collect one "
                            "with `wml collect --out DIR ...`)")
     try:
-        meta = json.loads(path.read_text())
+        return DatasetMeta.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DatasetError(f"{path} is corrupt ({err}); delete the dataset directory and "
                            "collect again") from None
-    version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise DatasetError(f"{path}: format version {version!r}, this code reads "
-                           f"{FORMAT_VERSION}; collect the dataset again")
-    return meta
+    except (MetaError, TypeError, ValueError) as err:
+        raise DatasetError(f"{path}: {err}") from None
 
 
 def _crc(array: np.ndarray) -> int:
@@ -125,7 +122,7 @@ def write_dataset_shard(root: str | Path, index: int, arrays: dict[str, np.ndarr
         info = {"index": index, "num_frames": int(arrays["pixels"].shape[0]),
                 "num_episodes": int(arrays["episodes"].shape[0]), "files": files}
         if (root / META).is_file():  # what the shard was collected as, checked on every read
-            meta = json.loads((root / META).read_text())
+            meta = read_meta(root).to_dict()
             info["meta"] = {k: meta[k] for k in SHARD_META_KEYS if k in meta}
         (tmp / "shard.json").write_text(json.dumps(info, indent=1))
         _fsync_dir(tmp)
@@ -224,7 +221,7 @@ class PixelDataset:
     def __init__(self, root: str | Path, allow_incomplete: bool = False) -> None:
         self.root = Path(root)
         self.meta = read_meta(self.root)
-        expected = int(self.meta["num_shards"])
+        expected = self.meta.num_shards
         self.shards: list[Shard] = []
         missing = []
         for index in range(expected):
@@ -249,11 +246,11 @@ class PixelDataset:
             raise DatasetError(f"{file} is missing or corrupt ({err}); delete {path} and rerun "
                                "the collect command") from None
         m, files = self.meta, info.get("files", {})
-        size, n = m["env"]["image_size"], info.get("num_frames")
-        want = {"pixels": [n, size, size, 3], "actions": [n, m["action_dim"]],
-                "states": [n, m["state_dim"]], "rewards": [n]}
-        if m.get("physics_dim") is not None:
-            want["physics"] = [n, m["physics_dim"]]
+        size, n = m.image_size, info.get("num_frames")
+        want = {"pixels": [n, size, size, 3], "actions": [n, m.action_dim],
+                "states": [n, m.state_dim], "rewards": [n]}
+        if m.physics_dim is not None:
+            want["physics"] = [n, m.physics_dim]
         if "episode_ends" in files:  # absent in shards written before it was recorded
             want["episode_ends"] = [info.get("num_episodes"), 2]
         for name, shape in want.items():
@@ -264,13 +261,14 @@ class PixelDataset:
                                    "other settings; delete it and rerun the collect command")
         if info.get("index") != index or "episodes" not in files:
             raise DatasetError(f"{file} does not describe {shard_name(index)}; delete {path}")
-        recorded = info.get("meta", {})  # absent in shards written before it was recorded
+        recorded = DatasetMeta.shard_record(info.get("meta", {}))  # {} in older shards
+        ours = m.to_dict()
         changed = [k for k in recorded if json.dumps(recorded[k], sort_keys=True)
-                   != json.dumps(m.get(k), sort_keys=True)]
+                   != json.dumps(ours.get(k), sort_keys=True)]
         if changed:
             k = changed[0]
             raise DatasetError(f"{self.root / META} does not describe {shard_name(index)}: "
-                               f"{k} is {m.get(k)!r} there but the shard was collected with "
+                               f"{k} is {ours.get(k)!r} there but the shard was collected with "
                                f"{recorded[k]!r}; meta.json was edited or the shard comes "
                                "from another dataset. Restore meta.json, or collect again")
         return info
@@ -284,7 +282,7 @@ class PixelDataset:
     @property
     def has_physics(self) -> bool:
         """Whether every frame's full physics state is recorded (``physics`` arrays)."""
-        return self.meta.get("physics_dim") is not None
+        return self.meta.physics_dim is not None
 
     def arrays(self) -> tuple[str, ...]:
         """The per-frame arrays of this dataset's episodes."""
@@ -318,7 +316,7 @@ class PixelDataset:
         full ``episode_steps + 1`` frames was truncated by the collection, a shorter one is
         taken as terminated (the env ended it; its own time limit cannot be told apart there).
         """
-        full = int(self.meta.get("episode_steps", -2)) + 1
+        full = self.meta.episode_steps + 1
         rows = []
         for s in self.shards:
             if "episode_ends" in s.info["files"]:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from envs.config import CollectConfig, EnvConfig
-from envs.dataset import FORMAT_VERSION, META, DatasetError, read_meta
+from envs.dataset import META, DatasetError, read_meta
 from envs.fileio import atomic_write_text
+from envs.meta import DatasetMeta
 from envs.rollouts import make_env, physics_dim
 
 __all__ = ["build_meta", "differences", "open_dataset", "package_versions"]
 
-# meta.json keys that must agree between a dataset on disk and a collector resuming it
-_IDENTITY = ("format_version", "env", "policy", "seed", "num_episodes", "episode_steps",
-             "episodes_per_shard", "action_dim", "state_dim")
 
 
 
@@ -34,49 +31,40 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def build_meta(env_cfg: EnvConfig, collect: CollectConfig) -> dict[str, Any]:
+def build_meta(env_cfg: EnvConfig, collect: CollectConfig) -> DatasetMeta:
     """The meta of a dataset of ``env_cfg`` collected as ``collect`` (its env is built once)."""
     env = make_env(env_cfg)
     try:
-        goal = env.goal.to_dict() if env.goal is not None else None
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "env": asdict(env_cfg),
-            "goal": goal,
-            "action_dim": int(env.action_space.shape[0]),
-            "state_dim": int(env.state_dim),
-            "state_names": list(env.state_names),
-            "state_angles": dict(getattr(env, "state_angles", {}) or {}),
-            "physics_dim": physics_dim(env),
-            "render_fps": env.metadata.get("render_fps"),
-            "policy": {"name": collect.policy, "kwargs": dict(collect.policy_kwargs)},
-            "seed": collect.seed,
-            "num_episodes": collect.episodes,
-            "episode_steps": collect.episode_steps,
-            "episodes_per_shard": collect.episodes_per_shard,
-            "num_shards": -(-collect.episodes // collect.episodes_per_shard),
-            "versions": package_versions(),
-        }
+        meta = DatasetMeta(
+            env=env_cfg, goal=env.goal, action_dim=int(env.action_space.shape[0]),
+            state_dim=int(env.state_dim), state_names=list(env.state_names),
+            state_angles=dict(env.state_angles), physics_dim=physics_dim(env),
+            render_fps=env.metadata.get("render_fps"),
+            policy={"name": collect.policy, "kwargs": dict(collect.policy_kwargs)},
+            seed=collect.seed, num_episodes=collect.episodes,
+            episode_steps=collect.episode_steps, episodes_per_shard=collect.episodes_per_shard,
+            num_shards=-(-collect.episodes // collect.episodes_per_shard),
+            versions=package_versions())
     finally:
         env.close()
     try:
-        json.dumps(meta, allow_nan=False)
+        json.dumps(meta.to_dict(), allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"env kwargs, goal and policy kwargs must be plain JSON values: {err}"
                          ) from None
     return meta
 
 
-def open_dataset(root: Path, meta: dict[str, Any]) -> None:
+def open_dataset(root: Path, meta: DatasetMeta) -> None:
     """Create ``root`` with ``meta``, or check the dataset there was collected the same way."""
     root.mkdir(parents=True, exist_ok=True)
     if not (root / META).exists():
         if any(p.name.startswith("shard-") for p in root.iterdir()):
             raise DatasetError(f"{root} holds shards but no {META}; it is not a dataset this "
                                "collector can resume: use an empty --out directory")
-        atomic_write_text(root / META, json.dumps(meta, indent=2))
+        atomic_write_text(root / META, json.dumps(meta.to_dict(), indent=2))
         return
-    details = differences(read_meta(root), {k: meta.get(k) for k in _IDENTITY})
+    details = differences(read_meta(root).identity(), meta.identity())
     if details:
         raise DatasetError(f"{root} was collected with other settings ({details}); choose "
                            "another --out directory, or delete this one to start over")

@@ -140,8 +140,8 @@ def inspect_dataset(dataset: str | Path | PixelDataset, out_dir: str | Path | No
     m, table, ends = data.meta, data.episodes(), data.episode_ends()
     lengths = table[:, 3]
     report = DatasetReport(
-        path=str(data.root), env_id=m["env"]["id"], image_size=int(m["env"]["image_size"]),
-        policy=dict(m.get("policy") or {}), seed=m.get("seed"), num_shards=len(data.shards),
+        path=str(data.root), env_id=m.env.id, image_size=m.image_size,
+        policy=dict(m.policy), seed=m.seed, num_shards=len(data.shards),
         num_episodes=len(table), num_frames=data.num_frames,
         episode_length=(int(lengths.min()), float(np.median(lengths)), int(lengths.max())),
         terminated=int(ends[:, 0].sum()), truncated=int(ends[:, 1].sum()),
@@ -153,7 +153,7 @@ def inspect_dataset(dataset: str | Path | PixelDataset, out_dir: str | Path | No
         out.mkdir(parents=True, exist_ok=True)
         picks = _pick_episodes(data, episodes)
         report.contact_sheet = str(_write_contact_sheet(picks, frames, out / "contact_sheet.png"))
-        report.gif = str(_write_gif(picks, out / "episodes.gif", m.get("render_fps") or 20))
+        report.gif = str(_write_gif(picks, out / "episodes.gif", m.render_fps or 20))
     if verify:
         try:
             data.verify()
@@ -183,9 +183,9 @@ def _moments(chunks, dim: int) -> tuple[np.ndarray, ...]:
 
 
 def _state_stats(data: PixelDataset) -> list[StateStats]:
-    dim = int(data.meta["state_dim"])
+    dim = data.meta.state_dim
     lo, hi, mean, std = _moments((s.array("states") for s in data.shards), dim)
-    names = list(data.meta.get("state_names") or [])
+    names = list(data.meta.state_names)
     names += [f"state_{i}" for i in range(len(names), dim)]
     return [StateStats(names[i], float(lo[i]), float(hi[i]), float(mean[i]), float(std[i]))
             for i in range(dim)]
@@ -198,7 +198,7 @@ def _taken(data: PixelDataset):
 
 
 def _action_stats(data: PixelDataset) -> list[ActionStats]:
-    dim = int(data.meta["action_dim"])
+    dim = data.meta.action_dim
     lo, hi, mean, std = _moments(_taken(data), dim)
     at_bound, count = np.zeros(dim), 0
     for a in _taken(data):

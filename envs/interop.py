@@ -47,7 +47,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ import numpy as np
 
 from envs.config import EnvConfig
 from envs.dataset import (
-    FORMAT_VERSION,
     META,
     DatasetError,
     PixelDataset,
@@ -73,6 +72,7 @@ from envs.hdf5_layout import (
     h5py_module,
     read_layout,
 )
+from envs.meta import DATASET_FORMAT_VERSION, DatasetMeta, MetaError
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def export_hdf5(dataset: str | Path, out: str | Path, *, progress: bool = True) 
             columns = _create_columns(f, data, int(lengths.sum()))
             f.create_dataset("ep_len", data=lengths.astype(np.int32))
             f.create_dataset("ep_offset", data=np.cumsum(lengths) - lengths)  # int64
-            f.attrs[META_ATTR] = json.dumps(data.meta)
+            f.attrs[META_ATTR] = json.dumps(data.meta.to_dict())
             row = 0
             for (index, k, start, length), end in zip(table[order], ends, strict=True):
                 for name, values in _episode_rows(data, int(k), int(start), int(length),
@@ -124,13 +124,13 @@ def export_hdf5(dataset: str | Path, out: str | Path, *, progress: bool = True) 
 
 
 def _create_columns(f, data: PixelDataset, n: int) -> dict[str, Any]:
-    m, size = data.meta, data.meta["env"]["image_size"]
-    specs = {"pixels": (np.uint8, (size, size, 3)), "action": (np.float32, (m["action_dim"],)),
+    m, size = data.meta, data.meta.image_size
+    specs = {"pixels": (np.uint8, (size, size, 3)), "action": (np.float32, (m.action_dim,)),
              "reward": (np.float32, ()), "terminated": (np.bool_, ()),
              "truncated": (np.bool_, ()), "step_idx": (np.int64, ()),
-             "episode_idx": (np.int64, ()), "state": (np.float32, (m["state_dim"],))}
+             "episode_idx": (np.int64, ()), "state": (np.float32, (m.state_dim,))}
     if data.has_physics:
-        specs["physics"] = (np.float64, (m["physics_dim"],))
+        specs["physics"] = (np.float64, (m.physics_dim,))
     return {name: f.create_dataset(name, shape=(n, *shape), dtype=dtype,
                                    chunks=(1, *shape) if name == "pixels" else None)
             for name, (dtype, shape) in specs.items()}
@@ -192,21 +192,21 @@ def import_hdf5(source: str | Path, out: str | Path, *, env: dict | None = None,
         root = _open_output(Path(out), meta)
         with tqdm(total=int(layout.lengths.sum()), unit="frame", desc=f"import {source.name}",
                   disable=not progress, dynamic_ncols=True) as bar:
-            for k in range(meta["num_shards"]):
-                first = k * meta["episodes_per_shard"]
-                episodes = range(first, min(first + meta["episodes_per_shard"],
+            for k in range(meta.num_shards):
+                first = k * meta.episodes_per_shard
+                episodes = range(first, min(first + meta.episodes_per_shard,
                                             len(layout.lengths)))
                 if not (root / shard_name(k)).is_dir():  # else kept from an interrupted import
                     _write_shard(f, layout, root, k, episodes, meta)
                 bar.update(int(layout.lengths[list(episodes)].sum()))
-    meta.update(complete=True, num_frames=int(layout.lengths.sum()),
-                num_episodes_written=len(layout.lengths))
-    atomic_write_text(root / META, json.dumps(meta, indent=2))
+    meta = replace(meta, complete=True, num_frames=int(layout.lengths.sum()),
+                   num_episodes_written=len(layout.lengths))
+    atomic_write_text(root / META, json.dumps(meta.to_dict(), indent=2))
     return root
 
 
 def _import_meta(layout: Layout, env: dict | None, episodes_per_shard: int | None,
-                 source: Path) -> dict[str, Any]:
+                 source: Path) -> DatasetMeta:
     env_cfg = _env_config(env, layout, source)
     meta = layout.meta
     if meta is None:
@@ -216,10 +216,10 @@ def _import_meta(layout: Layout, env: dict | None, episodes_per_shard: int | Non
         if layout.state_key is None:
             log.warning("%s has none of the state columns %s: importing states of width 0",
                         source, ", ".join(STATE_KEYS))
-        meta = {"format_version": FORMAT_VERSION, "env": asdict(env_cfg), "goal": env_cfg.goal,
-                "action_dim": layout.action_dim, "state_dim": layout.state_dim,
-                "state_names": names, "physics_dim": None, "render_fps": None,
-                "policy": {"name": "imported", "kwargs": {}}, "seed": None,
+        meta = {"format_version": DATASET_FORMAT_VERSION, "env": asdict(env_cfg),
+                "goal": env_cfg.goal, "action_dim": layout.action_dim,
+                "state_dim": layout.state_dim, "state_names": names, "physics_dim": None,
+                "render_fps": None, "policy": {"name": "imported", "kwargs": {}}, "seed": None,
                 "num_episodes": len(layout.lengths),
                 "episode_steps": int(layout.lengths.max()) - 1,
                 "source": {"format": "stable-worldmodel hdf5", "path": str(source.resolve()),
@@ -227,12 +227,18 @@ def _import_meta(layout: Layout, env: dict | None, episodes_per_shard: int | Non
                 "versions": package_versions()}
     else:
         meta = {k: v for k, v in meta.items() if k not in DONE_KEYS}
-        _check_own_meta(meta, layout, source)
     per_shard = episodes_per_shard or meta.get("episodes_per_shard") or 50
     if per_shard < 1:
         raise ValueError(f"episodes_per_shard must be >= 1, got {per_shard}")
     meta.update(episodes_per_shard=per_shard, num_shards=-(-len(layout.lengths) // per_shard))
-    return meta
+    try:
+        typed = DatasetMeta.from_dict(meta)
+    except (MetaError, TypeError, ValueError) as err:
+        raise InteropError(f"{source}: its {META_ATTR} is not a dataset meta this code reads "
+                           f"({err}); remove the attribute to import it as foreign") from None
+    if layout.meta is not None:
+        _check_own_meta(typed, layout, source)
+    return typed
 
 
 def _env_config(env: dict | None, layout: Layout, source: Path) -> EnvConfig:
@@ -259,11 +265,11 @@ def _env_config(env: dict | None, layout: Layout, source: Path) -> EnvConfig:
     return EnvConfig(**{**env, "image_size": layout.image_size})
 
 
-def _check_own_meta(meta: dict[str, Any], layout: Layout, source: Path) -> None:
-    want = {"image_size": (meta["env"]["image_size"], layout.image_size),
-            "action_dim": (meta["action_dim"], layout.action_dim),
-            "state_dim": (meta["state_dim"], layout.state_dim),
-            "physics": (meta.get("physics_dim") is not None, layout.has_physics)}
+def _check_own_meta(meta: DatasetMeta, layout: Layout, source: Path) -> None:
+    want = {"image_size": (meta.image_size, layout.image_size),
+            "action_dim": (meta.action_dim, layout.action_dim),
+            "state_dim": (meta.state_dim, layout.state_dim),
+            "physics": (meta.physics_dim is not None, layout.has_physics)}
     for key, (said, got) in want.items():
         if said != got:
             raise InteropError(f"{source}: its {META_ATTR} says {key}={said} but the columns "
@@ -271,12 +277,12 @@ def _check_own_meta(meta: dict[str, Any], layout: Layout, source: Path) -> None:
                                "it again, or remove the attribute to import it as foreign")
 
 
-def _open_output(root: Path, meta: dict[str, Any]) -> Path:
+def _open_output(root: Path, meta: DatasetMeta) -> Path:
     """Create ``root`` with ``meta`` (less the completion keys), or resume an import there."""
     check_writable(root, "the dataset folder (out)")
     if (root / META).is_file():
-        on_disk = {k: v for k, v in read_meta(root).items() if k not in DONE_KEYS}
-        if json.dumps(on_disk, sort_keys=True) != json.dumps(meta, sort_keys=True):
+        on_disk = {k: v for k, v in read_meta(root).to_dict().items() if k not in DONE_KEYS}
+        if json.dumps(on_disk, sort_keys=True) != json.dumps(meta.to_dict(), sort_keys=True):
             raise DatasetError(f"{root} holds another dataset; import into an empty folder, or "
                                "delete this one")
         for stale in [*root.glob(".shard-*.tmp-*"), *root.glob(".import-*.npy")]:
@@ -285,12 +291,12 @@ def _open_output(root: Path, meta: dict[str, Any]) -> Path:
         raise DatasetError(f"{root} is not empty and holds no dataset; import into an empty "
                            "folder")
     else:
-        atomic_write_text(root / META, json.dumps(meta, indent=2))
+        atomic_write_text(root / META, json.dumps(meta.to_dict(), indent=2))
     return root
 
 
 def _write_shard(f, layout: Layout, root: Path, k: int, episodes: range,
-                 meta: dict[str, Any]) -> None:
+                 meta: DatasetMeta) -> None:
     lengths, offsets = layout.lengths[list(episodes)], layout.offsets[list(episodes)]
     n, size = int(lengths.sum()), layout.image_size
     scratch = root / f".import-{shard_name(k)}-pixels.npy"
@@ -301,8 +307,8 @@ def _write_shard(f, layout: Layout, root: Path, k: int, episodes: range,
     arrays = {"pixels": pixels, "actions": np.empty((n, layout.action_dim), np.float32),
               "states": np.empty((n, layout.state_dim), np.float32),
               "rewards": np.full(n, np.nan, np.float32)}
-    if meta.get("physics_dim") is not None:
-        arrays["physics"] = np.empty((n, meta["physics_dim"]), np.float64)
+    if meta.physics_dim is not None:
+        arrays["physics"] = np.empty((n, meta.physics_dim), np.float64)
     table, ends, row = [], [], 0
     try:
         for e, off, length in zip(episodes, offsets, lengths, strict=True):

@@ -22,12 +22,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from envs.meta import ModelMeta
 from planners.eval_config import ActionPriorConfig
 from planners.head_cache import (
     episode_latents,
@@ -162,7 +163,7 @@ def fit_action_prior(latents: list[Tensor], actions: list[np.ndarray], frameskip
     return head, head.fit
 
 
-def action_prior_for(checkpoint: Path, model: WorldModel, meta: dict[str, Any],
+def action_prior_for(checkpoint: Path, model: WorldModel, meta: ModelMeta,
                      cfg: ActionPriorConfig, device: torch.device | str = "cpu",
                      progress: bool = True) -> LatentPolicy:
     """The action prior of a trained world model, fitted on its training episodes and cached
@@ -176,7 +177,7 @@ def action_prior_for(checkpoint: Path, model: WorldModel, meta: dict[str, Any],
     fit_settings = {k: v for k, v in asdict(cfg).items() if k not in ("weight", "init")}
     dataset, episodes, key = training_episodes(checkpoint, meta, fit_settings,
                                                "plan.eval.prior.weight=0")
-    frameskip = int(meta.get("frameskip", 1))
+    frameskip = meta.frameskip
     saved = load_head(cache, key)
     if saved is not None:
         head = LatentPolicy(saved["latent_dim"], saved["block_dim"], cfg.hidden)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from envs.goals import GoalSpec
+from envs.meta import ModelMeta
 from envs.pixel_env import PixelEnv
 from envs.policies import make_policy
 from planners.eval_config import ClosedLoopConfig
@@ -91,12 +92,13 @@ class DatasetGoals:
     missing: tuple[str, ...] = ()
 
     @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> DatasetGoals:
-        """From a checkpoint's dataset meta (``load_world_model``'s second value); what it
+    def from_meta(cls, meta: ModelMeta) -> DatasetGoals:
+        """From a checkpoint's data meta (``load_world_model``'s second value); what it
         lacks is reported when the goals are first asked for."""
-        missing = tuple(k for k in ("path", "val_fraction", "split_seed") if k not in meta)
-        return cls(meta.get("path"), meta.get("val_fraction"), meta.get("split_seed"),
-                   (meta.get("env") or {}).get("id"), missing)
+        missing = tuple(k for k in ("path", "val_fraction", "split_seed")
+                        if getattr(meta, k) is None)
+        env_id = meta.env.id if meta.is_pixel else None
+        return cls(meta.path, meta.val_fraction, meta.split_seed, env_id, missing)
 
     def open(self, env_id: str | None = None):
         """The dataset, and the table rows ``[index, shard, first row, length]`` of its
@@ -184,7 +186,7 @@ def _dataset_pairs(env: PixelEnv, goal: GoalSpec, cfg: ClosedLoopConfig,
         episode, _, _, length = usable[rng.integers(len(usable))]
         t = int(rng.integers(length - offset))
         ep = data.episode(int(episode))
-        reset_seed = episode_seeds(data.meta["seed"], int(episode))[0]
+        reset_seed = episode_seeds(data.meta.seed, int(episode))[0]
         pair = GoalPair(cfg.seed + i, ep["pixels"][t + offset], ep["states"][t + offset], i,
                         reset_seed, ep["physics"][t], {"episode": int(episode), "frame": t})
         _, state = start_episode(env, pair)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from envs.fileio import atomic_write, file_sha256
+from envs.meta import ModelMeta
 
 if TYPE_CHECKING:
     from envs.dataset import PixelDataset
@@ -64,7 +65,7 @@ def fit_pairs_head(head: nn.Module, draw: Callable[[], tuple[Tensor, Tensor, Ten
     return head.eval().requires_grad_(False)
 
 
-def training_episodes(checkpoint: Path, meta: dict[str, Any], settings: dict[str, Any],
+def training_episodes(checkpoint: Path, meta: ModelMeta, settings: dict[str, Any],
                       off: str) -> tuple[PixelDataset, np.ndarray, dict[str, Any]]:
     """The dataset a checkpoint was trained on, the recorded indices of its training episodes
     (the held-out ones are where the dataset-goal protocol starts) and a cache key: the fit
@@ -77,17 +78,17 @@ def training_episodes(checkpoint: Path, meta: dict[str, Any], settings: dict[str
     from envs.dataset import PixelDataset
     from envs.splits import split_episodes
 
-    if not meta.get("path") or meta.get("val_fraction") is None:
-        raise ValueError(f"{checkpoint} does not record its dataset (path, val_fraction): this "
-                         "head is fitted on the training episodes; retrain with this version, "
-                         f"or use {off}")
-    dataset = PixelDataset(meta["path"])
+    if not meta.path or meta.val_fraction is None or meta.split_seed is None:
+        raise ValueError(f"{checkpoint} does not record its dataset (path, val_fraction, "
+                         "split_seed): this head is fitted on the training episodes; retrain "
+                         f"with this version, or use {off}")
+    dataset = PixelDataset(meta.path)
     table = dataset.episodes()
     key = {"config": settings, "checkpoint_sha256": file_sha256(checkpoint),
-           "dataset": str(meta["path"]), "dataset_episodes": len(table)}
-    train_eps, _ = split_episodes(len(table), meta["val_fraction"], meta.get("split_seed", 0))
-    if meta.get("train_episodes"):
-        train_eps = train_eps[:meta["train_episodes"]]
+           "dataset": str(meta.path), "dataset_episodes": len(table)}
+    train_eps, _ = split_episodes(len(table), meta.val_fraction, meta.split_seed)
+    if meta.train_episodes:
+        train_eps = train_eps[:meta.train_episodes]
     return dataset, table[train_eps, 0], key
 
 

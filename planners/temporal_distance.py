@@ -20,12 +20,12 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from envs.meta import ModelMeta
 from planners.eval_config import TemporalDistanceConfig
 from planners.head_cache import (
     episode_latents,
@@ -131,7 +131,7 @@ def fit_temporal_distance(latents: list[Tensor], cfg: TemporalDistanceConfig | N
     return head, fit
 
 
-def temporal_distance_for(checkpoint: Path, model: WorldModel, meta: dict[str, Any],
+def temporal_distance_for(checkpoint: Path, model: WorldModel, meta: ModelMeta,
                           cfg: TemporalDistanceConfig, device: torch.device | str = "cpu",
                           progress: bool = True) -> TemporalDistance:
     """The temporal distance of a trained world model, fitted on its training episodes.
@@ -153,7 +153,7 @@ def temporal_distance_for(checkpoint: Path, model: WorldModel, meta: dict[str, A
         head.load_state_dict(saved["state_dict"])
         head.fit = TemporalFit(**saved["fit"])
         return head.eval().requires_grad_(False).to(device)
-    latents = episode_latents(model, dataset, episodes, int(meta.get("frameskip", 1)),
+    latents = episode_latents(model, dataset, episodes, meta.frameskip,
                               device=device)
     head, fit = fit_temporal_distance(latents, cfg, progress=progress)
     if not math.isfinite(fit.held_out_mae_blocks):

@@ -230,10 +230,10 @@ def test_flipped_bytes_are_found_when_a_dataset_is_opened_or_resumed(tiny_datase
                                            "the collect command"):
         PixelDataModule(data, cfg.data, 8)
     meta = PixelDataset(data, allow_incomplete=True).meta
-    assert collect_main(["--out", str(data), "--episodes", str(meta["num_episodes"]),
-                         "--steps", str(meta["episode_steps"]), "--image-size", "32",
-                         "--episodes-per-shard", str(meta["episodes_per_shard"]),
-                         "--seed", str(meta["seed"]), "--workers", "1", "--no-progress"]) == 2
+    assert collect_main(["--out", str(data), "--episodes", str(meta.num_episodes),
+                         "--steps", str(meta.episode_steps), "--image-size", "32",
+                         "--episodes-per-shard", str(meta.episodes_per_shard),
+                         "--seed", str(meta.seed), "--workers", "1", "--no-progress"]) == 2
     assert "fails its checksum" in capsys.readouterr().err
 
 

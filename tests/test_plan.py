@@ -59,7 +59,7 @@ def test_plan_py_dataset_goals_come_from_held_out_frames(trained, tmp_path, caps
     from envs.dataset import PixelDataset
     from envs.splits import split_episodes
 
-    table = PixelDataset(meta["path"]).episodes()
+    table = PixelDataset(meta["path"]).episodes()  # the checkpoint's plain dict, as stored
     _, val = split_episodes(len(table), meta["val_fraction"], meta["split_seed"])
     assert {p["episode"] for p in report["pairs"]} <= set(table[val, 0].tolist())
     for run in ("agent", "floor", "ceiling"):

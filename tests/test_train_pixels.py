@@ -27,7 +27,7 @@ def test_pixel_run_on_a_collected_dataset_reloads_identically(tiny_dataset, tmp_
                 "probe/orthogonality_error", "probe/procrustes_error", "latent/effective_rank"):
         assert math.isfinite(metrics[key]), key
     module = JEPAModule.load_from_checkpoint(result.checkpoint, weights_only=True)
-    assert module.hparams.data_meta["env"]["id"] == "wm/reacher-v0"
+    assert module.data_meta.env.id == "wm/reacher-v0"
     batch = PixelDataset(tiny_dataset).episode(0)
     pixels = torch.from_numpy(batch["pixels"][None, :4])  # (1, 4, 32, 32, 3)
     state = torch.load(result.checkpoint, weights_only=True)["state_dict"]
@@ -59,7 +59,7 @@ def test_missing_dataset_is_collected_by_train(tmp_path, tiny_pixels):
                                   "collect.workers=1", "trainer.max_steps=2"])
     result = train.train(cfg)
     data = PixelDataset(result.metrics["dataset"])
-    assert data.num_episodes == 4 and data.meta["complete"]
+    assert data.num_episodes == 4 and data.meta.complete
     assert str(tmp_path / "datasets") in result.metrics["dataset"]
 
 
@@ -105,7 +105,7 @@ def test_gpu_configs_build_and_train_when_shrunk_to_cpu(name, dataset, env_id, r
     result = train.train(cfg)
     module = JEPAModule.load_from_checkpoint(result.checkpoint, weights_only=True)
     assert module.hparams.model["encoder"] == "vit" and math.isfinite(result.metrics["train/loss"])
-    assert module.hparams.data_meta["env"]["id"] == env_id
+    assert module.data_meta.env.id == env_id
 
 
 class SignalAt(L.Callback):

@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
+from envs.meta import ModelMeta
 from worldmodel.utils import non_finite_tensors
-from worldmodel.world_model import JEPAWorldModel, ModelConfig, observation_shape
+from worldmodel.world_model import JEPAWorldModel, ModelConfig
 
 __all__ = ["CONFIG_FILE", "EXPORT_FORMAT", "EXPORT_VERSION", "WEIGHTS_FILE", "from_pretrained",
            "is_exported", "load_world_model", "resolve_device", "saved_plan_config"]
@@ -46,8 +47,8 @@ def is_exported(path: str | Path) -> bool:
 
 
 def from_pretrained(folder: str | Path, device: str | torch.device = "cpu"
-                    ) -> tuple[JEPAWorldModel, dict[str, Any]]:
-    """The eval-mode world model of an exported ``folder`` on ``device``, and its dataset meta
+                    ) -> tuple[JEPAWorldModel, ModelMeta]:
+    """The eval-mode world model of an exported ``folder`` on ``device``, and its data meta
     (the same pair ``load_world_model`` gives for the checkpoint it was exported from).
 
     Raises:
@@ -64,16 +65,20 @@ def from_pretrained(folder: str | Path, device: str | torch.device = "cpu"
         raise ValueError(f"{folder / CONFIG_FILE} is format {config.get('format')!r} version "
                          f"{config.get('version')}; this code reads {EXPORT_FORMAT!r} up to "
                          f"version {EXPORT_VERSION}")
-    shape = config.get("observation_shape") or observation_shape(config["data_meta"])
-    model = JEPAWorldModel(ModelConfig(**config["model"]), shape, config["action_dim"],
-                           config["history"])
+    try:
+        meta = ModelMeta.from_dict(config["data_meta"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{folder / CONFIG_FILE} holds no readable data meta ({err}); export "
+                         "the checkpoint again") from None
+    model = JEPAWorldModel(ModelConfig(**config["model"]), meta.observation_shape,
+                           config["action_dim"], config["history"])
     weights = safetensors_module().load_file(str(folder / WEIGHTS_FILE), device="cpu")
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:
         raise ValueError(f"{folder / WEIGHTS_FILE} does not fit {folder / CONFIG_FILE} "
                          f"({str(err)[:300]})") from None
-    return model.to(torch.device(device)).eval(), dict(config["data_meta"])
+    return model.to(torch.device(device)).eval(), meta
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -92,8 +97,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def load_world_model(checkpoint: str | Path, device: str | torch.device = "cpu"
-                     ) -> tuple[JEPAWorldModel, dict[str, Any]]:
-    """The world model of ``checkpoint`` in eval mode on ``device``, and its dataset meta
+                     ) -> tuple[JEPAWorldModel, ModelMeta]:
+    """The world model of ``checkpoint`` in eval mode on ``device``, and its data meta
     (env config, goal, action and state sizes, ``history``, ``frameskip``, ...).
 
     ``checkpoint`` is a ``model.ckpt`` or a folder ``export_model`` wrote."""
@@ -117,11 +122,10 @@ def load_world_model(checkpoint: str | Path, device: str | torch.device = "cpu"
         raise ValueError(f"{path} holds non-finite weights ({len(bad)} tensors, first "
                          f"{bad[0]}): it comes from a training run that diverged; plan with "
                          "another checkpoint or retrain with a lower optim.lr")
-    meta = module.hparams.get("data_meta")
-    if not meta or "env" not in meta:
+    if not module.data_meta.is_pixel:
         raise ValueError(f"{path} holds no pixel dataset meta (a synthetic-world encoder?); "
                          "only pixel world models plan")
-    return module.world_model.eval(), dict(meta)
+    return module.world_model.eval(), module.data_meta
 
 
 def saved_plan_config(checkpoint: str | Path) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from envs.config import require_at_least
 from envs.dataset import PixelDataset
+from envs.meta import DatasetMeta, ModelMeta
 from envs.splits import split_episodes
 
 __all__ = ["DataConfig", "PixelDataModule", "StepBatchSampler", "WindowDataset", "rank_slice",
@@ -107,7 +108,7 @@ class WindowDataset(Dataset):
         idx = np.asarray(indices, dtype=np.int64)
         B, T, k = len(idx), self.num_frames, self.frameskip
         meta = self.dataset.meta
-        size, A, S = meta["env"]["image_size"], meta["action_dim"], meta["state_dim"]
+        size, A, S = meta.image_size, meta.action_dim, meta.state_dim
         pixels = np.empty((B, T, size, size, 3), np.uint8)
         actions = np.empty((B, T, k * A), np.float32)
         states = np.empty((B, T, S), np.float32)
@@ -212,17 +213,17 @@ class PixelDataModule(L.LightningDataModule):
                              "trainer.batch_size")
 
     @property
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> DatasetMeta:
         return self.dataset.meta
 
     @property
-    def model_meta(self) -> dict[str, Any]:
+    def model_meta(self) -> ModelMeta:
         """The dataset meta plus where it lives and the window settings: what a model stores."""
-        c, side = self.config, self.dataset.meta["env"]["image_size"]
-        return {**self.dataset.meta, "path": str(self.path), "observation_shape": [side, side, 3],
-                "history": c.history, "num_preds": c.num_preds, "frameskip": c.frameskip,
-                "val_fraction": c.val_fraction, "split_seed": self.split_seed,
-                "train_episodes": c.train_episodes}
+        c, side = self.config, self.dataset.meta.image_size
+        return ModelMeta(observation_shape=(side, side, 3), history=c.history,
+                         num_preds=c.num_preds, frameskip=c.frameskip, dataset=self.dataset.meta,
+                         path=str(self.path), val_fraction=c.val_fraction,
+                         split_seed=self.split_seed, train_episodes=c.train_episodes)
 
     def _ranks(self) -> tuple[int, int]:
         trainer = self.trainer

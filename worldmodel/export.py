@@ -52,8 +52,8 @@ def export_model(checkpoint: str | Path, folder: str | Path) -> Path:
     hparams = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
     config = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
               "model": hparams["model"], "action_dim": model.action_dim,
-              "history": meta.get("history", 1), "observation_shape": list(model.observation_shape),
-              "data_meta": meta, "plan": saved_plan_config(checkpoint),
+              "history": meta.history, "observation_shape": list(model.observation_shape),
+              "data_meta": meta.to_dict(), "plan": saved_plan_config(checkpoint),
               "loss": hparams.get("loss"), "optim": hparams.get("optim"),
               "max_steps": hparams.get("max_steps"),
               "source": {"checkpoint": str(checkpoint.resolve()),

@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from envs.meta import ModelMeta
 from worldmodel.regularisers import Regulariser, RegulariserConfig, alignment_loss
 from worldmodel.utils import native_bf16
-from worldmodel.world_model import JEPAWorldModel, ModelConfig, observation_shape
+from worldmodel.world_model import JEPAWorldModel, ModelConfig
 
-__all__ = ["JEPAModule", "LossConfig", "OptimConfig", "cosine_after_constant",
-           "observation_shape"]
+__all__ = ["JEPAModule", "LossConfig", "OptimConfig", "cosine_after_constant"]
 
 
 @dataclass
@@ -97,9 +97,11 @@ class JEPAModule(L.LightningModule):
         model: ``ModelConfig`` fields.
         loss: ``LossConfig`` fields.
         optim: ``OptimConfig`` fields.
-        data_meta: what the DataModule's ``model_meta`` gives: ``observation_shape``,
-            ``action_dim``, ``history``, ``frameskip`` and, for pixel datasets, the dataset's
-            ``meta.json`` (what planning needs to rebuild env and model).
+        data_meta: ``ModelMeta.to_dict()`` of the DataModule's ``model_meta``:
+            ``observation_shape``, ``action_dim``, ``history``, ``frameskip`` and, for pixel
+            datasets, the dataset's ``meta.json`` (what planning needs to rebuild env and
+            model). A plain dict, as Lightning's hyper-parameters must be; ``self.data_meta``
+            is its ``ModelMeta``.
         max_steps: length of training, for the learning-rate schedule.
         cpu_bf16: autocast the model to bf16 on CPUs with native bf16 (GPU precision is the
             Trainer's ``precision``).
@@ -111,18 +113,19 @@ class JEPAModule(L.LightningModule):
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.save_hyperparameters()
-        action_dim = data_meta.get("action_dim", 0) * data_meta.get("frameskip", 1)
-        self.world_model = JEPAWorldModel(ModelConfig(**model), observation_shape(data_meta),
-                                          action_dim, data_meta.get("history", 1))
+        self.data_meta = ModelMeta.from_dict(data_meta)
+        self.world_model = JEPAWorldModel(ModelConfig(**model), self.data_meta.observation_shape,
+                                          self.data_meta.block_dim, self.data_meta.history)
         self.loss_cfg, self.optim_cfg = LossConfig.from_dict(loss), OptimConfig(**optim)
         self.regulariser = Regulariser(self.loss_cfg.regulariser)
 
     @classmethod
     def from_configs(cls, model: ModelConfig, loss: LossConfig, optim: OptimConfig,
-                     data_meta: dict[str, Any], max_steps: int, cpu_bf16: bool = True
+                     data_meta: ModelMeta, max_steps: int, cpu_bf16: bool = True
                      ) -> JEPAModule:
         """Build from config dataclasses (stored as plain dicts in the checkpoint)."""
-        return cls(asdict(model), asdict(loss), asdict(optim), data_meta, max_steps, cpu_bf16)
+        return cls(asdict(model), asdict(loss), asdict(optim), data_meta.to_dict(), max_steps,
+                   cpu_bf16)
 
     def _autocast(self):
         if self.hparams.cpu_bf16 and self.device.type == "cpu" and native_bf16("cpu"):
@@ -143,7 +146,7 @@ class JEPAModule(L.LightningModule):
         if z.shape[1] == 2:  # two views: the theory's alignment term (logged, not optimised)
             out["align"] = alignment_loss(z.detach())
         if c.rollout_weight > 0:
-            h = self.hparams.data_meta.get("history", 1)
+            h = self.data_meta.history
             with self._autocast():
                 rolled = self.world_model.rollout(z[:, :h], actions[:, :-1])  # (B, T, D)
             out["rollout_loss"] = F.mse_loss(rolled[:, h:].float(), z[:, h:])

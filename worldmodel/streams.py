@@ -9,13 +9,13 @@ from its own stream, seeded by the seed and its rank.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from envs.meta import ModelMeta
 from worldmodel.synthetic import SyntheticWorld, action_free_meta
 
 __all__ = ["PairsDataModule", "PairsStream", "SyntheticDataModule", "SyntheticStream"]
@@ -86,7 +86,7 @@ class SyntheticDataModule(_StreamDataModule):
         self.world = world
 
     @property
-    def model_meta(self) -> dict[str, Any]:
+    def model_meta(self) -> ModelMeta:
         return self.world.to_meta()
 
     def train_dataloader(self) -> DataLoader:
@@ -103,7 +103,7 @@ class PairsDataModule(_StreamDataModule):
         self.pairs = pairs
 
     @property
-    def model_meta(self) -> dict[str, Any]:
+    def model_meta(self) -> ModelMeta:
         return action_free_meta(list(self.pairs["obs"].shape[2:]))
 
     def train_dataloader(self) -> DataLoader:

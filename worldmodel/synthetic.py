@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from envs.config import require_at_least
+from envs.meta import ModelMeta
 
 __all__ = [
     "LATENT_LAWS",
@@ -201,10 +202,10 @@ def build_mixing(name: str, dim: int, num_layers: int = 4, seed: int = 0) -> nn.
     raise ValueError(f"unknown mixing {name!r}; choose one of {list(MIXINGS)}")
 
 
-def action_free_meta(observation_shape: list[int]) -> dict:
+def action_free_meta(observation_shape: list[int], state_names: list[str] | None = None
+                     ) -> ModelMeta:
     """The data meta of views without actions: two time steps, the identity predictor's."""
-    return {"observation_shape": list(observation_shape), "action_dim": 0, "history": 1,
-            "frameskip": 1}
+    return ModelMeta(observation_shape=tuple(observation_shape), state_names=state_names or [])
 
 
 class SyntheticWorld:
@@ -279,10 +280,9 @@ class SyntheticWorld:
         z = self.latents(batch, generator)
         return {"obs": self.observe(z), "actions": z.new_zeros(batch, 2, 0), "states": z}
 
-    def to_meta(self) -> dict:
+    def to_meta(self) -> ModelMeta:
         """What a model trained on this world stores about its data (``model_meta``)."""
-        return {**action_free_meta([self.latent_dim]),
-                "state_names": [f"z{i}" for i in range(self.latent_dim)]}
+        return action_free_meta([self.latent_dim], [f"z{i}" for i in range(self.latent_dim)])
 
 
 @dataclass

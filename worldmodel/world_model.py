@@ -19,7 +19,7 @@ from envs.config import require_at_least
 from worldmodel.encoders import ENCODERS, EncoderSpec, build_encoder
 from worldmodel.predictors import PREDICTORS, build_predictor
 
-__all__ = ["PROJECTORS", "JEPAWorldModel", "ModelConfig", "build_projector", "observation_shape"]
+__all__ = ["PROJECTORS", "JEPAWorldModel", "ModelConfig", "build_projector"]
 
 PROJECTORS = ("batchnorm", "linear", "none")
 
@@ -73,15 +73,6 @@ def build_projector(cfg: ModelConfig) -> nn.Module:
     if cfg.projector == "linear":
         return nn.Sequential(nn.GELU(), nn.Linear(cfg.feature_dim, cfg.latent_dim))
     return nn.Identity()
-
-
-def observation_shape(data_meta: dict) -> tuple[int, ...]:
-    """One observation's shape from a data meta; pixel metas written before the key existed
-    give their frames' ``(image_size, image_size, 3)``."""
-    if "observation_shape" in data_meta:
-        return tuple(data_meta["observation_shape"])
-    side = data_meta["env"]["image_size"]
-    return (side, side, 3)
 
 
 class JEPAWorldModel(nn.Module):

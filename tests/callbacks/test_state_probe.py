@@ -118,13 +118,27 @@ def test_an_angle_with_a_symmetry_is_probed_through_its_multiple():
 
 
 def test_a_datasets_angles_come_from_its_goal_spec_and_its_state_angles():
-    from callbacks.state_probe import StateProbe, angle_orders
+    from dataclasses import replace
 
-    meta = {"state_names": ["a_pos", "b_pos", "cube_yaw", "a_vel"],
-            "goal": {"indices": [0, 1], "angular": [True, False]},
-            "state_angles": {"cube_yaw": 4}}
+    from callbacks.state_probe import StateProbe, angle_orders
+    from envs.config import EnvConfig
+    from envs.goals import GoalSpec
+    from envs.meta import DatasetMeta, ModelMeta
+
+    def meta_with(state_angles):
+        data = DatasetMeta(env=EnvConfig(image_size=8), action_dim=1, state_dim=4,
+                           state_names=["a_pos", "b_pos", "cube_yaw", "a_vel"],
+                           num_episodes=1, episode_steps=1, episodes_per_shard=1, num_shards=1,
+                           goal=GoalSpec(indices=(0, 1), tolerance=0.1, angular=(True, False)),
+                           state_angles=state_angles)
+        return ModelMeta((8, 8, 3), dataset=data)
+
+    meta = meta_with({"cube_yaw": 4})
     assert angle_orders(meta) == {0: 1, 2: 4}
     assert StateProbe.from_meta(meta).angular == {0: 1, 2: 4}
-    assert angle_orders({**meta, "state_angles": None}) == {0: 1}  # datasets from before
+    # datasets written before state_angles existed read as none
+    old = ModelMeta.from_dict({k: v for k, v in meta.to_dict().items() if k != "state_angles"})
+    assert old.state_angles == {} and angle_orders(old) == {0: 1}
+    assert angle_orders(replace(meta, dataset=replace(meta.dataset, goal=None))) == {2: 4}
     with pytest.raises(ValueError, match="'yaw', which is not a state entry"):
-        angle_orders({**meta, "state_angles": {"yaw": 4}})
+        angle_orders(meta_with({"yaw": 4}))

@@ -36,10 +36,10 @@ def _arrays(root):
 def test_dataset_layout_and_contents(tiny_dataset):
     data = PixelDataset(tiny_dataset)
     meta = data.meta
-    assert meta["env"]["id"] == "wm/reacher-v0" and meta["num_shards"] == 3
-    assert meta["complete"] and meta["num_frames"] == data.num_frames == 6 * 21
-    assert meta["state_names"][:2] == ["shoulder_pos", "wrist_pos"]
-    assert meta["goal"]["tolerance"] == 0.05 and "mujoco" in meta["versions"]
+    assert meta.env.id == "wm/reacher-v0" and meta.num_shards == 3
+    assert meta.complete and meta.num_frames == data.num_frames == 6 * 21
+    assert meta.state_names[:2] == ["shoulder_pos", "wrist_pos"]
+    assert meta.goal.tolerance == 0.05 and "mujoco" in meta.versions
     episodes = data.episodes()
     assert sorted(episodes[:, 0]) == list(range(6)) and np.all(episodes[:, 3] == 21)
     ep = data.episode(4)
@@ -48,7 +48,7 @@ def test_dataset_layout_and_contents(tiny_dataset):
     assert np.all(np.abs(ep["actions"][:-1]) <= 1)
     # the stored episode replays exactly in a fresh env from its seed and actions
     env = make_pixel_env("wm/reacher-v0", image_size=32)
-    pixels, info = env.reset(seed=episode_seeds(meta["seed"], 4)[0])
+    pixels, info = env.reset(seed=episode_seeds(meta.seed, 4)[0])
     np.testing.assert_array_equal(pixels, ep["pixels"][0])
     for t in range(20):
         pixels, _, _, _, info = env.step(ep["actions"][t])
@@ -63,8 +63,8 @@ def test_every_frame_records_the_physics_state_that_restores_it(tiny_dataset):
     assert data.has_physics and "physics" in data.arrays()
     ep = data.episode(2)
     env = make_pixel_env("wm/reacher-v0", image_size=32)
-    assert data.meta["physics_dim"] == ep["physics"].shape[1] == env.physics_state().shape[0]
-    env.reset(seed=episode_seeds(data.meta["seed"], 2)[0])  # reacher's target is drawn there
+    assert data.meta.physics_dim == ep["physics"].shape[1] == env.physics_state().shape[0]
+    env.reset(seed=episode_seeds(data.meta.seed, 2)[0])  # reacher's target is drawn there
     for t in (0, 7, 20):
         state = env.restore_state(physics_state=ep["physics"][t])
         np.testing.assert_array_equal(state, ep["states"][t])
@@ -329,7 +329,7 @@ def test_slurm_array_tasks_collect_shards_that_read_as_one_dataset(tmp_path, mon
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
     assert main([*args[:1], str(tmp_path / "one"), *args[2:]]) == 0
     array, one = PixelDataset(tmp_path / "array"), PixelDataset(tmp_path / "one")
-    assert array.meta["complete"] and array.num_episodes == 6
+    assert array.meta.complete and array.num_episodes == 6
     for e in range(6):  # the same episodes, whichever task wrote them
         for name, value in one.episode(e).items():
             np.testing.assert_array_equal(array.episode(e)[name], value, err_msg=name)
@@ -352,7 +352,7 @@ def test_ranks_other_than_zero_wait_for_the_dataset(tmp_path, monkeypatch):
     rank0.start()
     assert ensure_dataset(tmp_path / "d", env, cfg, progress=False, poll_seconds=0.05)
     rank0.join()
-    assert PixelDataset(tmp_path / "d").meta["complete"]
+    assert PixelDataset(tmp_path / "d").meta.complete
 
 
 def test_a_second_collector_on_the_same_shards_is_refused_naming_the_first(tmp_path):

@@ -151,8 +151,8 @@ def test_the_collect_cli_writes_an_oracle_cube_dataset(tmp_path, capsys):
                  "--episodes-per-shard", "1", "--no-progress"]) == 0
     assert "dataset complete" in capsys.readouterr().out
     data = PixelDataset(out)
-    assert data.meta["policy"]["name"] == "ogbench_plan" and data.has_physics
-    assert data.meta["state_angles"]["cube_yaw"] == 4  # the state probe reads it mod 90 deg
+    assert data.meta.policy["name"] == "ogbench_plan" and data.has_physics
+    assert data.meta.state_angles["cube_yaw"] == 4  # the state probe reads it mod 90 deg
     ep = data.episode(1)
     assert ep["pixels"].shape == (31, 64, 64, 3) and ep["physics"].shape[0] == 31
     assert np.abs(np.diff(ep["states"][:, 4:7], axis=0)).sum() > 0.05  # the arm moved

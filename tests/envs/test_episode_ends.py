@@ -22,7 +22,7 @@ def test_a_fallen_pole_is_terminated_and_a_cut_episode_truncated(pendulum_datase
     assert ends.dtype == bool and ends.shape == (6, 2)
     assert ends[:, 0].any() and ends[:, 1].any()  # the fixture holds both kinds
     assert not (ends[:, 0] & ends[:, 1]).any() and (ends[:, 0] | ends[:, 1]).all()
-    hinge = data.meta["state_names"].index("hinge_pos")
+    hinge = data.meta.state_names.index("hinge_pos")
     for row, (index, _, _, length) in enumerate(data.episodes()):
         fell = bool(abs(data.episode(int(index))["states"][-1, hinge]) > FALL_ANGLE)
         assert ends[row].tolist() == [fell, not fell]

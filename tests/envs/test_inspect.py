@@ -24,7 +24,7 @@ def test_counts_and_ranges_match_the_arrays(tiny_dataset):
     assert report.policy["name"] == "ou" and report.seed == 3
     assert report.size_bytes > 126 * 32 * 32 * 3  # the pixels alone
     states = _all(data, "states")
-    assert [s.name for s in report.states] == data.meta["state_names"]
+    assert [s.name for s in report.states] == data.meta.state_names
     for i, s in enumerate(report.states):
         np.testing.assert_allclose([s.min, s.max, s.mean, s.std],
                                    [states[:, i].min(), states[:, i].max(),
@@ -56,7 +56,7 @@ def test_the_text_is_aligned_and_names_what_matters(tiny_dataset):
     header, table = text.splitlines()[:6], text.split("\nstates\n")[1].split("\n\n")[0]
     assert len({re.match(r".*?\S {2,}", line).end() for line in header}) == 1  # one column
     rows = table.splitlines()
-    assert len(rows) == 1 + len(PixelDataset(tiny_dataset).meta["state_names"])
+    assert len(rows) == 1 + len(PixelDataset(tiny_dataset).meta.state_names)
     assert len({len(r) for r in rows}) == 1  # right-aligned numbers: equal widths
     assert "shoulder_pos" in table
 

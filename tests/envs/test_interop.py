@@ -25,7 +25,7 @@ def test_export_then_import_is_byte_exact(name, request, tmp_path):
     assert sorted(copy) == sorted(original)  # same shards, arrays and shard.json
     for path, data in original.items():
         assert copy[path] == data, path  # pixels, actions with NaN rows, physics, ends, CRCs
-    assert json.loads((back / "meta.json").read_text()) == PixelDataset(source).meta
+    assert json.loads((back / "meta.json").read_text()) == PixelDataset(source).meta.to_dict()
     restored = PixelDataset(back)
     restored.verify()
     assert np.isnan(restored.episode(0)["actions"][-1]).all()
@@ -89,8 +89,8 @@ def test_a_foreign_file_imports_with_the_env_given(tmp_path, channels_first, sta
     root = import_hdf5(tmp_path / "lewm.h5", tmp_path / "out", env={"id": "wm/reacher-v0"},
                        episodes_per_shard=2, progress=False)
     data = PixelDataset(root)
-    assert data.meta["env"]["id"] == "wm/reacher-v0" and data.meta["env"]["image_size"] == 12
-    assert data.meta["state_dim"] == 3 and data.meta["source"]["state_key"] == state_key
+    assert data.meta.env.id == "wm/reacher-v0" and data.meta.image_size == 12
+    assert data.meta.state_dim == 3 and data.meta.source["state_key"] == state_key
     assert data.num_episodes == 3 and len(data.shards) == 2
     pixels = columns["pixels"].transpose(0, 2, 3, 1) if channels_first else columns["pixels"]
     for e, (off, length) in enumerate(zip(columns["ep_offset"], columns["ep_len"],
@@ -189,7 +189,7 @@ def test_a_foreign_file_without_states_imports_with_states_of_width_zero(tmp_pat
     _edit(tmp_path / "lewm.h5", drop=["observation"])
     data = PixelDataset(import_hdf5(tmp_path / "lewm.h5", tmp_path / "out",
                                     env={"id": "wm/reacher-v0"}, progress=False))
-    assert data.meta["state_dim"] == 0 and data.episode(1)["states"].shape == (3, 0)
+    assert data.meta.state_dim == 0 and data.episode(1)["states"].shape == (3, 0)
     with pytest.raises(InteropError, match="no dataset 'qpos'"):
         import_hdf5(tmp_path / "lewm.h5", tmp_path / "out2", env={"id": "wm/reacher-v0"},
                     state_key="qpos", progress=False)

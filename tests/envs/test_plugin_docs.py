@@ -42,8 +42,8 @@ def test_worked_example_collects_and_trains_from_its_config(tmp_path, monkeypatc
         "trainer.batch_size=8", "trainer.progress_bar=false", "data.val_fraction=0.34"])
     result = train.train(cfg)
     data = PixelDataset(result.metrics["dataset"])
-    assert data.meta["env"]["id"] == "my_robots:Slider-v0"
-    assert data.meta["goal"]["indices"] == [0] and data.meta["goal"]["tolerance"] == 0.02
-    assert data.meta["state_names"] == ["slide_pos", "slide_vel"]
+    assert data.meta.env.id == "my_robots:Slider-v0"
+    assert data.meta.goal.indices == (0,) and data.meta.goal.tolerance == 0.02
+    assert data.meta.state_names == ["slide_pos", "slide_vel"]
     assert "my_robots-Slider-v0-32px-ou-3x12-seed0-" in result.metrics["dataset"]
     assert result.checkpoint.is_file()

@@ -6,6 +6,7 @@ import pytest
 
 from envs import make_pixel_env
 from envs.dataset import PixelDataset
+from envs.meta import ModelMeta
 from envs.splits import split_episodes
 from planners.evaluate import (
     ClosedLoopConfig,
@@ -60,7 +61,8 @@ def test_dataset_goals_need_the_dataset_and_its_physics(tiny_dataset, reacher32)
     with pytest.raises(ValueError, match="needs the model's dataset"):
         goal_pairs(reacher32, reacher32.goal, cfg)
     with pytest.raises(ValueError, match="lacks \\['val_fraction', 'split_seed'\\]"):
-        goal_pairs(reacher32, reacher32.goal, cfg, DatasetGoals.from_meta({"path": "x"}))
+        goal_pairs(reacher32, reacher32.goal, cfg,
+                   DatasetGoals.from_meta(ModelMeta((32, 32, 3), path="x")))
     other = DatasetGoals(str(tiny_dataset), 0.34, 1, env_id="wm/point_mass-v0")
     with pytest.raises(ValueError, match="model's own dataset \\(wm/point_mass-v0\\) and "
                                          "cannot run on wm/reacher-v0"):

@@ -80,7 +80,7 @@ def test_train_episodes_shrinks_the_training_set_and_keeps_the_held_out_episodes
     kept = sorted(set(part.train_set.episode))
     assert kept == sorted(set(full.train_set.episode))[:2]
     assert len(part.train_set) == len(full.train_set) // 2  # equal-length episodes
-    assert part.model_meta["train_episodes"] == 2 and full.model_meta["train_episodes"] is None
+    assert part.model_meta.train_episodes == 2 and full.model_meta.train_episodes is None
     with pytest.raises(ValueError, match="has 4 training episodes"):
         PixelDataModule(tiny_dataset, DataConfig(val_fraction=0.34, train_episodes=5), 4, seed=1)
     with pytest.raises(ValueError, match="train_episodes must be >= 1"):
@@ -95,8 +95,8 @@ def test_split_seed_keeps_the_held_out_episodes_across_training_seeds(tiny_datas
              for s in range(6)]
     for m in fixed:
         np.testing.assert_array_equal(m.val_set.episode, by_seed[3].val_set.episode)
-        assert m.model_meta["split_seed"] == 3  # what planning reads to find the pairs
-    assert by_seed[1].model_meta["split_seed"] == 1
+        assert m.model_meta.split_seed == 3  # what planning reads to find the pairs
+    assert by_seed[1].model_meta.split_seed == 1
     with pytest.raises(ValueError, match="split_seed must be >= 0"):
         DataConfig(split_seed=-1)
 

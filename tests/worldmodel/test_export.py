@@ -43,7 +43,7 @@ def test_exported_and_original_give_identical_latents_and_rollouts(checkpoint, t
     torch.testing.assert_close(z1, z0, rtol=0, atol=0)
     torch.testing.assert_close(r1, r0, rtol=0, atol=0)
     config = json.loads((folder / "config.json").read_text())
-    assert config["action_dim"] == 2 * meta["action_dim"] and config["history"] == meta["history"]
+    assert config["action_dim"] == 2 * meta.action_dim and config["history"] == meta.history
     assert len(config["source"]["sha256"]) == 64 and "torch" in config["versions"]
 
 

@@ -39,9 +39,9 @@ def _frames(make_env, seed):
 
 def test_load_world_model_gives_the_eval_mode_model_and_its_data_meta(checkpoint):
     model, meta = load_world_model(checkpoint)
-    assert not model.training and meta["env"]["id"] == "wm/reacher-v0"
-    assert meta["history"] == 2 and meta["frameskip"] == 2
-    assert model.action_dim == 2 * meta["action_dim"]
+    assert not model.training and meta.env.id == "wm/reacher-v0"
+    assert meta.history == 2 and meta.frameskip == 2
+    assert model.action_dim == 2 * meta.action_dim == meta.block_dim
     assert next(model.parameters()).device == torch.device("cpu")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_world_model(checkpoint.parent / "missing.ckpt")
@@ -51,7 +51,7 @@ def test_load_agent_plans_env_actions_in_bounds(checkpoint):
     loaded = load_agent(checkpoint, precision="fp32", **SMALL)
     agent = loaded.agent
     assert (agent.history, agent.frameskip) == (2, 2) and not loaded.bf16
-    assert loaded.goal == GoalSpec.from_dict(loaded.meta["goal"])
+    assert loaded.goal == loaded.meta.goal and isinstance(loaded.goal, GoalSpec)
     env = loaded.make_env()
     assert env.env_id == "wm/reacher-v0" and env.observation_space.shape == (32, 32, 3)
     env.close()
@@ -72,10 +72,10 @@ def test_load_agent_acts_as_the_wiring_plan_py_had(checkpoint):
                                 *(f"plan.planner.{k}={v}" for k, v in SMALL.items())]).plan
     module = JEPAModule.load_from_checkpoint(checkpoint, map_location="cpu",
                                                    weights_only=True)
-    meta = module.hparams["data_meta"]
+    meta = module.data_meta
     by_hand = MPCAgent(module.world_model.eval(), build_planner(p.planner.name,
                                                                 p.planner.settings()),
-                       history=meta.get("history", 1), frameskip=meta.get("frameskip", 1),
+                       history=meta.history, frameskip=meta.frameskip,
                        replan_every=p.eval.replan_every, objective=p.eval.objective,
                        bf16=False, hold=p.eval.hold)
     loaded = load_agent(checkpoint, "mppi", precision="fp32", replan_every=2, **SMALL)
@@ -111,12 +111,15 @@ def test_load_agent_refuses_unknown_settings(checkpoint):
 
 def test_another_env_that_the_checkpoints_settings_do_not_build_is_refused():
     from envs.config import EnvConfig
+    from envs.meta import DatasetMeta, ModelMeta
     from worldmodel.app.agents import _check_other_env
 
-    meta = {"env": {"id": "wm/reacher-v0", "image_size": 32,
-                    "kwargs": {"geom_radius": {"arm": 0.02}}},
-            "action_dim": 2, "observation_shape": [32, 32, 3]}
-    other = EnvConfig(id="wm/point_mass-v0", image_size=32, kwargs=meta["env"]["kwargs"])
+    trained = EnvConfig(id="wm/reacher-v0", image_size=32,
+                        kwargs={"geom_radius": {"arm": 0.02}})
+    meta = ModelMeta((32, 32, 3), dataset=DatasetMeta(
+        env=trained, action_dim=2, state_dim=4, state_names=[], num_episodes=1,
+        episode_steps=1, episodes_per_shard=1, num_shards=1))
+    other = EnvConfig(id="wm/point_mass-v0", image_size=32, kwargs=trained.kwargs)
     with pytest.raises(ValueError, match=r"(?s)plan.env_id='wm/point_mass-v0'.*trained on "
                        r"wm/reacher-v0 .*geom_radius.*no geom named 'arm'.*leave plan.env_id "
                        "unset"):

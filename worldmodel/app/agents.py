@@ -14,7 +14,7 @@ goal spec::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import torch
 
 from envs.config import EnvConfig
 from envs.goals import GoalSpec
+from envs.meta import ModelMeta
 from envs.rollouts import make_env
 from planners import build_planner
 from planners.agent import MPCAgent
@@ -61,7 +62,7 @@ class PretrainedAgent:
     planner_config: PlannerConfig
     device: torch.device
     bf16: bool
-    meta: dict[str, Any]
+    meta: ModelMeta
 
 
 def _settings(saved: dict[str, Any], planner: str | None, overrides: dict[str, Any]
@@ -82,36 +83,36 @@ def _settings(saved: dict[str, Any], planner: str | None, overrides: dict[str, A
     return name, planner_config, agent
 
 
-def agent_for(model: JEPAWorldModel, meta: dict[str, Any], planner, bf16: bool = False,
+def agent_for(model: JEPAWorldModel, meta: ModelMeta, planner, bf16: bool = False,
               **settings: Any) -> MPCAgent:
     """The ``MPCAgent`` of a world model trained on data described by ``meta``: its history
     and frameskip come from the meta, ``settings`` are ``AGENT_SETTINGS``."""
-    return MPCAgent(model, planner, history=meta.get("history", 1),
-                    frameskip=meta.get("frameskip", 1), bf16=bf16, **settings)
+    return MPCAgent(model, planner, history=meta.history, frameskip=meta.frameskip, bf16=bf16,
+                    **settings)
 
 
-def _check_other_env(env_config: EnvConfig, meta: dict[str, Any]) -> None:
+def _check_other_env(env_config: EnvConfig, meta: ModelMeta) -> None:
     """Refuse ``env_id`` when the checkpoint's env settings do not build it, or when its
     frames or actions differ from the ones the model was trained on."""
-    trained = meta["env"]["id"]
+    trained = meta.env.id
     fix = (f"leave plan.env_id unset to plan on {trained}, the env this model was trained "
            "on, or give an env with the same frames and actions")
     try:
         env = make_env(env_config)
     except Exception as err:  # noqa: BLE001 (the env's own error, whatever it is, is quoted)
         raise ValueError(f"plan.env_id={env_config.id!r}: this checkpoint was trained on "
-                         f"{trained} with env settings {meta['env'].get('kwargs') or {}}, which "
+                         f"{trained} with env settings {meta.env.kwargs}, which "
                          f"{env_config.id} does not accept ({type(err).__name__}: {err}); "
                          f"{fix}") from None
     try:
         frames, actions = tuple(env.observation_space.shape), int(env.action_space.shape[0])
     finally:
         env.close()
-    want_frames = tuple(meta.get("observation_shape") or ())
-    if (want_frames and frames != want_frames) or actions != meta["action_dim"]:
+    want_frames = meta.observation_shape
+    if frames != want_frames or actions != meta.action_dim:
         raise ValueError(f"plan.env_id={env_config.id!r} has frames {frames} and "
                          f"{actions} actions, but this checkpoint's model ({trained}) takes "
-                         f"frames {want_frames} and {meta['action_dim']} actions; {fix}")
+                         f"frames {want_frames} and {meta.action_dim} actions; {fix}")
 
 
 def load_agent(checkpoint: str | Path, planner: str | None = None,
@@ -144,9 +145,9 @@ def load_agent(checkpoint: str | Path, planner: str | None = None,
     model, meta = load_world_model(checkpoint, device)
     bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
     agent = agent_for(model, meta, planner_obj, bf16=bf16, **agent_settings)
-    env_config = EnvConfig(**{**meta["env"], "id": env_id or meta["env"]["id"]})
-    if env_id is not None and env_id != meta["env"]["id"]:
+    env_config = replace(meta.env, id=env_id or meta.env.id)
+    if env_id is not None and env_id != meta.env.id:
         _check_other_env(env_config, meta)
-    goal = GoalSpec.from_dict(meta["goal"]) if meta.get("goal") and env_id is None else None
+    goal = meta.goal if env_id is None else None
     return PretrainedAgent(agent, partial(make_env, env_config), goal, env_config, name,
                            planner_config, device, bf16, meta)

@@ -34,6 +34,7 @@ from configs.schema import ExperimentConfig
 from envs.collect import array_task_shard, collect_rollouts, default_dataset_dir, ensure_dataset
 from envs.dataset import DatasetError
 from envs.fileio import OutputError, check_writable, is_launch_rank_zero
+from envs.meta import ModelMeta
 from envs.registry import UnknownEnvError
 from worldmodel.app.cli import config_parser
 from worldmodel.app.trainer import SetupError, build_trainer, check_resumable, local_processes
@@ -60,7 +61,7 @@ def dataset_path(cfg: ExperimentConfig) -> Path:
     return default_dataset_dir(Path(cfg.output_dir) / "datasets", cfg.env, cfg.collect)
 
 
-def build_module(cfg: ExperimentConfig, data_meta: dict[str, Any]) -> JEPAModule:
+def build_module(cfg: ExperimentConfig, data_meta: ModelMeta) -> JEPAModule:
     """The LightningModule of ``cfg`` for data described by ``data_meta``."""
     return JEPAModule.from_configs(cfg.model, cfg.loss, cfg.optim, data_meta,
                                    cfg.trainer.max_steps, cfg.trainer.cpu_bf16)

@@ -16,6 +16,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElastic
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 from callbacks.preemption import AtomicCheckpointIO, Preemption
+from envs.meta import ModelMeta
 from worldmodel.distributed import GlobalBatchNormSync
 from worldmodel.utils import non_finite_tensors
 
@@ -104,7 +105,7 @@ def local_processes(t: Any) -> int:
     return 1
 
 
-def check_resumable(checkpoint: Path, meta: dict[str, Any],
+def check_resumable(checkpoint: Path, meta: ModelMeta,
                     hparams: dict[str, Any] | None = None) -> None:
     """Refuse to resume a run made on another dataset or window setting.
 
@@ -114,7 +115,9 @@ def check_resumable(checkpoint: Path, meta: dict[str, Any],
     import torch
 
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    old = saved.get("hyper_parameters", {}).get("data_meta", {})
+    old = saved.get("hyper_parameters", {}).get("data_meta") or {}
+    old = ModelMeta.from_dict(old).to_dict() if old else {}  # older versions completed
+    now = meta.to_dict()
     bad = non_finite_tensors(saved.get("state_dict", {}))
     if bad:
         raise SetupError(f"{checkpoint} holds non-finite weights ({len(bad)} tensors, first "
@@ -128,7 +131,7 @@ def check_resumable(checkpoint: Path, meta: dict[str, Any],
                          f"config ({_first_change(settings, hparams, changed[0])}); resuming "
                          "would continue another model or schedule. Give the run another "
                          "name=..., or set trainer.resume=false to start over in this folder")
-    diff = [k for k in RESUME_KEYS if old.get(k) != meta.get(k)]
+    diff = [k for k in RESUME_KEYS if old.get(k) != now.get(k)]
     if diff:
         raise SetupError(f"{checkpoint} was trained with other {diff} than this config; "
                           "give the run another name=..., delete that folder, or set "
