@@ -232,6 +232,13 @@ class PixelEnv(gym.Env):
         return tuple(getattr(self.env.unwrapped, "evaluation_tasks", ()))
 
     @property
+    def task_budget(self) -> int | None:
+        """Control steps an episode of the env's evaluation tasks gets (the inner env's
+        ``task_budget``); None when it declares none."""
+        budget = getattr(self.env.unwrapped, "task_budget", None)
+        return int(budget) if budget is not None else None
+
+    @property
     def classifies_episodes(self) -> bool:
         """Whether the inner env names where a failed episode stopped (``episode_outcome``)."""
         return callable(getattr(self.env.unwrapped, "episode_outcome", None))

@@ -127,7 +127,7 @@ def _run_batch(active: list[PixelEnv], batch: list[GoalPair], goal: GoalSpec, bu
 def _outcome(env: PixelEnv, success: bool, steps: int, states: np.ndarray,
              goal_state: np.ndarray) -> str | None:
     """The row's outcome where the env classifies its episodes, else None."""
-    if not getattr(env, "classifies_episodes", False):
+    if not env.classifies_episodes:
         return None
     if success:
         return "solved at start" if steps == 0 else "solved"
@@ -178,7 +178,7 @@ def _default_budget(env: PixelEnv, goal: GoalSpec, source: str) -> int:
     """The budget the protocol gives when ``plan.eval.budget`` is not set: the env's task
     budget for its tasks, else its goal spec's."""
     if source == "task":
-        return int(getattr(env.env.unwrapped, "task_budget", goal.budget))
+        return env.task_budget or goal.budget
     return goal.budget
 
 

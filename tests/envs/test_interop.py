@@ -56,7 +56,7 @@ def test_the_file_has_the_stable_worldmodel_layout(pendulum_dataset, tmp_path):
             flags = np.column_stack([f["terminated"][rows], f["truncated"][rows]])
             assert not flags[:-1].any()
             np.testing.assert_array_equal(flags[-1], ends[e])
-        assert json.loads(f.attrs["wml_meta"]) == data.meta
+        assert json.loads(f.attrs["wml_meta"]) == data.meta.to_dict()
 
 
 def _foreign(path, channels_first=False, state_key="observation", lengths=(5, 3, 4)):

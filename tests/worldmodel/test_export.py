@@ -61,7 +61,7 @@ from worldmodel.checkpoint import from_pretrained
 model, meta = from_pretrained({str(folder)!r})
 z = model.encode(torch.zeros(1, 1, 32, 32, 3, dtype=torch.uint8))
 assert 'lightning' not in sys.modules
-print(tuple(z.shape), meta['env']['id'])
+print(tuple(z.shape), meta.env.id)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False,
                           timeout=120)

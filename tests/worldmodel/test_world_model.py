@@ -4,6 +4,7 @@ consistent with predict, one composition for pixels and vectors, the weighted lo
 import pytest
 import torch
 
+from envs.meta import ModelMeta
 from worldmodel.module import JEPAModule, LossConfig, OptimConfig
 from worldmodel.regularisers import RegulariserConfig
 from worldmodel.world_model import JEPAWorldModel, ModelConfig
@@ -75,7 +76,7 @@ def test_fresh_predictor_predicts_no_change(predictor):
 
 
 def test_module_losses_are_the_named_weights_times_their_terms():
-    meta = {"action_dim": 2, "frameskip": 2, "history": 2, "env": {"image_size": 32}}
+    meta = ModelMeta((32, 32, 3), action_dim=2, frameskip=2, history=2)
     torch.manual_seed(0)
     loss = LossConfig(prediction_weight=2.0, regulariser_weight=0.1, rollout_weight=0.5,
                       regulariser=RegulariserConfig(num_directions=16))
@@ -99,7 +100,7 @@ def test_one_composition_reads_vectors_with_the_synthetic_protocol():
     lam = 0.3
     loss = LossConfig(prediction_weight=(1 - lam) / 4, regulariser_weight=lam,
                       regulariser=RegulariserConfig(pooled=True, num_directions=16))
-    module = JEPAModule.from_configs(cfg, loss, OptimConfig(), {"observation_shape": [3]}, 10,
+    module = JEPAModule.from_configs(cfg, loss, OptimConfig(), ModelMeta((3,)), 10,
                                      cpu_bf16=False)
     assert not list(module.world_model.projector.parameters())
     x = torch.randn(32, 2, 3)
@@ -133,7 +134,7 @@ def test_cpu_bf16_autocasts_the_model_only_where_the_cpu_has_native_bf16(cpu_bf1
 
     if cpu_bf16 and not native_bf16("cpu"):
         pytest.skip("this CPU has no native bf16: the bf16 path was not run, only fp32")
-    meta = {"action_dim": 2, "history": 2, "env": {"image_size": 32}}
+    meta = ModelMeta((32, 32, 3), action_dim=2, history=2)
     module = JEPAModule.from_configs(SMALL, LossConfig(), OptimConfig(), meta, 10,
                                      cpu_bf16=cpu_bf16)
     seen = []

@@ -38,6 +38,7 @@ __all__ = ["AGENT_SETTINGS", "PRECISIONS", "PretrainedAgent", "agent_for", "load
 PRECISIONS = ("auto", "bf16", "fp32")
 AGENT_SETTINGS = ("replan_every", "objective", "hold")  # MPCAgent knobs, as in plan.eval
 _PLANNER_SETTINGS = tuple(f.name for f in fields(PlannerConfig))
+CostHeads = Callable[[JEPAWorldModel, ModelMeta, torch.device], dict[str, Any]]
 
 
 @dataclass
@@ -117,7 +118,8 @@ def _check_other_env(env_config: EnvConfig, meta: ModelMeta) -> None:
 
 def load_agent(checkpoint: str | Path, planner: str | None = None,
                device: str | torch.device = "cpu", precision: str = "auto",
-               env_id: str | None = None, **overrides: Any) -> PretrainedAgent:
+               env_id: str | None = None, cost_heads: CostHeads | None = None,
+               **overrides: Any) -> PretrainedAgent:
     """The world model of ``checkpoint`` as a ready ``MPCAgent``, wired as ``plan.py`` wires it.
 
     Args:
@@ -127,6 +129,9 @@ def load_agent(checkpoint: str | Path, planner: str | None = None,
         device: where the model plans (``"auto"``: CUDA when available).
         precision: ``"auto"`` (bf16 rollouts where native), ``"bf16"`` or ``"fp32"``.
         env_id: plan on another env with the same pixels and actions (default: the dataset's).
+        cost_heads: ``(model, meta, device) -> dict`` of further ``MPCAgent`` arguments
+            (``distance``, ``prior``, ``prior_weight``, ``prior_init``), built on the loaded
+            model before the agent is (``plan.py`` fits its heads on frozen latents so).
         **overrides: planner settings (``samples``, ``iterations``, ``horizon``, ...: see
             ``PlannerConfig``) and agent settings (``replan_every``, ``objective``, ``hold``);
             unset ones come from the run's ``config.yaml`` when present, else the defaults.
@@ -144,7 +149,8 @@ def load_agent(checkpoint: str | Path, planner: str | None = None,
     device = resolve_device(device)
     model, meta = load_world_model(checkpoint, device)
     bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
-    agent = agent_for(model, meta, planner_obj, bf16=bf16, **agent_settings)
+    heads = cost_heads(model, meta, device) if cost_heads is not None else {}
+    agent = agent_for(model, meta, planner_obj, bf16=bf16, **agent_settings, **heads)
     env_config = replace(meta.env, id=env_id or meta.env.id)
     if env_id is not None and env_id != meta.env.id:
         _check_other_env(env_config, meta)

@@ -19,16 +19,21 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+import torch
 from omegaconf import OmegaConf
 
 from configs.loader import HOME_VARIABLE, ConfigError, load_config, output_home, print_config
 from configs.schema import ExperimentConfig
-from envs.collect import package_versions
+from envs.dataset_meta import package_versions
 from envs.fileio import check_writable, file_sha256
+from envs.meta import ModelMeta
 from planners.action_prior import action_prior_for
 from planners.evaluate import DatasetGoals, evaluate_closed_loop
+from planners.protocols import WorldModel
 from planners.report import ShardError, merge_shards, write_eval_shard, write_report
 from planners.results import EvalReport, RunSummary
 from planners.temporal_distance import temporal_distance_for
@@ -55,6 +60,22 @@ def checkpoint_path(cfg: ExperimentConfig) -> Path:
     return path
 
 
+def cost_heads(cfg: ExperimentConfig, checkpoint: Path, model: WorldModel, meta: ModelMeta,
+               device: torch.device) -> dict[str, Any]:
+    """The heads on frozen latents ``plan.eval`` asks for, as ``MPCAgent`` arguments: the
+    temporal distance (``cost=temporal``) and the action prior (``prior.weight > 0``). Each is
+    fitted once per checkpoint and cached beside it."""
+    e, heads = cfg.plan.eval, {}
+    if e.cost == "temporal":
+        heads["distance"] = temporal_distance_for(checkpoint, model, meta, e.temporal, device,
+                                                  e.progress)
+    if e.prior.weight > 0:
+        heads.update(prior=action_prior_for(checkpoint, model, meta, e.prior, device,
+                                            e.progress),
+                     prior_weight=e.prior.weight, prior_init=e.prior.init)
+    return heads
+
+
 def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
     """Run the closed-loop evaluation of ``cfg.plan``; returns the report and its path."""
     p = cfg.plan
@@ -65,17 +86,9 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
     if p.precision not in PRECISIONS:
         raise ConfigError(f"plan.precision must be auto, bf16 or fp32, got {p.precision!r}")
     loaded = load_agent(path, p.planner.name, p.device, p.precision, p.env_id,
+                        cost_heads=partial(cost_heads, cfg, path),
                         **asdict(p.planner.settings()), replan_every=p.eval.replan_every,
                         objective=p.eval.objective, hold=p.eval.hold)
-    if p.eval.cost == "temporal":  # fitted once per checkpoint, cached beside it
-        loaded.agent.distance = temporal_distance_for(path, loaded.agent.model, loaded.meta,
-                                                      p.eval.temporal, loaded.device,
-                                                      p.eval.progress)
-    if p.eval.prior.weight > 0:  # fitted once per checkpoint, cached beside it
-        agent = loaded.agent
-        agent.prior = action_prior_for(path, agent.model, loaded.meta, p.eval.prior,
-                                       loaded.device, p.eval.progress)
-        agent.prior_weight, agent.prior_init = p.eval.prior.weight, p.eval.prior.init
     dataset = DatasetGoals.from_meta(loaded.meta)  # read only for goal source "dataset"
     out = check_writable(p.out or path.parent / f"plan-{p.planner.name}", "plan.out")
     start = time.perf_counter()

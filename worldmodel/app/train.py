@@ -48,12 +48,14 @@ log = logging.getLogger("train")
 
 @dataclass
 class TrainResult:
-    """What a run produced: its folder, checkpoint, final metrics and the trained module."""
+    """What a run produced: its folder, checkpoint, final metrics and the trained module, and
+    the config's ``mode`` (``pixels`` or ``synthetic``), which says what the metrics hold."""
 
     run_dir: Path
     checkpoint: Path
     metrics: dict[str, Any]
     module: JEPAModule
+    mode: str = "pixels"
 
 
 def dataset_path(cfg: ExperimentConfig) -> Path:
@@ -74,7 +76,7 @@ def _finish(cfg: ExperimentConfig, trainer: L.Trainer, module: JEPAModule, run_d
     if trainer.is_global_zero:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-    return TrainResult(run_dir, checkpoint, metrics, module)
+    return TrainResult(run_dir, checkpoint, metrics, module, cfg.mode)
 
 
 def train_synthetic(cfg: ExperimentConfig, run_dir: Path) -> TrainResult:
@@ -186,7 +188,7 @@ def collect_only(cfg: ExperimentConfig) -> int:
 def _summary(result: TrainResult) -> str:
     m = result.metrics
     lines = [f"\ncheckpoint: {result.checkpoint}", f"metrics:    {result.run_dir / 'metrics.json'}"]
-    if "r2_h_to_z" in m:
+    if result.mode == "synthetic":
         lines.append(identifiability_summary(m))
     else:
         lines += [f"dataset:    {m['dataset']}", probe_summary(m)]
