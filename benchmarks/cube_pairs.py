@@ -31,7 +31,7 @@ GROUPS = ("gripper at the cube", "gripper away from the cube")
 
 def start_groups(report: dict, dataset) -> list[str]:
     """Each pair's group, from the recorded states of its start frame."""
-    from envs.ogbench_cube import REACHED, cube_state_names
+    from envs.cube_states import REACHED, cube_state_names
 
     names = cube_state_names(1)
     cube = [names.index(f"cube_{a}") for a in "xyz"]

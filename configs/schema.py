@@ -90,8 +90,9 @@ class TrainerConfig:
 class ProbeConfig:
     """What the latent is measured against during and after training (every n steps if > 0).
 
-    Pixels: a held-out linear probe of ``info["state"]``; synthetic: every identifiability
-    metric of SCIENCE.md section 3 on ``num_samples`` fresh latents drawn with ``seed``.
+    Pixels: a held-out linear probe of ``info["state"]`` (``every_n_steps`` only; setting
+    ``num_samples`` or ``seed`` there is refused); synthetic: every identifiability metric of
+    the paper on ``num_samples`` fresh latents drawn with ``seed``.
     """
 
     num_samples: int = 10000
@@ -168,3 +169,12 @@ class ExperimentConfig:
         require_at_least("", self, {"seed": 0})
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {list(MODES)}")
+        if self.mode == "pixels":
+            default = ProbeConfig()
+            unused = [f"probe.{k}={getattr(self.probe, k)}" for k in ("num_samples", "seed")
+                      if getattr(self.probe, k) != getattr(default, k)]
+            if unused:
+                raise ValueError(f"{', '.join(unused)}: these probe settings are for synthetic "
+                                 "worlds (mode=synthetic); the pixel probe fits on every "
+                                 "training window and scores every held-out one. Remove them "
+                                 "(probe.every_n_steps applies to both)")

@@ -1,4 +1,4 @@
-"""The on-disk dataset format: ``meta.json`` + complete, memory-mappable shards.
+"""Reading the on-disk dataset format: ``meta.json`` + complete, memory-mappable shards.
 
 Layout (DESIGN.md section 2)::
 
@@ -25,17 +25,14 @@ recorded have none; ``PixelDataset.episode_ends()`` then infers the flags from t
 there) and ``PixelDataset.has_episode_ends`` is False.
 
 An episode of ``L`` frames has ``L - 1`` actions; its last action and reward rows are NaN.
-A shard is written under a temporary name and renamed when complete, so a reader (or a resumed
-collector) never sees half a shard. Arrays are plain ``.npy`` files loaded with
-``allow_pickle=False``.
+Arrays are plain ``.npy`` files loaded with ``allow_pickle=False``. This module reads datasets;
+``envs.dataset_write`` writes a shard, never seen half written.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,14 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from envs.fileio import current_umask
 from envs.meta import DatasetMeta, MetaError
 
-__all__ = ["DatasetError", "PixelDataset", "Shard", "read_meta", "shard_name",
-           "write_dataset_shard"]
+__all__ = ["DatasetError", "PixelDataset", "Shard", "array_crc32", "read_meta", "shard_name"]
 
 META = "meta.json"
-SHARD_META_KEYS = ("env", "state_names", "state_dim", "action_dim", "policy", "seed")
 VERIFIED = ".verified"  # per shard: the file sizes and times its checksums last passed at
 ARRAYS = {"pixels": np.uint8, "actions": np.float32, "states": np.float32,
           "rewards": np.float32, "episodes": np.int64}
@@ -81,58 +75,10 @@ def read_meta(root: str | Path) -> DatasetMeta:
         raise DatasetError(f"{path}: {err}") from None
 
 
-def _crc(array: np.ndarray) -> int:
+def array_crc32(array: np.ndarray) -> int:
     if array.size == 0:  # memoryview cannot cast an empty shape (states of width 0)
         return zlib.crc32(b"")
     return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_dataset_shard(root: str | Path, index: int, arrays: dict[str, np.ndarray]) -> Path:
-    """Write one complete shard atomically: temp directory, fsync, rename.
-
-    Args:
-        arrays: ``pixels, actions, states, rewards, episodes`` as in the module docstring,
-            ``physics`` where the env has a physics state, and ``episode_ends``.
-    """
-    root = Path(root)
-    missing = set(ARRAYS) - set(arrays)
-    if missing:
-        raise ValueError(f"shard arrays missing {sorted(missing)}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{shard_name(index)}.tmp-", dir=root))
-    try:
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700 directories
-        files = {}
-        kinds = {**ARRAYS, **{k: v for k, v in OPTIONAL_ARRAYS.items() if k in arrays}}
-        for name, dtype in kinds.items():
-            array = np.ascontiguousarray(arrays[name], dtype=dtype)
-            with open(tmp / f"{name}.npy", "wb") as f:
-                np.save(f, array, allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            files[name] = {"shape": list(array.shape), "dtype": np.dtype(dtype).name,
-                           "crc32": _crc(array)}
-        info = {"index": index, "num_frames": int(arrays["pixels"].shape[0]),
-                "num_episodes": int(arrays["episodes"].shape[0]), "files": files}
-        if (root / META).is_file():  # what the shard was collected as, checked on every read
-            meta = read_meta(root).to_dict()
-            info["meta"] = {k: meta[k] for k in SHARD_META_KEYS if k in meta}
-        (tmp / "shard.json").write_text(json.dumps(info, indent=1))
-        _fsync_dir(tmp)
-        final = root / shard_name(index)
-        os.rename(tmp, final)  # atomic; fails if a complete shard already exists
-        _fsync_dir(root)
-        return final
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 @dataclass
@@ -182,7 +128,7 @@ class Shard:
     def verify(self) -> None:
         """Check every array's CRC32 against shard.json (reads the whole shard)."""
         for name, expected in self.info["files"].items():
-            if _crc(self.array(name)) != expected["crc32"]:
+            if array_crc32(self.array(name)) != expected["crc32"]:
                 raise DatasetError(f"{self.path / (name + '.npy')} fails its checksum: its "
                                    f"bytes changed after it was written; delete {self.path} "
                                    "and rerun the collect command, which rewrites that shard")

@@ -1,4 +1,4 @@
-"""Data interop: our datasets to and from the stable-worldmodel / LeWM HDF5 layout.
+"""Data interop: the stable-worldmodel / LeWM HDF5 layout, and a file in it imported as a dataset.
 
 The layout, as stable-worldmodel's HDF5 format documents it (``docs/api/dataset.md``) and its
 ``World`` records it: one ``.h5`` file, every column a root-level dataset with one row per
@@ -31,9 +31,10 @@ episode index), and the root attribute ``wml_meta`` (our ``meta.json`` as a JSON
 Every extra is a per-frame column because their reader, unless told which keys to load, loads
 every root dataset but ``ep_len`` and ``ep_offset`` as one.
 
-Files are written uncompressed, pixels chunked one frame at a time and in the latest HDF5
-format, as their recorder does (their reader opens files in SWMR mode); a compressed published
-file needs ``hdf5plugin`` installed to be read. ``envs.hdf5_layout`` reads and checks a file.
+Files are written (``envs.hdf5_export``) uncompressed, pixels chunked one frame at a time and
+in the latest HDF5 format, as their recorder does (their reader opens files in SWMR mode); a
+compressed published file needs ``hdf5plugin`` installed to be read. ``envs.hdf5_layout`` reads
+and checks a file.
 
 A file written by ``export_hdf5`` imports back byte for byte. A foreign file has no
 ``wml_meta``: the env must then be given (``env={"id": "wm/reacher-v0"}``); its per-episode
@@ -45,23 +46,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from envs.config import EnvConfig
-from envs.dataset import (
-    META,
-    DatasetError,
-    PixelDataset,
-    read_meta,
-    shard_name,
-    write_dataset_shard,
-)
+from envs.dataset import META, DatasetError, read_meta, shard_name
+from envs.dataset_write import write_dataset_shard
 from envs.fileio import atomic_write_text, check_writable
 from envs.hdf5_layout import (
     HDF5_INSTALL,
@@ -76,84 +69,11 @@ from envs.meta import DATASET_FORMAT_VERSION, DatasetMeta, MetaError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HDF5_INSTALL", "InteropError", "export_hdf5", "import_hdf5"]
+__all__ = ["HDF5_INSTALL", "InteropError", "import_hdf5"]
 
 DONE_KEYS = ("complete", "num_frames", "num_episodes_written")  # written once all shards are
 SCRATCH_BYTES = 256 << 20  # shard pixels larger than this are staged on disk, not in memory
 
-
-# -- export ----------------------------------------------------------------------------------
-
-
-def export_hdf5(dataset: str | Path, out: str | Path, *, progress: bool = True) -> Path:
-    """Write the dataset at ``dataset`` to the HDF5 file ``out`` (module docstring layout).
-
-    Episodes go in order of their index, one at a time; the file is written under a temporary
-    name and renamed when complete. Returns ``out``.
-    """
-    h5py = h5py_module()
-    from tqdm.auto import tqdm
-
-    data, out = PixelDataset(dataset), Path(out)
-    table = data.episodes()  # (E, 4) [episode, shard, first row, length]
-    order = np.argsort(table[:, 0], kind="stable")
-    lengths = table[order, 3]
-    ends = data.episode_ends()[order]  # (E, 2)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w", libver="latest") as f, \
-                tqdm(total=int(lengths.sum()), unit="frame", desc=f"export {out.name}",
-                     disable=not progress, dynamic_ncols=True) as bar:
-            columns = _create_columns(f, data, int(lengths.sum()))
-            f.create_dataset("ep_len", data=lengths.astype(np.int32))
-            f.create_dataset("ep_offset", data=np.cumsum(lengths) - lengths)  # int64
-            f.attrs[META_ATTR] = json.dumps(data.meta.to_dict())
-            row = 0
-            for (index, k, start, length), end in zip(table[order], ends, strict=True):
-                for name, values in _episode_rows(data, int(k), int(start), int(length),
-                                                  int(index), end).items():
-                    columns[name][row:row + length] = values
-                row += int(length)
-                bar.update(int(length))
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out
-
-
-def _create_columns(f, data: PixelDataset, n: int) -> dict[str, Any]:
-    m, size = data.meta, data.meta.image_size
-    specs = {"pixels": (np.uint8, (size, size, 3)), "action": (np.float32, (m.action_dim,)),
-             "reward": (np.float32, ()), "terminated": (np.bool_, ()),
-             "truncated": (np.bool_, ()), "step_idx": (np.int64, ()),
-             "episode_idx": (np.int64, ()), "state": (np.float32, (m.state_dim,))}
-    if data.has_physics:
-        specs["physics"] = (np.float64, (m.physics_dim,))
-    return {name: f.create_dataset(name, shape=(n, *shape), dtype=dtype,
-                                   chunks=(1, *shape) if name == "pixels" else None)
-            for name, (dtype, shape) in specs.items()}
-
-
-def _episode_rows(data: PixelDataset, k: int, start: int, length: int, index: int,
-                  end: np.ndarray) -> dict[str, np.ndarray]:
-    """One episode's rows of every exported column, in the file's conventions."""
-    shard, rows = data.shards[k], slice(start, start + length)
-    reward = np.full(length, np.nan, np.float32)  # the step into frame t, not out of it
-    reward[1:] = shard.array("rewards")[start:start + length - 1]
-    flags = np.zeros((2, length), bool)
-    flags[:, -1] = end
-    out = {"pixels": shard.array("pixels")[rows], "action": shard.array("actions")[rows],
-           "reward": reward, "terminated": flags[0], "truncated": flags[1],
-           "step_idx": np.arange(length), "episode_idx": np.full(length, index),
-           "state": shard.array("states")[rows]}
-    if data.has_physics:
-        out["physics"] = shard.array("physics")[rows]
-    return out
-
-
-# -- import: meta and shards -------------------------------------------------------------------
 
 
 def import_hdf5(source: str | Path, out: str | Path, *, env: dict | None = None,

@@ -12,23 +12,39 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from envs.env_tasks import EvaluationTasks
 from envs.goals import GoalSpec
 from envs.mujoco_state import (
     check_state_args,
     get_physics_state,
     mujoco_parts,
-    mujoco_state_names,
     set_joint_state,
     set_physics_state,
 )
 from envs.rendering import disable_msaa, fast_scene_flags, make_rendering_env, resize_frame
+from envs.state_source import (
+    STATE_SOURCES,
+    read_state,
+    resolve_state_angles,
+    resolve_state_source,
+)
 
 __all__ = ["PixelEnv", "resize_frame"]
 
-STATE_SOURCES = ("auto", "info", "mujoco", "observation")
+
+def _bounded_box(env_id: str, space: gym.Space) -> gym.spaces.Box:
+    """The inner env's action space, checked to be a ``Box`` with finite bounds (rescaled to
+    [-1, 1])."""
+    if not isinstance(space, gym.spaces.Box):
+        raise TypeError(f"{env_id}: PixelEnv needs a continuous Box action space, got "
+                        f"{space}; discretised control is not supported")
+    if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise ValueError(f"{env_id}: action bounds must be finite to rescale to "
+                         f"[-1, 1], got low={space.low}, high={space.high}")
+    return space
 
 
-class PixelEnv(gym.Env):
+class PixelEnv(EvaluationTasks, gym.Env):
     """Pixels + true state adapter around a Gymnasium env (composition, not a wrapper).
 
     Args:
@@ -65,13 +81,7 @@ class PixelEnv(gym.Env):
             raise ValueError(f"{self.env_id}: PixelEnv needs render_mode='rgb_array', got "
                              f"{env.render_mode!r}; create it with gym.make(id, "
                              f"render_mode='rgb_array')")
-        space = env.action_space
-        if not isinstance(space, gym.spaces.Box):
-            raise TypeError(f"{self.env_id}: PixelEnv needs a continuous Box action space, got "
-                            f"{space}; discretised control is not supported")
-        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-            raise ValueError(f"{self.env_id}: action bounds must be finite to rescale to "
-                             f"[-1, 1], got low={space.low}, high={space.high}")
+        space = _bounded_box(self.env_id, env.action_space)
         self.env = env
         self.image_size = int(image_size)
         self.action_repeat = int(action_repeat)
@@ -80,9 +90,10 @@ class PixelEnv(gym.Env):
         self._scale = (space.high.astype(np.float64) - self._low) / 2.0
         self.action_space = gym.spaces.Box(-1.0, 1.0, space.shape, np.float32)
         self.observation_space = gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8)
-        self._state_source, self.state_names = self._resolve_state(state)
+        self._state_source, self.state_names = resolve_state_source(env, self.env_id, state)
         self.state_dim = len(self.state_names)
-        self.state_angles = self._resolve_angles()
+        self.state_angles = resolve_state_angles(env, self.env_id, self._state_source,
+                                                 self.state_names)
         self.goal = GoalSpec.from_dict(goal) if isinstance(goal, dict) else goal
         if self.goal is not None and max(self.goal.indices) >= self.state_dim:
             raise ValueError(f"{self.env_id}: goal indices {self.goal.indices} exceed the state "
@@ -98,55 +109,8 @@ class PixelEnv(gym.Env):
 
     # -- state -------------------------------------------------------------------------
 
-    def _resolve_state(self, source: str) -> tuple[str, list[str]]:
-        inner = self.env.unwrapped
-        names = getattr(inner, "state_names", None)
-        if source in ("auto", "info") and names is not None:
-            return "info", list(names)
-        if source == "info":
-            raise ValueError(f"{self.env_id}: state='info' needs the env to declare "
-                             "state_names and return info['state']")
-        model, _ = mujoco_parts(inner)
-        if source in ("auto", "mujoco") and model is not None:
-            return "mujoco", mujoco_state_names(model)
-        if source == "mujoco":
-            raise ValueError(f"{self.env_id}: state='mujoco' needs a MuJoCo env with "
-                             "model/data attributes")
-        obs_space = self.env.observation_space
-        if not isinstance(obs_space, gym.spaces.Box):
-            raise TypeError(f"{self.env_id}: cannot derive a state vector from observation "
-                            f"space {obs_space}; give the env info['state'] and state_names")
-        return "observation", [f"obs[{i}]" for i in range(int(np.prod(obs_space.shape)))]
-
-    def _resolve_angles(self) -> dict[str, int]:
-        """The inner env's optional ``state_angles`` (state entry name -> the symmetry order
-        k its frames show it up to; the state probe reads (sin kθ, cos kθ)), checked."""
-        angles = getattr(self.env.unwrapped, "state_angles", None) or {}
-        if self._state_source != "info" and angles:
-            raise ValueError(f"{self.env_id}: state_angles name entries of info['state'], but "
-                             f"the state comes from {self._state_source!r}")
-        unknown = sorted(set(angles) - set(self.state_names))
-        if unknown:
-            raise ValueError(f"{self.env_id}: state_angles names {unknown}, which are not in "
-                             f"state_names ({self.state_names})")
-        bad = {n: k for n, k in angles.items() if not (isinstance(k, int) and k >= 1)}
-        if bad:
-            raise ValueError(f"{self.env_id}: state_angles orders must be integers >= 1 (1: a "
-                             f"plain angle, 4: a shape that repeats every 90 degrees), got {bad}")
-        return dict(angles)
-
     def _state(self, obs: Any, info: dict) -> np.ndarray:
-        if self._state_source == "info":
-            if "state" not in info:
-                raise KeyError(f"{self.env_id} declares state_names but returned no "
-                               "info['state']; return it from reset() and step()")
-            state = info["state"]
-        elif self._state_source == "mujoco":
-            _, data = mujoco_parts(self.env.unwrapped)
-            state = np.concatenate([data.qpos, data.qvel])
-        else:
-            state = np.ravel(obs)
-        return np.asarray(state, dtype=np.float32)
+        return read_state(self.env, self.env_id, self._state_source, obs, info)
 
     # -- simulator state ---------------------------------------------------------------
 
@@ -224,46 +188,6 @@ class PixelEnv(gym.Env):
         else:
             set_physics_state(model, data, physics_state)
         return self._state(None, {})
-
-    @property
-    def evaluation_tasks(self) -> tuple[str, ...]:
-        """Names of the env's fixed evaluation tasks (goal source ``task``), numbered from 1;
-        empty when it defines none (the inner env's ``evaluation_tasks``)."""
-        return tuple(getattr(self.env.unwrapped, "evaluation_tasks", ()))
-
-    @property
-    def task_budget(self) -> int | None:
-        """Control steps an episode of the env's evaluation tasks gets (the inner env's
-        ``task_budget``); None when it declares none."""
-        budget = getattr(self.env.unwrapped, "task_budget", None)
-        return int(budget) if budget is not None else None
-
-    @property
-    def classifies_episodes(self) -> bool:
-        """Whether the inner env names where a failed episode stopped (``episode_outcome``)."""
-        return callable(getattr(self.env.unwrapped, "episode_outcome", None))
-
-    def episode_outcome(self, states: np.ndarray, goal_state: np.ndarray) -> str:
-        """Where a failed episode stopped, in the inner env's words (its ``episode_outcome``:
-        ``(states (T + 1, S) from the start on, goal_state (S,)) -> str``): the failure
-        analysis of an evaluation, counted per run in ``RunSummary.outcomes``."""
-        if not self.classifies_episodes:
-            raise TypeError(f"{self.env_id} does not classify its episodes: give its env an "
-                            "episode_outcome(states, goal_state) -> str method")
-        return str(self.env.unwrapped.episode_outcome(np.asarray(states), np.asarray(goal_state)))
-
-    def task_start_goal(self, task: int) -> tuple[np.ndarray, np.ndarray]:
-        """Full physics states ``(start, goal)`` of evaluation task ``task`` (1-based), drawn
-        from the env's random state: call after ``reset(seed=...)``. The env is left at the
-        reset state; restore either with ``restore_state(physics_state=...)``."""
-        tasks = self.evaluation_tasks
-        if not tasks:
-            raise TypeError(f"{self.env_id} defines no evaluation tasks (goal source 'task')")
-        if not 1 <= task <= len(tasks):
-            raise ValueError(f"{self.env_id}: task must be in 1..{len(tasks)}, got {task}")
-        start, goal = self.env.unwrapped.task_start_goal(task)
-        self._frame = None
-        return np.asarray(start, np.float64), np.asarray(goal, np.float64)
 
     # -- pixels ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from envs.config import CollectConfig, EnvConfig
-from envs.dataset import write_dataset_shard
+from envs.dataset_write import write_dataset_shard
 from envs.policies import make_policy
 
 __all__ = ["CollectConfig", "EnvConfig", "EpisodeEnd", "WorkerPool", "collect_episode",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from worldmodel.synthetic import coupling_halves
+from worldmodel.mixings import coupling_halves
 from worldmodel.vision import PIXEL_ENCODERS
 
 __all__ = ["ENCODERS", "PIXEL_ENCODERS", "VECTOR_ENCODERS", "CouplingInverseEncoder",

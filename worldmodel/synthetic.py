@@ -1,10 +1,10 @@
-"""Synthetic worlds of the identifiability theory: latent laws, OU transitions and mixings.
+"""Synthetic worlds of the identifiability theory: latent laws, OU transitions, the world.
 
 A world draws latents ``z (B, n)`` from a source law with independent unit-variance
 coordinates, takes one stationary additive-noise step ``z' = rho * z + sqrt(1 - rho^2) * eta``
 (``rho`` shared or per coordinate, ``eta`` from the same law) and observes both through a fixed
-nonlinear mixing ``x = g(z)``. Batches are streamed fresh, never stored
-(``worldmodel.streams``).
+nonlinear mixing ``x = g(z)`` (``worldmodel.mixings``). Batches are streamed fresh, never
+stored (``worldmodel.streams``).
 """
 
 from __future__ import annotations
@@ -14,18 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from envs.config import require_at_least
 from envs.meta import ModelMeta
+from worldmodel.mixings import build_mixing
 
 __all__ = [
     "LATENT_LAWS",
-    "MIXINGS",
     "SyntheticWorld",
     "SyntheticWorldConfig",
     "action_free_meta",
-    "build_mixing",
     "sample_latents",
 ]
 
@@ -82,126 +81,6 @@ def sample_latents(
     return LATENT_LAWS[law](shape, alpha, generator, scale)
 
 
-# --------------------------------------------------------------------------- mixings
-
-
-def _pairs(z: Tensor) -> tuple[Tensor, Tensor]:
-    if z.shape[-1] % 2:
-        raise ValueError(f"this mixing acts on coordinate pairs; latent dim must be even, got "
-                         f"{z.shape[-1]}")
-    return z[..., 0::2], z[..., 1::2]
-
-
-def _unpair(a: Tensor, b: Tensor) -> Tensor:
-    return torch.stack([a, b], dim=-1).flatten(-2)
-
-
-class Spiral(nn.Module):
-    """``g(z) = R(pi * |z|) z`` on each coordinate pair; preserves N(0, I)."""
-
-    def forward(self, z: Tensor) -> Tensor:
-        a, b = _pairs(z)
-        angle = math.pi * torch.sqrt(a**2 + b**2)
-        c, s = angle.cos(), angle.sin()
-        return _unpair(c * a - s * b, s * a + c * b)
-
-
-class Banana(nn.Module):
-    """``g(z) = (z0, z1 + z0^2)`` on each coordinate pair."""
-
-    def forward(self, z: Tensor) -> Tensor:
-        a, b = _pairs(z)
-        return _unpair(a, b + a**2)
-
-
-class Sinusoid(nn.Module):
-    """``g(z) = (z0 + sin(1.5 z1), z1)`` on each coordinate pair."""
-
-    def forward(self, z: Tensor) -> Tensor:
-        a, b = _pairs(z)
-        return _unpair(a + torch.sin(1.5 * b), b)
-
-
-def coupling_halves(dim: int) -> tuple[int, int]:
-    """Sizes of the two halves ``(a, b)`` that additive coupling layers alternate between."""
-    if dim < 2:
-        raise ValueError(f"coupling needs latent dim >= 2, got {dim}")
-    return dim // 2, dim - dim // 2
-
-
-class AdditiveCoupling(nn.Module):
-    """RealNVP additive coupling: layers alternate ``z_b += tanh(z_a W)``, ``W = 2 Q``.
-
-    ``Q`` is a random orthogonal matrix per layer; odd layers swap the roles of the halves.
-    The map is volume preserving and exactly invertible.
-    """
-
-    def __init__(self, dim: int, num_layers: int, generator: torch.Generator) -> None:
-        super().__init__()
-        da, db = coupling_halves(dim)
-        self.split = da
-        self.num_layers = num_layers
-        for layer in range(num_layers):
-            rows, cols = (da, db) if layer % 2 == 0 else (db, da)
-            size = max(rows, cols)
-            q, r = torch.linalg.qr(torch.randn(size, size, generator=generator))
-            q = q * torch.sign(torch.diagonal(r))  # Haar-distributed orthogonal
-            self.register_buffer(f"weight{layer}", 2.0 * q[:rows, :cols].contiguous())
-
-    def layer_weight(self, layer: int) -> Tensor:
-        return getattr(self, f"weight{layer}")
-
-    def forward(self, z: Tensor) -> Tensor:
-        a, b = z[..., : self.split], z[..., self.split :]
-        for layer in range(self.num_layers):
-            w = self.layer_weight(layer)
-            if layer % 2 == 0:
-                b = b + torch.tanh(a @ w)
-            else:
-                a = a + torch.tanh(b @ w)
-        return torch.cat([a, b], dim=-1)
-
-
-class RandomMLP(nn.Module):
-    """Invertible random MLP: orthogonal square layers with leaky-ReLU (slope 0.5)."""
-
-    def __init__(self, dim: int, num_layers: int, generator: torch.Generator) -> None:
-        super().__init__()
-        mats = []
-        for _ in range(num_layers):
-            q, r = torch.linalg.qr(torch.randn(dim, dim, generator=generator))
-            mats.append(q * torch.sign(torch.diagonal(r)))
-        self.register_buffer("mats", torch.stack(mats))
-
-    def forward(self, z: Tensor) -> Tensor:
-        for layer, q in enumerate(self.mats):
-            z = z @ q
-            if layer < len(self.mats) - 1:
-                z = nn.functional.leaky_relu(z, 0.5)
-        return z
-
-
-MIXINGS = ("identity", "spiral", "banana", "sinusoid", "realnvp", "random_mlp")
-
-
-def build_mixing(name: str, dim: int, num_layers: int = 4, seed: int = 0) -> nn.Module:
-    """The fixed mixing ``g`` named ``name`` (one of ``MIXINGS``) for latent dim ``dim``."""
-    generator = torch.Generator().manual_seed(seed)
-    if name == "identity":
-        return nn.Identity()
-    if name == "spiral":
-        return Spiral()
-    if name == "banana":
-        return Banana()
-    if name == "sinusoid":
-        return Sinusoid()
-    if name == "realnvp":
-        return AdditiveCoupling(dim, num_layers, generator)
-    if name == "random_mlp":
-        return RandomMLP(dim, num_layers, generator)
-    raise ValueError(f"unknown mixing {name!r}; choose one of {list(MIXINGS)}")
-
-
 def action_free_meta(observation_shape: list[int], state_names: list[str] | None = None
                      ) -> ModelMeta:
     """The data meta of views without actions: two time steps, the identity predictor's."""
@@ -218,7 +97,8 @@ class SyntheticWorld:
         noise_law: law of the OU innovation ``eta`` (None: the source law, so that a Gaussian
             world is stationary).
         rho: OU autocorrelation, one float or a sequence of length ``n``.
-        mixing: mixing name (``MIXINGS``); ``mixing_layers`` for realnvp / random_mlp.
+        mixing: mixing name (``worldmodel.mixings.MIXINGS``); ``mixing_layers`` for realnvp /
+            random_mlp.
         mixing_seed: seed of the fixed mixing parameters.
     """
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from benchmarks.cube_pairs import GROUPS, start_groups, table
-from envs.ogbench_cube import cube_state_names
+from envs.cube_states import cube_state_names
 
 
 class Episodes:

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from benchmarks.identifiability import MODES, build_jobs
-from benchmarks.identifiability_report import merge_seeds, select_restarts, write_report
+from benchmarks.identifiability_jobs import MODES, build_jobs
+from benchmarks.identifiability_cells import merge_seeds, select_restarts
+from benchmarks.identifiability_report import write_report
 from configs.loader import load_config
 
 
@@ -181,7 +182,8 @@ def test_a_run_cached_with_other_settings_is_run_again(tmp_path):
 WORKER_SCRIPT = '''
 import os, sys, time
 from pathlib import Path
-from benchmarks.identifiability import Job, run_all
+from benchmarks.identifiability import run_all
+from benchmarks.identifiability_jobs import Job
 
 def work(job, run_root):
     Path(run_root, f"{job.key}.pid").write_text(str(os.getpid()))

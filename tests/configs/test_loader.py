@@ -106,3 +106,11 @@ def test_an_unknown_mode_is_named():
 def test_bad_values_are_refused_at_load_time(override):
     with pytest.raises(ConfigError, match=override.split("=")[0].split(".")[-1]):
         load_config("reacher", [override])
+
+
+def test_synthetic_probe_settings_are_refused_in_pixel_mode_not_ignored():
+    with pytest.raises(ConfigError, match="probe.num_samples=500: these probe settings are for "
+                                          "synthetic worlds"):
+        load_config("reacher", ["probe.num_samples=500"])
+    assert load_config("identifiability", ["probe.num_samples=500"]).probe.num_samples == 500
+    assert load_config("reacher", ["probe.every_n_steps=50"]).probe.every_n_steps == 50

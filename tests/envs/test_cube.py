@@ -159,7 +159,7 @@ def test_the_collect_cli_writes_an_oracle_cube_dataset(tmp_path, capsys):
 
 
 def test_a_failed_cube_episode_is_told_by_where_it_stopped():
-    from envs.ogbench_cube import cube_outcome, cube_state_names
+    from envs.cube_states import cube_outcome, cube_state_names
 
     names = cube_state_names(1)
     goal = np.zeros(len(names))

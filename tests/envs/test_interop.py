@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from envs.dataset import DatasetError, PixelDataset
-from envs.interop import InteropError, export_hdf5, import_hdf5
+from envs.hdf5_export import export_hdf5
+from envs.interop import InteropError, import_hdf5
 
 
 def _files(root):

@@ -7,10 +7,9 @@ import torch
 
 from worldmodel.encoders import CouplingInverseEncoder, EncoderSpec, build_encoder
 from worldmodel.streams import SyntheticStream
+from worldmodel.mixings import MIXINGS, build_mixing
 from worldmodel.synthetic import (
-    MIXINGS,
     SyntheticWorld,
-    build_mixing,
     sample_latents,
 )
 

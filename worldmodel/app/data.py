@@ -91,7 +91,7 @@ def export_main(argv: list[str] | None = None, prog: str | None = None) -> int:
     fmt = args.format or _default_format(source)
     try:
         if fmt == "hdf5":
-            from envs.interop import export_hdf5
+            from envs.hdf5_export import export_hdf5
 
             path = export_hdf5(source, args.out, progress=not args.no_progress)
         else:
