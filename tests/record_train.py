@@ -34,6 +34,7 @@ class SigtermAt(L.Callback):
 class Recorder(L.Callback):
     def __init__(self, out: Path) -> None:
         self.out, self.losses, self.grads = out, [], []
+        out.mkdir(parents=True, exist_ok=True)
 
     def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
         self.grads.append({name: p.grad.detach().clone()
@@ -49,7 +50,6 @@ class Recorder(L.Callback):
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
-    out.mkdir(parents=True, exist_ok=True)
     callbacks = [Recorder(out)]
     if os.environ.get("SIGTERM_AT_STEP"):
         callbacks.append(SigtermAt(int(os.environ["SIGTERM_AT_STEP"])))

@@ -43,10 +43,22 @@ def run(out: Path, dataset: Path, devices: int, **env: str) -> list[dict]:
             for r in range(devices)]
 
 
+def run_here(out: Path, dataset: Path) -> list[dict]:
+    """The single-process reference, in this process (as ``run`` with ``devices=1`` would)."""
+    from record_train import Recorder
+
+    from configs.loader import load_config
+    from worldmodel.app import train
+
+    train.train(load_config("reacher", _args(out, dataset, 1)),
+                extra_callbacks=[Recorder(out / "record")])
+    return [torch.load(out / "record" / "rank0.pt", weights_only=True)]
+
+
 @pytest.fixture(scope="module")
 def runs(tiny_dataset, tmp_path_factory):
     base = tmp_path_factory.mktemp("ddp")
-    return run(base / "one", tiny_dataset, 1), run(base / "two", tiny_dataset, 2), base
+    return run_here(base / "one", tiny_dataset), run(base / "two", tiny_dataset, 2), base
 
 
 def test_two_processes_match_one_process_on_the_same_global_batch(runs):
@@ -83,6 +95,7 @@ def test_two_process_model_matches_and_rank_zero_alone_writes_files(runs, tiny_d
     assert (base / "two" / "reacher" / "metrics.json").exists()
 
 
+@pytest.mark.slow  # the srun test below covers the same SIGTERM-and-resume path, requeue added
 def test_sigterm_to_every_rank_stops_both_and_the_resumed_run_is_exact(runs, tiny_dataset):
     _, _, base = runs  # the uninterrupted 2-process run of STEPS steps
     cut = base / "cut"

@@ -99,12 +99,15 @@ def test_gpu_configs_build_and_train_when_shrunk_to_cpu(name, dataset, env_id, r
         *tiny_pixels, f"output_dir={tmp_path}", f"data.path={request.getfixturevalue(dataset)}",
         "env.image_size=32", "trainer.accelerator=cpu", "trainer.precision=32-true",
         "trainer.max_steps=2", "data.num_workers=0", "model.predictor_hidden=32",
-        "model.predictor_layers=1", "data.val_fraction=0.5"])
+        "model.predictor_layers=1", "data.val_fraction=0.5", "model.vit_width=32",
+        "model.vit_depth=1", "model.vit_heads=2"])
     assert cfg.model.encoder == "vit" and cfg.model.predictor == "transformer"
     assert cfg.env.id == env_id
     result = train.train(cfg)
     module = JEPAModule.load_from_checkpoint(result.checkpoint, weights_only=True)
     assert module.hparams.model["encoder"] == "vit" and math.isfinite(result.metrics["train/loss"])
+    vit = module.world_model.encoder
+    assert len(vit.blocks.layers) == 1 and vit.cls.shape[-1] == 32  # the shrunk ViT was built
     assert module.data_meta.env.id == env_id
 
 

@@ -35,6 +35,7 @@ class EncoderSpec:
     width: int = 256
     layers: int = 4
     init_std: float = 0.0
+    vit: tuple[int, int, int] = (192, 12, 3)  # the vit encoder's width, depth and heads
 
 
 class MLPEncoder(nn.Module):
@@ -119,6 +120,9 @@ def build_encoder(name: str, spec: EncoderSpec) -> nn.Module:
             raise ValueError(f"the pixel encoder {name!r} reads square RGB frames (H, H, 3), "
                              f"but the data has observations of shape {tuple(shape)}; use a "
                              f"vector encoder ({list(VECTOR_ENCODERS)})")
+        if name == "vit":
+            width, depth, heads = spec.vit
+            return PIXEL_ENCODERS[name](shape[0], spec.out_dim, width, depth, heads)
         return PIXEL_ENCODERS[name](shape[0], spec.out_dim)
     if len(shape) != 1:
         raise ValueError(f"the vector encoder {name!r} reads flat vectors, but the data has "

@@ -29,7 +29,8 @@ class ModelConfig:
     """The composition and its sizes (the predictor's context length comes from the data).
 
     ``encoder`` is any name of ``worldmodel.encoders.ENCODERS`` (pixel or vector);
-    ``encoder_width`` / ``encoder_layers`` / ``encoder_init_std`` size the vector encoders.
+    ``encoder_width`` / ``encoder_layers`` / ``encoder_init_std`` size the vector encoders;
+    ``vit_width`` / ``vit_depth`` / ``vit_heads`` the ``vit`` encoder (ViT-tiny by default).
     ``projector``: ``batchnorm`` (Linear, BatchNorm, GELU, Linear: what SIGReg acts on in the
     pixel world model), ``linear`` (GELU, Linear: the paper's pixel encoder head) or ``none``
     (the encoder maps straight to the latent; the synthetic protocol's MLP).
@@ -46,6 +47,9 @@ class ModelConfig:
     predictor: str = "mlp"
     predictor_hidden: int = 512
     predictor_layers: int = 3
+    vit_width: int = 192
+    vit_depth: int = 12
+    vit_heads: int = 3
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -61,7 +65,11 @@ class ModelConfig:
             raise ValueError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
         require_at_least("model", self, {"encoder_width": 1, "encoder_layers": 1,
                                          "feature_dim": 1, "projector_dim": 1,
-                                         "predictor_hidden": 1, "predictor_layers": 1})
+                                         "predictor_hidden": 1, "predictor_layers": 1,
+                                         "vit_width": 1, "vit_depth": 1, "vit_heads": 1})
+        if self.vit_width % self.vit_heads:
+            raise ValueError(f"model.vit_width={self.vit_width} must be a multiple of "
+                             f"model.vit_heads={self.vit_heads}")
 
 
 def build_projector(cfg: ModelConfig) -> nn.Module:
@@ -92,7 +100,8 @@ class JEPAWorldModel(nn.Module):
         self.observation_shape = tuple(int(s) for s in observation_shape)
         out = cfg.latent_dim if cfg.projector == "none" else cfg.feature_dim
         spec = EncoderSpec(self.observation_shape, out, cfg.encoder_width, cfg.encoder_layers,
-                           cfg.encoder_init_std)
+                           cfg.encoder_init_std,
+                           vit=(cfg.vit_width, cfg.vit_depth, cfg.vit_heads))
         self.encoder = build_encoder(cfg.encoder, spec)
         self.projector = build_projector(cfg)
         self.predictor = build_predictor(cfg.predictor, cfg.latent_dim, action_dim, history,

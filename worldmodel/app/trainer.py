@@ -94,6 +94,26 @@ def _first_change(saved: dict[str, Any], now: dict[str, Any], key: str) -> str:
     return f"{key}: {a!r} in the checkpoint, {b!r} now"
 
 
+def completed_settings(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's hyper-parameters with ``model``, ``loss`` and ``optim`` completed by this
+    version's defaults, so a field added since (``model.vit_depth``, say) is no change."""
+    from dataclasses import asdict
+
+    from worldmodel.module import LossConfig, OptimConfig
+    from worldmodel.world_model import ModelConfig
+
+    out = dict(hparams)
+    readers = {"model": lambda d: ModelConfig(**d), "loss": LossConfig.from_dict,
+               "optim": lambda d: OptimConfig(**d)}
+    for key, read in readers.items():
+        if isinstance(out.get(key), dict):
+            try:
+                out[key] = asdict(read(out[key]))
+            except (TypeError, ValueError):
+                pass  # left as saved: the comparison names the difference
+    return out
+
+
 def local_processes(t: Any) -> int:
     """Training processes sharing this process's cores: torchrun's local count, else
     ``trainer.devices`` when Lightning starts CPU processes itself, else 1 (``srun`` gives
@@ -123,7 +143,7 @@ def check_resumable(checkpoint: Path, meta: ModelMeta,
         raise SetupError(f"{checkpoint} holds non-finite weights ({len(bad)} tensors, first "
                          f"{bad[0]}): written by a run that diverged before this code guarded "
                          "against it; delete it (or set trainer.resume=false) and rerun")
-    settings = saved.get("hyper_parameters", {})
+    settings = completed_settings(saved.get("hyper_parameters", {}))
     changed = [k for k in ("model", "loss", "optim", "max_steps")
                if hparams is not None and k in settings and settings[k] != hparams.get(k)]
     if changed:
