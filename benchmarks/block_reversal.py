@@ -41,11 +41,51 @@ def _place(env, goal: GoalSpec, coords: np.ndarray) -> np.ndarray:
     return place_at_rest(env, goal.indices, coords)[0]
 
 
+def _fit_readout(model, env, goal: GoalSpec, coords: np.ndarray) -> tuple[np.ndarray, float]:
+    """A linear read-out of the goal coordinates from the latent (with a bias), fitted on
+    frames rendered with the goal coordinates at ``coords``: fitted on the first three
+    quarters, its R² on the rest."""
+    frames = np.stack([_place(env, goal, c) for c in coords])
+    z = model.encode(torch.from_numpy(frames)[None])[0].double().numpy()
+    features = np.c_[z, np.ones(len(z))]
+    fit_n = 3 * len(coords) // 4  # fit on three quarters, R² on the rest
+    readout = np.linalg.lstsq(features[:fit_n], coords[:fit_n], rcond=None)[0]
+    held_out = coords[fit_n:]
+    r2 = 1 - ((features[fit_n:] @ readout - held_out) ** 2).sum() / \
+        ((held_out - held_out.mean(0)) ** 2).sum()
+    return readout, r2
+
+
+def _progress(model, meta, env, readout: np.ndarray, origin: np.ndarray, push: np.ndarray,
+              reversed_last: bool, blocks: int, reset_seed: int) -> tuple[float, float]:
+    """True and predicted progress along ``push`` over ``blocks`` blocks of it held from
+    ``origin`` at rest (``reversed_last``: the last step of each block reversed)."""
+    k, history, goal = meta.frameskip, meta.history, meta.goal
+    A = env.action_space.shape[0]
+    env.reset(seed=reset_seed)
+    first = _place(env, goal, origin)
+    block = np.tile(push, (k, 1))
+    if reversed_last:
+        block[-1] = -push
+    for _ in range(blocks):
+        for action in block:
+            _, _, _, _, info = env.step(action)
+    end = goal.coordinates(info["state"])
+    z0 = model.encode(torch.from_numpy(first)[None, None])  # (1, 1, D)
+    actions = torch.zeros(1, history - 1 + blocks, k * A)
+    actions[0, history - 1:] = torch.as_tensor(block.reshape(-1), dtype=torch.float32)
+    rollout = model.rollout(z0.expand(1, history, -1), actions)[0]  # (h + blocks, D)
+    direction = push / np.linalg.norm(push)
+    ends = torch.stack([rollout[0], rollout[-1]]).double().numpy()
+    p0, p1 = np.c_[ends, np.ones(len(ends))] @ readout
+    return float((end - origin) @ direction), float((p1 - p0) @ direction)
+
+
 @torch.inference_mode()
 def measure(checkpoint: str, starts: int = 16, blocks: int = 5, grid: int = 400,
             seed: int = 0) -> dict:
     model, meta = load_world_model(checkpoint)
-    k, history = meta.frameskip, meta.history
+    k = meta.frameskip
     if k < 2:
         raise SystemExit(f"{checkpoint}: frameskip {k}; a block of one step has no inside")
     goal = meta.goal
@@ -57,19 +97,7 @@ def measure(checkpoint: str, starts: int = 16, blocks: int = 5, grid: int = 400,
     rng = np.random.default_rng(seed)
     low, high = np.asarray(goal.sample_low), np.asarray(goal.sample_high)
     coords = rng.uniform(low, high, (grid, len(goal.indices)))
-    frames = np.stack([_place(env, goal, c) for c in coords])
-    z = model.encode(torch.from_numpy(frames)[None])[0].double().numpy()
-    features = np.c_[z, np.ones(len(z))]
-    fit_n = 3 * grid // 4  # fit on three quarters, R² on the rest
-    readout = np.linalg.lstsq(features[:fit_n], coords[:fit_n], rcond=None)[0]
-    held_out = coords[fit_n:]
-    r2 = 1 - ((features[fit_n:] @ readout - held_out) ** 2).sum() / \
-        ((held_out - held_out.mean(0)) ** 2).sum()
-
-    def read(latents: torch.Tensor) -> np.ndarray:
-        latents = latents.double().numpy()
-        return np.c_[latents, np.ones(len(latents))] @ readout
-
+    readout, r2 = _fit_readout(model, env, goal, coords)
     A = env.action_space.shape[0]
     result = {"checkpoint": checkpoint, "env_id": meta.env.id, "frameskip": k,
               "blocks": blocks, "starts": starts, "readout_r2": float(r2)}
@@ -78,23 +106,11 @@ def measure(checkpoint: str, starts: int = 16, blocks: int = 5, grid: int = 400,
     for pattern in ("held", "last_step_reversed"):  # the same starts and pushes for both
         true, predicted = [], []
         for i, (origin, push) in enumerate(zip(origins, pushes)):
-            env.reset(seed=seed + 1 + i)
-            first = _place(env, goal, origin)
-            block = np.tile(push, (k, 1))
-            if pattern == "last_step_reversed":
-                block[-1] = -push
-            for _ in range(blocks):
-                for action in block:
-                    _, _, _, _, info = env.step(action)
-            end = goal.coordinates(info["state"])
-            z0 = model.encode(torch.from_numpy(first)[None, None])  # (1, 1, D)
-            actions = torch.zeros(1, history - 1 + blocks, k * A)
-            actions[0, history - 1:] = torch.as_tensor(block.reshape(-1), dtype=torch.float32)
-            rollout = model.rollout(z0.expand(1, history, -1), actions)[0]  # (h + blocks, D)
-            direction = push / np.linalg.norm(push)
-            p0, p1 = read(torch.stack([rollout[0], rollout[-1]]))
-            true.append(float((end - origin) @ direction))
-            predicted.append(float((p1 - p0) @ direction))
+            moved, predicted_move = _progress(model, meta, env, readout, origin, push,
+                                              pattern == "last_step_reversed", blocks,
+                                              seed + 1 + i)
+            true.append(moved)
+            predicted.append(predicted_move)
         result[pattern] = {"true": float(np.mean(true)), "predicted": float(np.mean(predicted))}
         print(f"{pattern:<19} progress along the push over {blocks} blocks: true "
               f"{np.mean(true):.4f}, predicted {np.mean(predicted):.4f}", flush=True)

@@ -146,6 +146,23 @@ def _in_fresh_process(fn, *args) -> Any:
     return value
 
 
+def _extra_measurements(env_id: str, image_size: int, frames_per_worker: int,
+                        episode_steps: int, policy: str, dataset: str) -> dict[str, Any]:
+    """Reacher: the data loading of the 2-worker ``dataset`` against training. Another env:
+    the bare env (random actions), with its full meshes, and raw reacher."""
+    if env_id == "wm/reacher-v0":
+        return _in_fresh_process(loading_and_training, dataset, 200)
+    extra: dict[str, Any] = {}
+    if policy != "ou":
+        extra["raw_fps_random"] = _in_fresh_process(
+            raw_fps, env_id, image_size, frames_per_worker, episode_steps)
+    extra["raw_fps_full_meshes"] = _in_fresh_process(
+        raw_fps, env_id, image_size, 200, episode_steps, {"mesh_cell": 0.0})
+    extra["raw_fps_reacher"] = _in_fresh_process(
+        raw_fps, "wm/reacher-v0", image_size, frames_per_worker, 100)
+    return extra
+
+
 def run(env_id: str, image_size: int, frames_per_worker: int, episode_steps: int,
         policy: str = "ou") -> dict[str, Any]:
     episodes = max(frames_per_worker // (episode_steps + 1), 2)
@@ -161,17 +178,8 @@ def run(env_id: str, image_size: int, frames_per_worker: int, episode_steps: int
                                 episode_steps, 2, f"{tmp}/two", policy)
         raw_after = _in_fresh_process(reference, env_id, image_size, frames_per_worker,
                                       episode_steps, *ref_args)
-        extra: dict[str, Any] = {}
-        if reacher:
-            extra = _in_fresh_process(loading_and_training, f"{tmp}/two", 200)
-        else:  # the bare env (random actions), with its full meshes, and raw reacher
-            if policy != "ou":
-                extra["raw_fps_random"] = _in_fresh_process(
-                    raw_fps, env_id, image_size, frames_per_worker, episode_steps)
-            extra["raw_fps_full_meshes"] = _in_fresh_process(
-                raw_fps, env_id, image_size, 200, episode_steps, {"mesh_cell": 0.0})
-            extra["raw_fps_reacher"] = _in_fresh_process(
-                raw_fps, "wm/reacher-v0", image_size, frames_per_worker, 100)
+        extra = _extra_measurements(env_id, image_size, frames_per_worker, episode_steps,
+                                    policy, f"{tmp}/two")
     raw = (raw_before + raw_after) / 2  # the reference drifts with machine load; average it
     results = {
         "env": env_id, "image_size": image_size, "episode_steps": episode_steps,

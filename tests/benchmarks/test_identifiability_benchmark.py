@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from benchmarks.identifiability_jobs import MODES, build_jobs
 from benchmarks.identifiability_cells import merge_seeds, select_restarts
+from benchmarks.identifiability_jobs import MODES, build_jobs
 from benchmarks.identifiability_report import write_report
 from configs.loader import load_config
 

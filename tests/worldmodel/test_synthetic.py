@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from worldmodel.encoders import CouplingInverseEncoder, EncoderSpec, build_encoder
-from worldmodel.streams import SyntheticStream
 from worldmodel.mixings import MIXINGS, build_mixing
+from worldmodel.streams import SyntheticStream
 from worldmodel.synthetic import (
     SyntheticWorld,
     sample_latents,
