@@ -11,7 +11,12 @@ if str(ROOT) not in sys.path:  # train.py / plan.py live at the repository root
 
 import pytest
 
-import envs  # noqa: F401  (selects headless rendering; the wm/ ids register on first use)
+import envs  # noqa: F401  (selects headless rendering and registers the wm/ ids)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one test process per core (pytest -n): one thread
+    import torch
+
+    torch.set_num_threads(1)
 
 # Tiny training overrides: real Lightning runs of a few steps on shrunk models.
 TINY_PIXELS = ["trainer.max_steps=6", "trainer.batch_size=8", "trainer.progress_bar=false",
@@ -47,6 +52,33 @@ def tiny_dataset(tmp_path_factory):
                      CollectConfig(episodes=6, episode_steps=20, episodes_per_shard=2,
                                    workers=1, seed=3), progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dataset, tmp_path_factory):
+    """One tiny reacher world model trained on ``tiny_dataset`` (``TINY_PIXELS``, 32 px),
+    shared by every test that only reads it or plans with it: the ``key=value`` overrides that
+    find it, and its ``TrainResult``. Tests that write plan outputs give their own
+    ``plan.out``, except ``tests/e2e/test_plan.py``, which owns ``run_dir / "plan-cem"``."""
+    from configs.loader import load_config
+    from worldmodel.app import train
+
+    overrides = [*TINY_PIXELS, f"output_dir={tmp_path_factory.mktemp('runs')}",
+                 f"data.path={tiny_dataset}", "env.image_size=32"]
+    return overrides, train.train(load_config("reacher", overrides))
+
+
+@pytest.fixture(scope="session")
+def tiny_block_checkpoint(tiny_dataset, tmp_path_factory):
+    """A tiny reacher model with a history of 2 frames and action blocks of 2 env steps: the
+    checkpoint that loading, agents and export are tested on."""
+    from configs.loader import load_config
+    from worldmodel.app import train
+
+    overrides = [*TINY_PIXELS, f"output_dir={tmp_path_factory.mktemp('runs')}",
+                 f"data.path={tiny_dataset}", "env.image_size=32", "data.frameskip=2",
+                 "data.history=2"]
+    return train.train(load_config("reacher", overrides)).checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -7,21 +7,16 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_PIXELS
 
-from configs.loader import load_config
-from worldmodel.app import train
 from worldmodel.app.agents import load_agent
 from worldmodel.app.cli import main as wml
 from worldmodel.checkpoint import from_pretrained, load_world_model
 from worldmodel.export import export_model
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tiny_dataset, tmp_path_factory):
-    overrides = [*TINY_PIXELS, f"output_dir={tmp_path_factory.mktemp('runs')}",
-                 f"data.path={tiny_dataset}", "env.image_size=32", "data.frameskip=2"]
-    return train.train(load_config("reacher", overrides)).checkpoint
+@pytest.fixture
+def checkpoint(tiny_block_checkpoint):
+    return tiny_block_checkpoint
 
 
 def _frames(seed=0):

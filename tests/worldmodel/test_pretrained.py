@@ -4,26 +4,21 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import TINY_PIXELS
 
 from configs.loader import load_config
 from envs.goals import GoalSpec
 from planners import build_planner
 from planners.agent import MPCAgent
-from worldmodel.app import train
 from worldmodel.app.agents import load_agent
 from worldmodel.checkpoint import load_world_model
 
 SMALL = {"samples": 16, "iterations": 2, "elites": 4, "horizon": 3}
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tiny_dataset, tmp_path_factory):
+@pytest.fixture
+def checkpoint(tiny_block_checkpoint):
     """A few training steps with history 2 and action blocks of 2 env steps."""
-    overrides = [*TINY_PIXELS, f"output_dir={tmp_path_factory.mktemp('runs')}",
-                 f"data.path={tiny_dataset}", "env.image_size=32", "data.frameskip=2",
-                 "data.history=2"]
-    return train.train(load_config("reacher", overrides)).checkpoint
+    return tiny_block_checkpoint
 
 
 def _frames(make_env, seed):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import worldmodel
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "python_api.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "python_api.md"
 
 
 def test_the_documented_example_runs(capsys):

@@ -164,11 +164,9 @@ def test_a_checkpoint_write_killed_midway_leaves_no_temporary_behind(tiny_datase
     assert not stale.exists() and mine.exists()
 
 
-@pytest.fixture(scope="module")
-def trained_tiny(tiny_dataset, tmp_path_factory):
-    root = tmp_path_factory.mktemp("trained")
-    overrides = [*TINY, f"output_dir={root}", f"data.path={tiny_dataset}", "env.image_size=32"]
-    return overrides, train.train(load_config("reacher", overrides))
+@pytest.fixture
+def trained_tiny(tiny_run):
+    return tiny_run
 
 
 def test_unreadable_checkpoints_and_devices_are_clear_errors(trained_tiny, tmp_path, capsys):

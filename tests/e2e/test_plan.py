@@ -16,12 +16,10 @@ PLAN = ["plan.eval.episodes=2", "plan.eval.num_envs=2", "plan.eval.budget=6",
         "plan.planner.horizon=3"]
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_dataset, tmp_path_factory):
-    """A few training steps on the tiny dataset: the overrides that find it, and the run."""
-    overrides = [*TINY, f"output_dir={tmp_path_factory.mktemp('runs')}",
-                 f"data.path={tiny_dataset}", "env.image_size=32"]
-    return overrides, train.train(load_config("reacher", overrides))
+@pytest.fixture
+def trained(tiny_run):
+    """The session's tiny run (``conftest.tiny_run``): its overrides, and the run."""
+    return tiny_run
 
 
 def test_plan_py_writes_a_report_with_floor_and_ceiling(trained, capsys):
@@ -34,14 +32,24 @@ def test_plan_py_writes_a_report_with_floor_and_ceiling(trained, capsys):
     assert report["env_id"] == "wm/reacher-v0" and report["seeds"] == [0, 1]
     assert report["planner"]["model_calls_per_plan"] == 16 * 2 * 3
     assert len(report["checkpoint_sha256"]) == 64 and "torch" in report["versions"]
+    tolerance = report["goal"]["tolerance"]
     for run in ("agent", "floor", "ceiling"):
         summary = report[run]
         assert summary["episodes"] == 2 and len(summary["rows"]) == 2
-        assert 0.0 <= summary["success_rate"] <= 1.0
+        solved = [row["success"] for row in summary["rows"]]
+        assert summary["success_rate"] == sum(solved) / 2  # the rate is the rows' count
         lo, hi = summary["success_ci95"]
-        assert 0.0 <= lo <= summary["success_rate"] <= hi <= 1.0
+        assert 0.0 <= lo <= summary["success_rate"] <= hi <= 1.0 and hi - lo > 0.3  # n = 2
         for row in summary["rows"]:
-            assert math.isfinite(row["final_distance"]) and 1 <= len(row["distance"]) <= 7
+            trace = row["distance"]  # the start, then after every step until success or 6
+            assert math.isfinite(row["final_distance"]) and 1 <= len(trace) <= 7
+            assert row["final_distance"] == pytest.approx(trace[-1], abs=1e-5)
+            assert row["min_distance"] == pytest.approx(min(trace), abs=1e-5)
+            # success: the distance fell under the tolerance, and the episode stopped there
+            assert row["success"] == (min(trace) < tolerance)
+            assert row["steps"] == len(trace) - 1
+            if row["success"]:
+                assert trace[-1] < tolerance and all(d >= tolerance for d in trace[:-1])
     assert report["agent"]["plan_ms_median"] > 0 and report["agent"]["plan_calls"] == 6
     assert (folder / "distance.png").stat().st_size > 0
     assert [p.name for p in (folder / "videos").iterdir()] == ["episode-00000.gif"]
