@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test test-slow bench-quick bench-full bench-collect bench-train bench-pixels clean
+.PHONY: demo test test-slow coverage bench-quick bench-full bench-collect bench-train bench-pixels clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow -n 0
+
+coverage: $(STAMP)
+	$(PY) -m pytest -q --cov=worldmodel --cov=envs --cov=planners --cov=callbacks \
+		--cov=configs --cov=benchmarks --cov-report=term:skip-covered
 
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks.identifiability --quick
