@@ -3,7 +3,8 @@ environment (``configs.schema`` composes it as ``plan.eval``; ``planners.evaluat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from envs.config import require_at_least
 from envs.goals import GOAL_SOURCES
@@ -118,6 +119,21 @@ class ClosedLoopConfig:
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
             raise ValueError(f"need 0 <= shard < num_shards, got shard {self.shard} of "
                              f"{self.num_shards}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClosedLoopConfig:
+        """The settings a report recorded (``report.json``'s ``config.eval``). Keys this
+        version does not know are left out and missing ones take their defaults: a report's
+        record is read, not run again."""
+        defaults = {f.name: f.default for f in fields(cls)}
+        # a merged report's shard is None: a field that cannot be None takes its default
+        values = {k: v for k, v in d.items()
+                  if k in defaults and (v is not None or defaults[k] is None)}
+        for key, section in (("temporal", TemporalDistanceConfig), ("prior", ActionPriorConfig)):
+            if isinstance(values.get(key), dict):
+                names = {f.name for f in fields(section)}
+                values[key] = section(**{k: v for k, v in values[key].items() if k in names})
+        return cls(**values)
 
     def episode_indices(self) -> list[int]:
         """The episodes of this shard: whole batches of ``num_envs``, dealt round-robin.

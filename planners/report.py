@@ -31,7 +31,8 @@ def video_path(folder: Path, seed: int) -> Path:
 def recorded_videos(report: EvalReport, folder: Path) -> list[Path]:
     """The GIFs of ``report``'s recorded episodes (the first ``plan.eval.videos``, or every
     episode when the report has no config) that exist in ``folder``, in episode order."""
-    count = ((report.config or {}).get("eval") or {}).get("videos", len(report.seeds))
+    settings = report.eval_settings
+    count = settings.videos if settings is not None else len(report.seeds)
     paths = [video_path(folder, seed) for seed in report.seeds[:count]]
     return [p for p in paths if p.is_file()]
 

@@ -73,10 +73,9 @@ def _setting(report: EvalReport) -> str:
              f"{report.goal_source or report.goal.source} goals",
              f"budget {report.budget_env_steps} env steps"]
     p = report.planner
-    if p:
-        parts.append(f"{p.get('name', 'planner')} {p.get('samples')}×{p.get('iterations')} "
-                     f"(horizon {p.get('horizon')}, {p.get('model_calls_per_plan')} model calls "
-                     "per plan)")
+    if p is not None:
+        parts.append(f"{p.name} {p.samples}×{p.iterations} (horizon {p.horizon}, "
+                     f"{p.model_calls_per_plan} model calls per plan)")
     if report.device:
         parts.append(f"{report.device}, {report.precision}")
     if report.wall_seconds is not None:
@@ -107,9 +106,9 @@ def _protocol(report: EvalReport) -> list[tuple[str, str]]:
         rows.append(("replanning", f"every {steps}, objective {evalcfg.get('objective')}"))
     if report.ceiling is not None and report.ceiling.skipped is None and (
             evalcfg.get("ceiling_samples") or evalcfg.get("ceiling_iterations")):
-        p = report.planner or {}
-        samples = evalcfg.get("ceiling_samples") or p.get("samples")
-        iterations = evalcfg.get("ceiling_iterations") or p.get("iterations")
+        p = report.planner
+        samples = evalcfg.get("ceiling_samples") or (p.samples if p else None)
+        iterations = evalcfg.get("ceiling_iterations") or (p.iterations if p else None)
         rows.append(("ceiling planner", f"{samples}×{iterations}"))
     return rows
 
@@ -153,7 +152,8 @@ def page_sections(report: EvalReport) -> dict[str, Any]:
         "protocol": _protocol(report),
         "runs": [run_cells(name, run) for name, run in report.runs()],
         "outcomes": outcome_table(report),
-        "planner": [(k, str(v)) for k, v in (report.planner or {}).items()],
+        "planner": [(k, str(v)) for k, v in
+                    (report.planner.to_dict() if report.planner else {}).items()],
         "model": [("checkpoint", report.checkpoint or DASH),
                   ("sha256", report.checkpoint_sha256 or DASH)],
         "config": _flatten(report.config or {}, "plan."),

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from envs.goals import GoalSpec
+from planners.eval_config import ClosedLoopConfig
+from planners.planner_record import PlannerRecord
 
 __all__ = ["RUNS", "EpisodeRow", "EvalReport", "RunSummary", "ShardInfo", "wilson_interval"]
 
@@ -223,7 +225,7 @@ class EvalReport:
     env_id: str | None = None
     checkpoint: str | None = None
     checkpoint_sha256: str | None = None
-    planner: dict[str, Any] | None = None
+    planner: PlannerRecord | None = None
     device: str | None = None
     precision: str | None = None
     wall_seconds: float | None = None
@@ -259,4 +261,13 @@ class EvalReport:
                 parsed[name] = RunSummary.from_dict(d[name])
         if d.get("shard") is not None:
             parsed["shard"] = ShardInfo.from_dict(d["shard"])
+        if d.get("planner") is not None:
+            parsed["planner"] = PlannerRecord.from_dict(d["planner"])
         return cls(**parsed)
+
+    @property
+    def eval_settings(self) -> ClosedLoopConfig | None:
+        """The evaluation settings ``plan.py`` ran with (``config["eval"]``), typed; None for a
+        report written without a config."""
+        section = (self.config or {}).get("eval")
+        return ClosedLoopConfig.from_dict(section) if section is not None else None

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from envs.goals import GoalSpec
+from planners.planner_record import PlannerRecord
 from planners.report import merge_shards, write_eval_shard, write_report
 from planners.report_html import render_html, render_markdown
 from planners.results import EpisodeRow, EvalReport, RunSummary, ShardInfo
@@ -35,8 +36,8 @@ def _report(**changes) -> EvalReport:
                         RunSummary.skip("my-env cannot be simulated from a snapshot"),
                         env_id="wm/reacher-v0", checkpoint="runs/reacher/model.ckpt",
                         checkpoint_sha256="ab" * 32,
-                        planner={"name": "cem", "samples": 16, "iterations": 2, "horizon": 3,
-                                 "model_calls_per_plan": 96},
+                        planner=PlannerRecord(samples=16, iterations=2, elites=4, horizon=3,
+                                              name="cem", model_calls_per_plan=96),
                         device="cpu", precision="fp32", wall_seconds=3.5, config=CONFIG,
                         versions={"python": "3.11.9", "torch": "2.5.1"}, goal_source="policy")
     return replace(report, **changes)

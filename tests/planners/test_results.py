@@ -53,8 +53,14 @@ def test_an_old_report_reads_into_typed_results_and_writes_back_unchanged():
                                               [10.0, 12.0, 30.0])
     assert report.floor.plan_calls is None and report.ceiling.skipped.startswith("my-env")
     assert report.shard is None and report.shards is None
-    # same fields, same values, same order of keys
-    assert json.dumps(report.to_dict()) == json.dumps(OLD_REPORT)
+    assert report.planner.name == "cem" and report.planner.model_calls_per_plan == 96
+    assert report.eval_settings.num_envs == 2 and report.eval_settings.videos == 2  # a default
+    # same fields, same values, same order of keys; the planner record is completed with the
+    # settings the old report did not list, at their defaults (the code then had no others)
+    written = report.to_dict()
+    assert written["planner"] == {**written["planner"], **OLD_REPORT["planner"]}
+    assert written["planner"]["noise_beta"] == 0.0
+    assert json.dumps({**written, "planner": None}) == json.dumps({**OLD_REPORT, "planner": None})
 
 
 def test_summaries_count_each_plan_call_of_a_batch_once():
@@ -76,7 +82,7 @@ def test_a_merged_old_report_reads_back():
                   ceiling=OLD_REPORT["ceiling"], process_seconds=6.0, shards=2)
     report = EvalReport.from_dict(merged)
     assert report.shards == 2 and report.process_seconds == 6.0
-    assert report.to_dict() == merged
+    assert {**report.to_dict(), "planner": None} == {**merged, "planner": None}
 
 
 def test_frames_stay_in_memory_and_unknown_keys_are_refused():

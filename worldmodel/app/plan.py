@@ -33,6 +33,7 @@ from envs.fileio import check_writable, file_sha256
 from envs.meta import ModelMeta
 from planners.action_prior import action_prior_for
 from planners.evaluate import DatasetGoals, evaluate_closed_loop
+from planners.planner_record import PlannerRecord
 from planners.protocols import WorldModel
 from planners.report import ShardError, merge_shards, write_eval_shard, write_report
 from planners.results import EvalReport, RunSummary
@@ -93,12 +94,11 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
     out = check_writable(p.out or path.parent / f"plan-{p.planner.name}", "plan.out")
     start = time.perf_counter()
     report = evaluate_closed_loop(loaded.make_env, loaded.agent, p.eval, loaded.goal, dataset)
-    planner = {**asdict(loaded.planner_config), "name": loaded.planner,
-               "model_calls_per_plan": loaded.planner_config.model_calls}
-    if loaded.agent.distance is not None:
-        planner["temporal_distance_fit"] = asdict(loaded.agent.distance.fit)
-    if loaded.agent.prior is not None:
-        planner["action_prior_fit"] = asdict(loaded.agent.prior.fit)
+    agent = loaded.agent
+    planner = PlannerRecord.of(
+        loaded.planner, loaded.planner_config,
+        temporal_distance_fit=asdict(agent.distance.fit) if agent.distance is not None else None,
+        action_prior_fit=asdict(agent.prior.fit) if agent.prior is not None else None)
     report = replace(
         report, env_id=loaded.env_config.id, checkpoint=str(path),
         checkpoint_sha256=file_sha256(path), planner=planner, device=str(loaded.device),
@@ -160,35 +160,32 @@ def _line(name: str, run: RunSummary) -> str:
 
 def summary(report: EvalReport, path: Path) -> str:
     """What ``plan.py`` prints: the setting, then one line per run."""
-    p = report.planner
+    p, e = report.planner, report.eval_settings
     head = (f"\n{report.env_id}: {report.agent.episodes} episodes ({report.goal_source or 'env'} "
             "goals), budget "
-            f"{report.budget_env_steps} steps, {p['name']} {p['samples']}x{p['iterations']} "
-            f"(horizon {p['horizon']}, {p['model_calls_per_plan']} model calls per plan)")
+            f"{report.budget_env_steps} steps, {p.name} {p.samples}x{p.iterations} "
+            f"(horizon {p.horizon}, {p.model_calls_per_plan} model calls per plan)")
     if report.shard is not None:
         head += (f"\nshard {report.shard.index} of {report.shard.count} "
                  "(the last shard to finish writes the merged report.json)")
     elif report.shards is not None:
         head += f"\nmerged from {report.shards} shards"
-    fit = p.get("temporal_distance_fit")
+    fit = p.temporal_distance_fit
     if fit:
         where = "held-out" if fit["held_out_episodes"] else "in-sample (too few episodes)"
         head += (f"\ncost: learned temporal distance, {where} error "
                  f"{fit['held_out_mae_blocks']:.2f} blocks (always the mean: "
                  f"{fit['mean_label_mae_blocks']:.2f})")
-    prior = p.get("action_prior_fit")
+    prior = p.action_prior_fit
     if prior:
         where = "held-out" if prior["held_out_episodes"] else "in-sample (too few episodes)"
-        weight = ((report.config or {}).get("eval", {}).get("prior") or {}).get("weight")
-        head += (f"\naction prior (weight {weight}): {where} R² {prior['held_out_r2']:.3f} of "
+        head += (f"\naction prior (weight {e.prior.weight}): {where} R² {prior['held_out_r2']:.3f} of "
                  "the data's action blocks")
     lines = [head, *(_line(LABELS[name], run) for name, run in report.runs())]
-    evalcfg = (report.config or {}).get("eval", {})
     if report.ceiling is not None and report.ceiling.skipped is None and (
-            evalcfg.get("ceiling_samples") or evalcfg.get("ceiling_iterations")):
+            e.ceiling_samples or e.ceiling_iterations):
         lines.append(f"{'':<17} (the ceiling planned with "
-                     f"{evalcfg.get('ceiling_samples') or p['samples']}x"
-                     f"{evalcfg.get('ceiling_iterations') or p['iterations']})")
+                     f"{e.ceiling_samples or p.samples}x{e.ceiling_iterations or p.iterations})")
     lines.append(f"report: {path}")
     return "\n".join(lines)
 
