@@ -12,7 +12,7 @@ __all__ = ["publish"]
 def publish(out: Path, results: Any, text: str) -> None:
     """Print a benchmark's Markdown report and write it with its results (``report.md``,
     ``results.json``) into ``out``, each atomically."""
-    from envs.fileio import atomic_write_text
+    from common.fileio import atomic_write_text
 
     print(text)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 import numpy as np
 import torch
 
+from common.fileio import atomic_write_text
 from envs.collect import make_env
-from envs.fileio import atomic_write_text
 from envs.goals import GoalSpec
 from planners.evaluate import place_at_rest
 from worldmodel.checkpoint import load_world_model

@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(results)
     print(text)
     if not args.quick:
-        from envs.fileio import atomic_write_text
+        from common.fileio import atomic_write_text
 
         tag = "" if args.env == "wm/reacher-v0" else "-" + args.env.split("/")[-1]
         atomic_write_text(args.out / f"results{tag}.json", json.dumps(results, indent=2))

@@ -39,8 +39,8 @@ def worker(out: Path, warmup: int, overrides: list[str]) -> None:
     """One training run; every rank writes its timing (Lightning reruns this command)."""
     import lightning as L
 
+    from common.fileio import atomic_write_text
     from configs.loader import load_config
-    from envs.fileio import atomic_write_text
     from worldmodel.app import train
 
     class Timer(L.Callback):
@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
 
+    from common.fileio import atomic_write_text, available_cores
     from configs.loader import load_config
     from envs.collect import ensure_dataset
-    from envs.fileio import atomic_write_text, available_cores
     from worldmodel.app import train
 
     cfg = load_config("reacher")

@@ -41,11 +41,11 @@ from benchmarks.pixel_planning import (
     plot_planning,
 )
 from callbacks.state_probe import heldout_r2, probe_targets
+from common.fileio import atomic_write_text
 from configs.schema import TrainerConfig
 from envs import make_pixel_env
 from envs.collect import CollectConfig, EnvConfig, default_dataset_dir, ensure_dataset
 from envs.dataset import PixelDataset
-from envs.fileio import atomic_write_text
 from worldmodel.app.trainer import build_trainer
 from worldmodel.identifiability import r2_score
 from worldmodel.module import JEPAModule, LossConfig, OptimConfig

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 import torch
 
+from common.fileio import atomic_write_text
 from configs.loader import load_config
-from envs.fileio import atomic_write_text
 from planners import build_planner
 from planners.objectives import LatentGoalCost
 from worldmodel.utils import configure_threads, native_bf16

@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from benchmarks import publish
+from common.fileio import atomic_write_text
 from configs.loader import load_config
 from envs import make_pixel_env
 from envs.collect import ensure_dataset
 from envs.dataset import PixelDataset
-from envs.fileio import atomic_write_text
 from worldmodel.app import train
 from worldmodel.checkpoint import load_world_model
 from worldmodel.data import PixelDataModule

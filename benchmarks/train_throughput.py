@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 import lightning as L
 import torch
 
+from common.fileio import atomic_write_text
 from configs.loader import load_config
 from envs.collect import CollectConfig, ensure_dataset
-from envs.fileio import atomic_write_text
 from worldmodel.app import train
 from worldmodel.data import PixelDataModule
 from worldmodel.utils import configure_threads, keep_freed_memory

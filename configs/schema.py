@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from envs.config import CollectConfig, EnvConfig, require_at_least
+from common.checks import require_at_least
+from envs.config import CollectConfig, EnvConfig
 from planners.base import PlannerConfig
 from planners.eval_config import ClosedLoopConfig, TrainEvalConfig
 from worldmodel.data import DataConfig

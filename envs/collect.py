@@ -19,16 +19,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from envs.config import CollectConfig, EnvConfig
-from envs.dataset import META, DatasetError, PixelDataset, read_meta, shard_name
-from envs.dataset_meta import build_meta, differences, open_dataset, package_versions
-from envs.fileio import (
+from common.fileio import (
     FolderLock,
     atomic_write_text,
     available_cores,
     check_writable,
     is_launch_rank_zero,
 )
+from envs.config import CollectConfig, EnvConfig
+from envs.dataset import META, DatasetError, PixelDataset, read_meta, shard_name
+from envs.dataset_meta import build_meta, differences, open_dataset, package_versions
 from envs.rollouts import WorkerPool, episode_seeds, episodes_of, make_env, run_in_process
 
 log = logging.getLogger(__name__)

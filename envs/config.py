@@ -8,15 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CollectConfig", "EnvConfig", "require_at_least"]
+from common.checks import require_at_least
 
-
-def require_at_least(section: str, config: Any, minimums: dict[str, int]) -> None:
-    """Refuse counts below their minimum, naming each as ``section.key=value``."""
-    bad = [f"{section}{'.' if section else ''}{key}={getattr(config, key)} (must be >= {low})"
-           for key, low in minimums.items() if getattr(config, key) < low]
-    if bad:
-        raise ValueError(f"out of range: {', '.join(bad)}")
+__all__ = ["CollectConfig", "EnvConfig"]
 
 
 @dataclass

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.fileio import atomic_write_text
 from envs.config import CollectConfig, EnvConfig
 from envs.dataset import META, DatasetError, read_meta
-from envs.fileio import atomic_write_text
 from envs.meta import DatasetMeta
 from envs.rollouts import make_env, physics_dim
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.fileio import current_umask
 from envs.dataset import ARRAYS, META, OPTIONAL_ARRAYS, array_crc32, read_meta, shard_name
-from envs.fileio import current_umask
 
 __all__ = ["write_dataset_shard"]
 

@@ -52,10 +52,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common.fileio import atomic_write_text, check_writable
 from envs.config import EnvConfig
 from envs.dataset import META, DatasetError, read_meta, shard_name
 from envs.dataset_write import write_dataset_shard
-from envs.fileio import atomic_write_text, check_writable
 from envs.hdf5_layout import (
     HDF5_INSTALL,
     META_ATTR,

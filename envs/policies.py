@@ -11,10 +11,12 @@ env=env)`` calls once with the ``PixelEnv``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+
+from common.registry import Registry
 
 __all__ = ["POLICIES", "OUNoisePolicy", "Policy", "UniformRandomPolicy", "make_policy"]
 
@@ -76,10 +78,13 @@ class OUNoisePolicy:
         return np.clip(self._a, -1.0, 1.0).astype(np.float32)
 
 
-POLICIES = {"random": UniformRandomPolicy, "ou": OUNoisePolicy,
-            # OGBench's scripted oracles (envs.oracles), for wm/cube-... envs
-            "ogbench_plan": "envs.oracles:plan_oracle",
-            "ogbench_markov": "envs.oracles:markov_oracle"}
+# name -> factory (action_dim, **kwargs) -> policy, or "module:factory" imported on first use
+POLICIES: Registry[Callable[..., Policy] | str] = Registry("policy", "policy")
+POLICIES.add("random", UniformRandomPolicy)
+POLICIES.add("ou", OUNoisePolicy)
+# OGBench's scripted oracles (envs.oracles), for wm/cube-... envs
+POLICIES.add("ogbench_plan", "envs.oracles:plan_oracle")
+POLICIES.add("ogbench_markov", "envs.oracles:markov_oracle")
 
 
 def make_policy(name: str, action_dim: int, kwargs: dict[str, Any] | None = None,
@@ -88,7 +93,7 @@ def make_policy(name: str, action_dim: int, kwargs: dict[str, Any] | None = None
     path ``"module:factory"``; ``env`` is given to a policy with ``attach(env)``."""
     kwargs = dict(kwargs or {})
     if name in POLICIES:
-        factory = POLICIES[name]
+        factory = POLICIES.get(name)
         if isinstance(factory, str):  # imported on first use
             module_name, _, attr = factory.partition(":")
             factory = getattr(importlib.import_module(module_name), attr)
@@ -99,7 +104,7 @@ def make_policy(name: str, action_dim: int, kwargs: dict[str, Any] | None = None
         except (ImportError, AttributeError) as err:
             raise ValueError(f"cannot load policy {name!r}: {err}") from None
     else:
-        raise ValueError(f"unknown policy {name!r}; use one of {sorted(POLICIES)} or "
+        raise ValueError(f"unknown policy {name!r}; use one of {list(POLICIES)} or "
                          "'module:factory' for your own")
     try:
         policy = factory(action_dim, **kwargs)

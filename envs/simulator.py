@@ -17,7 +17,7 @@ import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
-from envs.fileio import available_cores
+from common.fileio import available_cores
 from envs.mujoco_state import get_physics_state
 from envs.pixel_env import PixelEnv
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from common.registry import Registry
 from planners.protocols import CostFn
 
 __all__ = [
@@ -268,30 +269,26 @@ def coloured(white: Tensor, beta: float) -> Tensor:
     return torch.fft.irfft(spectrum, n=H, dim=-2).to(white.dtype)
 
 
-PLANNERS: dict[str, type[Planner]] = {}
+PLANNERS: Registry[type[Planner]] = Registry("planner", "planner")
 
 
 def register_planner(name: str) -> Callable[[type[Planner]], type[Planner]]:
     """Class decorator adding a planner under ``name``; a name is taken only once."""
     def add(cls: type[Planner]) -> type[Planner]:
-        if name in PLANNERS:
-            raise ValueError(f"a planner named {name!r} is already registered "
-                             f"({PLANNERS[name].__name__}); pick another name")
+        PLANNERS.add(name, cls)
         cls.name = name
-        PLANNERS[name] = cls
         return cls
     return add
 
 
 def build_planner(name: str, config: PlannerConfig | dict[str, Any] | None = None) -> Planner:
     """The registered planner ``name`` with ``config`` (a ``PlannerConfig`` or plain dict)."""
-    if name not in PLANNERS:
-        raise ValueError(f"unknown planner {name!r}; registered: {sorted(PLANNERS)}")
+    planner = PLANNERS.get(name)
     if not isinstance(config, PlannerConfig):
         known = {f.name for f in fields(PlannerConfig)}
         unknown = set(config or {}) - known
         if unknown:
             raise ValueError(f"unknown planner settings {sorted(unknown)}; known: {sorted(known)}")
         config = PlannerConfig(**(config or {}))
-    return PLANNERS[name](config)
+    return planner(config)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from envs.config import require_at_least
+from common.checks import require_at_least
 from envs.goals import GOAL_SOURCES
 
 __all__ = ["COSTS", "ActionPriorConfig", "ClosedLoopConfig", "TemporalDistanceConfig",

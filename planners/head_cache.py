@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from envs.fileio import atomic_write, file_sha256
+from common.fileio import atomic_write, file_sha256
 from envs.meta import ModelMeta
 
 if TYPE_CHECKING:

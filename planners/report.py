@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.fileio import atomic_write_text
+from common.fileio import atomic_write_text
 from planners.report_html import write_pages
 from planners.results import RUNS, EpisodeRow, EvalReport, RunSummary
 

@@ -3,7 +3,9 @@ included, goes down a layer, and no two modules import each other, directly or r
 
 The layers, from the ground up:
 
-- ``envs``: environments, collection, the dataset format; imports no other package of ours.
+- ``common``: helpers every layer uses (file I/O, config checks, registries); imports nothing
+  of ours.
+- ``envs``: environments, collection, the dataset format, typed metadata; over ``common``.
 - the model core (``worldmodel`` without its application layer) and ``planners``: both over
   ``envs``, apart from each other; planners see a model only through their Protocols.
 - ``callbacks`` and ``configs``: over the core and ``planners``.
@@ -24,18 +26,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("envs", "worldmodel", "planners", "callbacks", "configs", "benchmarks")
+PACKAGES = ("common", "envs", "worldmodel", "planners", "callbacks", "configs", "benchmarks")
 SCRIPTS = ("train.py", "plan.py")
 
 # layer -> the layers it may import (besides its own)
 ALLOWED = {
-    "envs": set(),
-    "core": {"envs"},
-    "planners": {"envs"},
-    "callbacks": {"envs", "core", "planners"},
-    "configs": {"envs", "core", "planners"},
-    "app": {"envs", "core", "planners", "callbacks", "configs"},
-    "benchmarks": {"envs", "core", "planners", "callbacks", "configs", "app"},
+    "common": set(),
+    "envs": {"common"},
+    "core": {"common", "envs"},
+    "planners": {"common", "envs"},
+    "callbacks": {"common", "envs", "core", "planners"},
+    "configs": {"common", "envs", "core", "planners"},
+    "app": {"common", "envs", "core", "planners", "callbacks", "configs"},
+    "benchmarks": {"common", "envs", "core", "planners", "callbacks", "configs", "app"},
     "scripts": {"app"},
 }
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from envs.config import require_at_least
+from common.checks import require_at_least
 from envs.dataset import PixelDataset
 from envs.meta import DatasetMeta, ModelMeta
 from envs.splits import split_episodes

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from common.registry import Registry
 from worldmodel.mixings import coupling_halves
 from worldmodel.vision import PIXEL_ENCODERS
 
@@ -99,9 +100,20 @@ def _coupling(spec: EncoderSpec) -> nn.Module:
                                   spec.init_std)
 
 
-VECTOR_ENCODERS: dict[str, Callable[[EncoderSpec], nn.Module]] = {
-    "mlp": _mlp, "coupling_inverse": _coupling}
-ENCODERS = (*VECTOR_ENCODERS, *PIXEL_ENCODERS)
+def _pixel(name: str) -> Callable[[EncoderSpec], nn.Module]:
+    def build(spec: EncoderSpec) -> nn.Module:
+        extra = spec.vit if name == "vit" else ()  # width, depth, heads
+        return PIXEL_ENCODERS.get(name)(spec.observation_shape[0], spec.out_dim, *extra)
+    return build
+
+
+VECTOR_ENCODERS = ("mlp", "coupling_inverse")
+# name -> EncoderSpec -> encoder: the vector encoders, then every pixel one
+ENCODERS: Registry[Callable[[EncoderSpec], nn.Module]] = Registry("encoder", "model.encoder")
+ENCODERS.add("mlp", _mlp)
+ENCODERS.add("coupling_inverse", _coupling)
+for _name in PIXEL_ENCODERS:
+    ENCODERS.add(_name, _pixel(_name))
 
 
 def is_pixel_encoder(name: str) -> bool:
@@ -111,21 +123,15 @@ def is_pixel_encoder(name: str) -> bool:
 
 def build_encoder(name: str, spec: EncoderSpec) -> nn.Module:
     """The encoder called ``name``, checked against the observations it will read."""
-    if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r} (model.encoder); choose one of "
-                         f"{list(ENCODERS)}")
+    build = ENCODERS.get(name)
     shape: Sequence[int] = spec.observation_shape
     if is_pixel_encoder(name):
         if len(shape) != 3 or shape[0] != shape[1] or shape[2] != 3:
             raise ValueError(f"the pixel encoder {name!r} reads square RGB frames (H, H, 3), "
                              f"but the data has observations of shape {tuple(shape)}; use a "
                              f"vector encoder ({list(VECTOR_ENCODERS)})")
-        if name == "vit":
-            width, depth, heads = spec.vit
-            return PIXEL_ENCODERS[name](shape[0], spec.out_dim, width, depth, heads)
-        return PIXEL_ENCODERS[name](shape[0], spec.out_dim)
-    if len(shape) != 1:
+    elif len(shape) != 1:
         raise ValueError(f"the vector encoder {name!r} reads flat vectors, but the data has "
                          f"observations of shape {tuple(shape)}; use a pixel encoder "
                          f"({list(PIXEL_ENCODERS)})")
-    return VECTOR_ENCODERS[name](spec)
+    return build(spec)

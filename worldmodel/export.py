@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
+from common.fileio import atomic_write, file_sha256
 from envs.dataset_meta import package_versions
-from envs.fileio import atomic_write, file_sha256
 from worldmodel.checkpoint import (
     CONFIG_FILE,
     EXPORT_FORMAT,

@@ -9,9 +9,12 @@ reads ``coupling_halves``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+
+from common.registry import Registry
 
 __all__ = ["MIXINGS", "AdditiveCoupling", "Banana", "RandomMLP", "Sinusoid", "Spiral",
            "build_mixing", "coupling_halves"]
@@ -113,22 +116,18 @@ class RandomMLP(nn.Module):
         return z
 
 
-MIXINGS = ("identity", "spiral", "banana", "sinusoid", "realnvp", "random_mlp")
+# name -> (dim, num_layers, generator) -> the fixed mixing g
+MIXINGS: Registry[Callable[[int, int, torch.Generator], nn.Module]] = Registry(
+    "mixing", "world.mixing")
+MIXINGS.add("identity", lambda dim, layers, generator: nn.Identity())
+MIXINGS.add("spiral", lambda dim, layers, generator: Spiral())
+MIXINGS.add("banana", lambda dim, layers, generator: Banana())
+MIXINGS.add("sinusoid", lambda dim, layers, generator: Sinusoid())
+MIXINGS.add("realnvp", AdditiveCoupling)
+MIXINGS.add("random_mlp", RandomMLP)
 
 
 def build_mixing(name: str, dim: int, num_layers: int = 4, seed: int = 0) -> nn.Module:
     """The fixed mixing ``g`` named ``name`` (one of ``MIXINGS``) for latent dim ``dim``."""
-    generator = torch.Generator().manual_seed(seed)
-    if name == "identity":
-        return nn.Identity()
-    if name == "spiral":
-        return Spiral()
-    if name == "banana":
-        return Banana()
-    if name == "sinusoid":
-        return Sinusoid()
-    if name == "realnvp":
-        return AdditiveCoupling(dim, num_layers, generator)
-    if name == "random_mlp":
-        return RandomMLP(dim, num_layers, generator)
-    raise ValueError(f"unknown mixing {name!r}; choose one of {list(MIXINGS)}")
+    build = MIXINGS.get(name)
+    return build(dim, num_layers, torch.Generator().manual_seed(seed))

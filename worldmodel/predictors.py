@@ -5,9 +5,13 @@ Output ``t`` predicts ``z[t + 1]`` from ``z[<= t]`` and ``a[<= t]`` only (causal
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from common.registry import Registry
 
 __all__ = ["PREDICTORS", "AdaLNZeroBlock", "IdentityPredictor", "MLPPredictor",
            "TransformerPredictor", "build_predictor"]
@@ -140,16 +144,14 @@ class IdentityPredictor(nn.Module):
         return z[:, -1]
 
 
-PREDICTORS = ("mlp", "transformer", "identity")
+# name -> (latent_dim, action_dim, history, hidden_dim, layers) -> predictor
+PREDICTORS: Registry[Callable[..., nn.Module]] = Registry("predictor", "model.predictor")
+PREDICTORS.add("mlp", MLPPredictor)
+PREDICTORS.add("transformer", TransformerPredictor)
+PREDICTORS.add("identity", lambda *sizes: IdentityPredictor())
 
 
 def build_predictor(name: str, latent_dim: int, action_dim: int, history: int,
                     hidden_dim: int, layers: int) -> nn.Module:
     """The predictor called ``name``."""
-    if name == "mlp":
-        return MLPPredictor(latent_dim, action_dim, history, hidden_dim, layers)
-    if name == "transformer":
-        return TransformerPredictor(latent_dim, action_dim, history, hidden_dim, layers)
-    if name == "identity":
-        return IdentityPredictor()
-    raise ValueError(f"unknown predictor {name!r}; choose one of {list(PREDICTORS)}")
+    return PREDICTORS.get(name)(latent_dim, action_dim, history, hidden_dim, layers)

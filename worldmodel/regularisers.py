@@ -8,19 +8,21 @@ paper's alignment term for views, logged beside the prediction loss.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from envs.config import require_at_least
+from common.checks import require_at_least
+from common.registry import Registry
 from worldmodel.sigreg import SIGReg
 
 __all__ = ["REGULARISERS", "Regulariser", "RegulariserConfig", "alignment_loss",
            "infonce_loss", "whitening_loss"]
 
-REGULARISERS = ("sigreg", "whitening", "infonce")
+REGULARISERS: Registry[Callable[..., Tensor]] = Registry("regulariser", "loss.regulariser")
 
 
 @dataclass
@@ -78,18 +80,33 @@ class Regulariser(nn.Module):
 
     def __init__(self, cfg: RegulariserConfig) -> None:
         super().__init__()
-        if cfg.name not in REGULARISERS:
-            raise ValueError(f"unknown loss.regulariser {cfg.name!r}; choose one of "
-                             f"{list(REGULARISERS)}")
+        self.loss = REGULARISERS.get(cfg.name)
         self.cfg = cfg
         self.sigreg = SIGReg(cfg.num_directions, cfg.num_knots, cfg.t_max)
 
     def forward(self, z: Tensor, step: int | None = None) -> Tensor:
-        if self.cfg.name == "infonce":
-            return infonce_loss(z, self.cfg.temperature)
-        # (B*T, D) pooled, or (T, B, D): one statistic per time step, then averaged
-        sample = z.reshape(-1, z.shape[-1]) if self.cfg.pooled else z.transpose(0, 1)
-        if self.cfg.name == "whitening":
-            steps = [sample] if self.cfg.pooled else list(sample)
-            return torch.stack([whitening_loss(s) for s in steps]).mean()
-        return self.sigreg(sample, step=step)
+        return self.loss(self, z, step)
+
+    def sample(self, z: Tensor) -> Tensor:
+        """``(B*T, D)`` pooled, or ``(T, B, D)``: one statistic per time step, then averaged."""
+        return z.reshape(-1, z.shape[-1]) if self.cfg.pooled else z.transpose(0, 1)
+
+
+def _sigreg(reg: Regulariser, z: Tensor, step: int | None) -> Tensor:
+    return reg.sigreg(reg.sample(z), step=step)
+
+
+def _whitening(reg: Regulariser, z: Tensor, step: int | None) -> Tensor:
+    sample = reg.sample(z)
+    steps = [sample] if reg.cfg.pooled else list(sample)
+    return torch.stack([whitening_loss(s) for s in steps]).mean()
+
+
+def _infonce(reg: Regulariser, z: Tensor, step: int | None) -> Tensor:
+    return infonce_loss(z, reg.cfg.temperature)
+
+
+# name -> (regulariser, z (B, T, D), step) -> scalar
+REGULARISERS.add("sigreg", _sigreg)
+REGULARISERS.add("whitening", _whitening)
+REGULARISERS.add("infonce", _infonce)

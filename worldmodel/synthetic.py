@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from envs.config import require_at_least
+from common.checks import require_at_least
+from common.registry import Registry
 from envs.meta import ModelMeta
 from worldmodel.mixings import build_mixing
 
@@ -62,12 +63,12 @@ def _laplace(shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
     return _gennorm(shape, 1.0, generator)
 
 
-LATENT_LAWS: dict[str, Callable[..., Tensor]] = {
-    "gaussian": lambda shape, alpha, g, scale: torch.randn(shape, generator=g),
-    "gennorm": lambda shape, alpha, g, scale: _gennorm(shape, alpha, g, scale),
-    "laplace": lambda shape, alpha, g, scale: _laplace(shape, g),
-    "uniform": lambda shape, alpha, g, scale: _uniform(shape, g),
-}
+# name -> (shape, alpha, generator, scale) -> independent coordinates
+LATENT_LAWS: Registry[Callable[..., Tensor]] = Registry("latent law", "world.law")
+LATENT_LAWS.add("gaussian", lambda shape, alpha, g, scale: torch.randn(shape, generator=g))
+LATENT_LAWS.add("gennorm", lambda shape, alpha, g, scale: _gennorm(shape, alpha, g, scale))
+LATENT_LAWS.add("laplace", lambda shape, alpha, g, scale: _laplace(shape, g))
+LATENT_LAWS.add("uniform", lambda shape, alpha, g, scale: _uniform(shape, g))
 
 
 def sample_latents(
@@ -76,9 +77,7 @@ def sample_latents(
 ) -> Tensor:
     """Independent coordinates from ``law`` (see ``LATENT_LAWS``), unit variance unless a
     generalised normal is asked for with ``scale="unit_scale"``."""
-    if law not in LATENT_LAWS:
-        raise ValueError(f"unknown latent law {law!r}; choose one of {sorted(LATENT_LAWS)}")
-    return LATENT_LAWS[law](shape, alpha, generator, scale)
+    return LATENT_LAWS.get(law)(shape, alpha, generator, scale)
 
 
 def action_free_meta(observation_shape: list[int], state_names: list[str] | None = None
@@ -121,8 +120,7 @@ class SyntheticWorld:
             raise ValueError(f"rho must be one value or {latent_dim} values, got {rho_t.numel()}")
         if ((rho_t <= 0) | (rho_t >= 1)).any():
             raise ValueError(f"rho must lie in (0, 1), got {rho_t.tolist()}")
-        if law not in LATENT_LAWS:
-            raise ValueError(f"unknown latent law {law!r}; choose one of {sorted(LATENT_LAWS)}")
+        LATENT_LAWS.get(law)  # an unknown name is refused, naming the choices
         if noise_law is not None and noise_law not in LATENT_LAWS:
             raise ValueError(f"unknown noise law {noise_law!r}; choose one of "
                              f"{sorted(LATENT_LAWS)}, or leave it unset for the source law")

@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from envs.fileio import atomic_write_text, available_cores
+from common.fileio import atomic_write_text, available_cores
 
 __all__ = ["atomic_write_text", "available_cores", "configure_threads", "keep_freed_memory",
            "non_finite_tensors"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from common.registry import Registry
+
 __all__ = ["PIXEL_ENCODERS", "ConvEncoder", "DeepConvEncoder", "KeypointEncoder",
            "StridedConvEncoder", "ViTEncoder", "pixels_to_float"]
 
@@ -134,7 +136,9 @@ class ViTEncoder(nn.Module):
         return self.head(self.norm(x[:, 0]))  # (N, F)
 
 
-# image side, feature width -> encoder; ``worldmodel.encoders`` is the registry that builds them
-PIXEL_ENCODERS = {"conv": ConvEncoder, "deep_conv": DeepConvEncoder, "keypoints": KeypointEncoder,
-                  "vit": ViTEncoder}
+# image side, feature width -> encoder; ``worldmodel.encoders.ENCODERS`` builds every encoder
+PIXEL_ENCODERS: Registry[type[nn.Module]] = Registry("pixel encoder", "model.encoder")
+for _name, _cls in (("conv", ConvEncoder), ("deep_conv", DeepConvEncoder),
+                    ("keypoints", KeypointEncoder), ("vit", ViTEncoder)):
+    PIXEL_ENCODERS.add(_name, _cls)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from envs.config import require_at_least
+from common.checks import require_at_least
 from worldmodel.encoders import ENCODERS, EncoderSpec, build_encoder
 from worldmodel.predictors import PREDICTORS, build_predictor
 
@@ -52,12 +52,8 @@ class ModelConfig:
     vit_heads: int = 3
 
     def __post_init__(self) -> None:
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"unknown model.encoder {self.encoder!r}; choose one of "
-                             f"{list(ENCODERS)}")
-        if self.predictor not in PREDICTORS:
-            raise ValueError(f"unknown model.predictor {self.predictor!r}; choose one of "
-                             f"{list(PREDICTORS)}")
+        ENCODERS.get(self.encoder)  # an unknown name is refused, naming the choices
+        PREDICTORS.get(self.predictor)
         if self.projector not in PROJECTORS:
             raise ValueError(f"unknown model.projector {self.projector!r}; choose one of "
                              f"{list(PROJECTORS)}")

@@ -96,7 +96,7 @@ def test_stream_is_fresh_and_deterministic_for_a_seed():
 
 
 def test_bad_world_arguments_name_the_problem():
-    with pytest.raises(ValueError, match="latent law"):
+    with pytest.raises(ValueError, match="unknown world.law 'cauchy'; choose one of"):
         SyntheticWorld(2, law="cauchy")
     with pytest.raises(ValueError, match="rho must lie"):
         SyntheticWorld(2, rho=1.0)
@@ -104,7 +104,7 @@ def test_bad_world_arguments_name_the_problem():
         SyntheticWorld(3, rho=[0.9, 0.8])
     with pytest.raises(ValueError, match="even"):
         SyntheticWorld(3, mixing="spiral").observe(torch.randn(4, 3))
-    with pytest.raises(ValueError, match="unknown mixing"):
+    with pytest.raises(ValueError, match="unknown world.mixing 'swirl'"):
         build_mixing("swirl", 2)
     with pytest.raises(ValueError, match="alpha"):
         sample_latents("gennorm", (3,), gen(), alpha=0.0)

@@ -26,10 +26,10 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from common.fileio import check_writable, file_sha256
 from configs.loader import HOME_VARIABLE, ConfigError, load_config, output_home, print_config
 from configs.schema import ExperimentConfig
 from envs.dataset_meta import package_versions
-from envs.fileio import check_writable, file_sha256
 from envs.meta import ModelMeta
 from planners.action_prior import action_prior_for
 from planners.evaluate import DatasetGoals, evaluate_closed_loop

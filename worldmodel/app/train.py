@@ -29,11 +29,11 @@ from callbacks.latent_stats import LatentStats
 from callbacks.planning_eval import PlanningEval
 from callbacks.preemption import Preemption, install_signal_flags, remove_stale_temporaries
 from callbacks.state_probe import StateProbe, probe_summary
+from common.fileio import OutputError, check_writable, is_launch_rank_zero
 from configs.loader import ConfigError, load_config, print_config
 from configs.schema import ExperimentConfig
 from envs.collect import array_task_shard, collect_rollouts, default_dataset_dir, ensure_dataset
 from envs.dataset import DatasetError
-from envs.fileio import OutputError, check_writable, is_launch_rank_zero
 from envs.meta import ModelMeta
 from envs.registry import UnknownEnvError
 from worldmodel.app.cli import config_parser

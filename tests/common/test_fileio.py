@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from envs.fileio import atomic_write, atomic_write_text, current_umask
+from common.fileio import atomic_write, atomic_write_text, current_umask
 
 
 def test_atomic_write_replaces_whole_files_with_umask_permissions(tmp_path):
