@@ -8,7 +8,8 @@ and export (docs/python_api.md walks through it)::
                             export_model, from_pretrained)
 
 Each name is imported from its module when first used, so ``import worldmodel.sigreg`` (or
-``from worldmodel import load_config``) stays light.
+``from worldmodel import load_config``) stays light. This facade belongs to the application
+layer (docs/design.md): the model core's modules never import it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["ClosedLoopConfig", "CollectConfig", "EnvConfig", "PixelDataset", "collect_rollouts",
-           "evaluate_closed_loop", "export_model", "from_pretrained", "load_agent",
-           "load_config", "load_world_model", "make_pixel_env", "train"]
+__all__ = ["ClosedLoopConfig", "CollectConfig", "DatasetMeta", "EnvConfig", "ModelMeta",
+           "PixelDataset", "collect_rollouts", "evaluate_closed_loop", "export_model",
+           "from_pretrained", "load_agent", "load_config", "load_world_model", "make_pixel_env",
+           "train"]
 
 _HOME = {
     "load_config": "configs.loader",
@@ -27,6 +29,8 @@ _HOME = {
     "CollectConfig": "envs.config",
     "collect_rollouts": "envs.collect",
     "PixelDataset": "envs.dataset",
+    "DatasetMeta": "envs.meta",
+    "ModelMeta": "envs.meta",
     "train": "worldmodel.app.train",
     "load_agent": "worldmodel.app.agents",
     "load_world_model": "worldmodel.checkpoint",
