@@ -1,10 +1,16 @@
 """Shared test set-up: headless rendering before any GL import, small thread counts."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+# A shell without job control starts background jobs with SIGINT ignored, and Python then keeps
+# ignoring it: the Ctrl-C tests (and the processes they start) need it to raise
+# KeyboardInterrupt, as it does in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # train.py / plan.py live at the repository root
     sys.path.insert(0, str(ROOT))
