@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 __all__ = [
     "FolderLock",
     "OutputError",
+    "array_crc32",
     "atomic_write",
     "atomic_write_text",
     "available_cores",
@@ -62,6 +66,13 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` via a temp file in the same folder and an atomic rename."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def array_crc32(array: np.ndarray) -> int:
+    """The CRC32 of an array's bytes in C order (what a dataset shard records per array)."""
+    if array.size == 0:  # memoryview cannot cast an empty shape (states of width 0)
+        return zlib.crc32(b"")
+    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -67,6 +69,25 @@ def _leaf_keys(cfg, prefix: str = "") -> set[str]:
     return keys
 
 
+RESOLVER = re.compile(r"\$\{\s*([\w.]+)\s*:")  # ${oc.env:HOME}, ${oc.decode:...}
+
+
+def _refuse_resolvers(node: Any, source: str, prefix: str = "") -> None:
+    """Refuse resolver calls in config values: a shared YAML must not read environment
+    variables (``${oc.env:...}``) or run other resolvers into configs, checkpoints and reports.
+    References to other keys (``${model.latent_dim}``) stay allowed."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _refuse_resolvers(value, source, f"{prefix}{key}.")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _refuse_resolvers(value, source, f"{prefix}{i}.")
+    elif isinstance(node, str) and (found := RESOLVER.search(node)):
+        raise ConfigError(f"invalid config ({source}) at key '{prefix[:-1]}': {node!r} calls the "
+                          f"resolver {found.group(1)!r}; configs may only refer to other keys "
+                          "(${section.key}): write the value itself")
+
+
 def _check_mode(mode: str, given: set[str], source: str) -> None:
     """Refuse keys of the sections the other mode reads (they would be silently ignored)."""
     if mode not in MODES:
@@ -92,6 +113,7 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[st
     path = resolve_config_path(name_or_path)
     try:
         from_file = OmegaConf.load(path)
+        _refuse_resolvers(OmegaConf.to_container(from_file, resolve=False), str(path))
         merged = OmegaConf.merge(schema, from_file)
     except OmegaConfBaseException as err:
         raise _explain(err, str(path)) from None
@@ -100,6 +122,7 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | tuple[st
         raise ConfigError(f"overrides must look like key=value, got {bad}")
     try:
         from_cli = OmegaConf.from_dotlist(list(overrides))
+        _refuse_resolvers(OmegaConf.to_container(from_cli, resolve=False), "command line")
         merged = OmegaConf.merge(merged, from_cli)
     except OmegaConfBaseException as err:
         raise _explain(err, "command line") from None

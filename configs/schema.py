@@ -168,6 +168,11 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         require_at_least("", self, {"seed": 0})
+        if (not self.name or self.name in (".", "..") or "/" in self.name or "\\" in self.name
+                or "\0" in self.name):
+            raise ValueError(f"name={self.name!r} must be one folder name (no '/', not '.' or "
+                             f"'..'): the run is written to output_dir/name; choose another "
+                             "name, or set output_dir for another place")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of {list(MODES)}")
         if self.mode == "pixels":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import zlib
@@ -174,10 +175,10 @@ def default_dataset_dir(base: str | Path, env: EnvConfig, collect: CollectConfig
     spec = json.dumps({"env": asdict(env), "collect": {k: v for k, v in asdict(collect).items()
                                                         if k != "workers"}}, sort_keys=True)
     digest = zlib.crc32(spec.encode()) & 0xFFFFFFFF
-    name = (f"{env.id.replace('/', '-').replace(':', '-')}-{env.image_size}px-"
-            f"{collect.policy.split(':')[-1]}-{collect.episodes}x{collect.episode_steps}-"
-            f"seed{collect.seed}-{digest:08x}")
-    return Path(base) / name
+    name = (f"{env.id}-{env.image_size}px-{collect.policy.split(':')[-1]}-"
+            f"{collect.episodes}x{collect.episode_steps}-seed{collect.seed}-{digest:08x}")
+    # one folder below base whatever the names hold ('/', '..', ':'): anything else becomes '-'
+    return Path(base) / re.sub(r"[^A-Za-z0-9._-]", "-", name)
 
 
 def ensure_dataset(path: str | Path, env: EnvConfig, collect: CollectConfig,

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +40,10 @@ from typing import Any
 
 import numpy as np
 
+from common.fileio import array_crc32, atomic_write_text
 from envs.meta import DatasetMeta, MetaError
 
-__all__ = ["DatasetError", "PixelDataset", "Shard", "array_crc32", "read_meta", "shard_name"]
+__all__ = ["DatasetError", "PixelDataset", "Shard", "read_meta", "shard_name"]
 
 META = "meta.json"
 VERIFIED = ".verified"  # per shard: the file sizes and times its checksums last passed at
@@ -73,12 +73,6 @@ def read_meta(root: str | Path) -> DatasetMeta:
                            "collect again") from None
     except (MetaError, TypeError, ValueError) as err:
         raise DatasetError(f"{path}: {err}") from None
-
-
-def array_crc32(array: np.ndarray) -> int:
-    if array.size == 0:  # memoryview cannot cast an empty shape (states of width 0)
-        return zlib.crc32(b"")
-    return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
 @dataclass
@@ -142,14 +136,14 @@ class Shard:
         modification time, remembered in ``.verified`` where the folder is writable); whether
         it read the shard."""
         stamp_file = self.path / VERIFIED
-        try:
-            if json.loads(stamp_file.read_text()) == self._stamp():
+        try:  # a symlink is never read or written through: it is replaced by a stamp
+            if not stamp_file.is_symlink() and json.loads(stamp_file.read_text()) == self._stamp():
                 return False
         except (OSError, ValueError):
             pass
         self.verify()
         try:
-            stamp_file.write_text(json.dumps(self._stamp()))
+            atomic_write_text(stamp_file, json.dumps(self._stamp()))
         except OSError:  # a read-only dataset: verified again next time
             pass
         return True

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.fileio import current_umask
-from envs.dataset import ARRAYS, META, OPTIONAL_ARRAYS, array_crc32, read_meta, shard_name
+from common.fileio import array_crc32, current_umask
+from envs.dataset import ARRAYS, META, OPTIONAL_ARRAYS, read_meta, shard_name
 
 __all__ = ["write_dataset_shard"]
 

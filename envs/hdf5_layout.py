@@ -63,6 +63,7 @@ def read_layout(f, source: Path, state_key: str | None) -> Layout:
         raise InteropError(f"{source} lacks the dataset(s) {missing} of the stable-worldmodel "
                            f"HDF5 layout (it holds {keys}); export it with stable-worldmodel "
                            "(format='hdf5') or with `wml export`")
+    _refuse_outside_storage(f, source)
     pixels, n = f["pixels"], f["pixels"].shape[0]
     if pixels.ndim != 4 or pixels.dtype != np.uint8 or 3 not in (pixels.shape[1],
                                                                    pixels.shape[-1]):
@@ -88,6 +89,21 @@ def read_layout(f, source: Path, state_key: str | None) -> Layout:
     meta = json.loads(f.attrs[META_ATTR]) if META_ATTR in f.attrs else None
     return Layout(lengths, offsets, channels_first, int(h), _width(f["action"]), state_key,
                    _width(f[state_key]) if state_key else 0, "physics" in f, meta)
+
+
+def _refuse_outside_storage(f, source: Path) -> None:
+    """Refuse datasets whose bytes live outside the file (HDF5 external storage, virtual
+    datasets, external links): reading them would copy another file into the import."""
+    for name in f:
+        link = f.get(name, getlink=True)
+        if not isinstance(link, h5py_module().HardLink):
+            raise InteropError(f"{source}: {name!r} is a link to another file or path; "
+                               "refused, as an imported file may only hold its own data")
+        item = f[name]
+        if hasattr(item, "shape") and (item.external or item.is_virtual):
+            raise InteropError(f"{source}: the dataset {name!r} keeps its data outside the file "
+                               "(HDF5 external or virtual storage); refused, as an import may "
+                               "only copy the file's own bytes. Rewrite it with its data inside")
 
 
 def _width(dataset) -> int:

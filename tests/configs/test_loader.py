@@ -114,3 +114,23 @@ def test_synthetic_probe_settings_are_refused_in_pixel_mode_not_ignored():
         load_config("reacher", ["probe.num_samples=500"])
     assert load_config("identifiability", ["probe.num_samples=500"]).probe.num_samples == 500
     assert load_config("reacher", ["probe.every_n_steps=50"]).probe.every_n_steps == 50
+
+
+def test_resolvers_are_refused_so_a_shared_yaml_cannot_read_the_environment(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setenv("SECRET_TOKEN", "hunter2")
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("name: ${oc.env:SECRET_TOKEN}\n")
+    with pytest.raises(ConfigError, match=r"at key 'name'.*calls the resolver 'oc.env'"):
+        load_config(str(shared))
+    with pytest.raises(ConfigError, match=r"command line\) at key 'trainer.logger'"):
+        load_config("reacher", ["trainer.logger=${oc.env:SECRET_TOKEN}"])
+    # a reference to another key is still a reference
+    shared.write_text("model:\n  feature_dim: 48\n  projector_dim: ${model.feature_dim}\n")
+    assert load_config(str(shared)).model.projector_dim == 48
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/run", "a/b", "..", "."])
+def test_a_run_name_is_one_folder_name(name):
+    with pytest.raises(ConfigError, match="must be one folder name"):
+        load_config("reacher", [f"name={name}"])

@@ -1,0 +1,66 @@
+"""Files the framework reads are untrusted: nothing in them reaches outside their own place."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from envs.dataset import PixelDataset
+
+
+def test_a_symlinked_verification_stamp_is_replaced_not_written_through(tiny_dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    victim = tmp_path / "someone-elses-file"
+    victim.write_text("precious")
+    stamp = data / "shard-00000" / ".verified"
+    stamp.unlink(missing_ok=True)
+    stamp.symlink_to(victim)
+    shard = PixelDataset(data).shards[0]
+    assert shard.verify_once()  # the link is not taken for a stamp: the shard is read
+    assert victim.read_text() == "precious"
+    assert not stamp.is_symlink() and stamp.is_file()
+    assert not shard.verify_once()  # the real stamp now says it passed
+
+
+@pytest.mark.parametrize("storage", ["external", "virtual", "external_link"])
+def test_an_hdf5_import_refuses_data_kept_outside_the_file(tmp_path, storage):
+    h5py = pytest.importorskip("h5py")
+    from envs.hdf5_layout import InteropError
+    from envs.interop import import_hdf5
+
+    secret = tmp_path / "id_rsa"
+    secret.write_bytes(np.arange(2 * 8 * 8 * 3, dtype=np.uint8).tobytes())
+    path = tmp_path / "hostile.h5"
+    with h5py.File(path, "w") as f:
+        if storage == "external":
+            f.create_dataset("pixels", shape=(2, 8, 8, 3), dtype=np.uint8,
+                             external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+        elif storage == "virtual":
+            with h5py.File(tmp_path / "other.h5", "w") as g:
+                g.create_dataset("x", data=np.zeros((2, 8, 8, 3), np.uint8))
+            layout = h5py.VirtualLayout(shape=(2, 8, 8, 3), dtype=np.uint8)
+            layout[:] = h5py.VirtualSource(str(tmp_path / "other.h5"), "x", shape=(2, 8, 8, 3))
+            f.create_virtual_dataset("pixels", layout)
+        else:
+            with h5py.File(tmp_path / "other.h5", "w") as g:
+                g.create_dataset("pixels", data=np.zeros((2, 8, 8, 3), np.uint8))
+            f["pixels"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "pixels")
+        f.create_dataset("action", data=np.zeros((2, 2), np.float32))
+        f.create_dataset("ep_len", data=np.array([2], np.int32))
+        f.create_dataset("ep_offset", data=np.array([0], np.int64))
+    with pytest.raises(InteropError, match="'pixels' (keeps its data outside the file|is a "
+                                           "link to another file)"):
+        import_hdf5(path, tmp_path / "out", env={"id": "wm/reacher-v0"}, progress=False)
+    assert not (tmp_path / "out" / "shard-00000").exists()
+
+
+def test_a_policy_name_cannot_move_the_default_dataset_folder(tmp_path):
+    from envs.collect import default_dataset_dir
+    from envs.config import CollectConfig, EnvConfig
+
+    folder = default_dataset_dir(tmp_path, EnvConfig(),
+                                 CollectConfig(policy="random:../../../x"))
+    assert folder.parent == tmp_path and ".." not in folder.name.split("-")[0]
+    assert default_dataset_dir(tmp_path, EnvConfig(), CollectConfig()).name.startswith(
+        "wm-reacher-v0-64px-ou-1000x100-seed0-")  # the usual names are unchanged
