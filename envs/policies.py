@@ -87,10 +87,26 @@ POLICIES.add("ogbench_plan", "envs.oracles:plan_oracle")
 POLICIES.add("ogbench_markov", "envs.oracles:markov_oracle")
 
 
+def _plugin_class(name: str) -> type:
+    """The class a user's ``"module:Class"`` names, checked to be a policy before anything of
+    it runs: a function or another class (``os:truncate``, ``subprocess:Popen``) is refused."""
+    module_name, _, attr = name.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"cannot load policy {name!r}: {err}") from None
+    if not (isinstance(found, type) and all(callable(getattr(found, m, None))
+                                            for m in ("reset", "act"))):
+        raise ValueError(f"policy {name!r} is not a policy class: a plug-in policy is "
+                         "'module:Class' where Class(action_dim, **policy_kwargs) has reset(seed) "
+                         "and act(pixels, info); nothing else named in a config is called")
+    return found
+
+
 def make_policy(name: str, action_dim: int, kwargs: dict[str, Any] | None = None,
                 env: Any = None) -> Policy:
     """A policy by name (``random``, ``ou``, ``ogbench_plan``, ``ogbench_markov``) or plug-in
-    path ``"module:factory"``; ``env`` is given to a policy with ``attach(env)``."""
+    class ``"module:Class"``; ``env`` is given to a policy with ``attach(env)``."""
     kwargs = dict(kwargs or {})
     if name in POLICIES:
         factory = POLICIES.get(name)
@@ -98,14 +114,10 @@ def make_policy(name: str, action_dim: int, kwargs: dict[str, Any] | None = None
             module_name, _, attr = factory.partition(":")
             factory = getattr(importlib.import_module(module_name), attr)
     elif ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"cannot load policy {name!r}: {err}") from None
+        factory = _plugin_class(name)
     else:
         raise ValueError(f"unknown policy {name!r}; use one of {list(POLICIES)} or "
-                         "'module:factory' for your own")
+                         "'module:Class' for your own")
     try:
         policy = factory(action_dim, **kwargs)
     except TypeError as err:

@@ -266,23 +266,23 @@ def test_ou_policy_takes_one_std_per_action_entry():
         OUNoisePolicy(2, std=[0.5, 0.0])
 
 
-def constant_policy(action_dim, value=0.5):
-    """A plug-in policy factory (used as 'test_collect:constant_policy')."""
+class ConstantPolicy:
+    """A plug-in policy class (used as 'test_collect:ConstantPolicy')."""
 
-    class Constant:
-        def reset(self, seed):
-            pass
+    def __init__(self, action_dim, value=0.5):
+        self.action_dim, self.value = action_dim, value
 
-        def act(self, pixels, info):
-            assert pixels.dtype == np.uint8 and "state" in info
-            return np.full(action_dim, value, np.float32)
+    def reset(self, seed):
+        pass
 
-    return Constant()
+    def act(self, pixels, info):
+        assert pixels.dtype == np.uint8 and "state" in info
+        return np.full(self.action_dim, self.value, np.float32)
 
 
 def test_plug_in_policy_by_module_path(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    _collect(tmp_path / "d", policy="test_collect:constant_policy",
+    _collect(tmp_path / "d", policy="test_collect:ConstantPolicy",
              policy_kwargs={"value": -0.25})
     actions = PixelDataset(tmp_path / "d").episode(0)["actions"][:-1]
     assert np.all(actions == -0.25)

@@ -64,3 +64,15 @@ def test_a_policy_name_cannot_move_the_default_dataset_folder(tmp_path):
     assert folder.parent == tmp_path and ".." not in folder.name.split("-")[0]
     assert default_dataset_dir(tmp_path, EnvConfig(), CollectConfig()).name.startswith(
         "wm-reacher-v0-64px-ou-1000x100-seed0-")  # the usual names are unchanged
+
+
+@pytest.mark.parametrize("name", ["os:truncate", "os:_exit", "subprocess:Popen", "math:pi"])
+def test_a_config_names_only_a_policy_class_never_another_callable(tmp_path, name):
+    from envs.policies import make_policy
+
+    log = tmp_path / "stderr.log"
+    log.write_text("the user's log")
+    with pytest.raises(ValueError, match="is not a policy class: a plug-in policy is "
+                                         "'module:Class'"):
+        make_policy(name, 2, {"length": 0, "path": str(log)})
+    assert log.read_text() == "the user's log"

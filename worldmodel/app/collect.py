@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None, prog: str = "wml collect") -> int:
     p.add_argument("--episode-steps", "--steps", dest="steps", type=int,
                    default=d_col.episode_steps, help="actions per episode")
     p.add_argument("--policy", default=d_col.policy,
-                   help="random, ou, ogbench_plan, ogbench_markov (cubes) or module:factory")
+                   help="random, ou, ogbench_plan, ogbench_markov (cubes) or module:Class")
     p.add_argument("--policy-kwargs", type=_json_dict, default={})
     p.add_argument("--seed", type=int, default=d_col.seed)
     p.add_argument("--workers", type=int, default=d_col.workers, help="0 = one per core")
