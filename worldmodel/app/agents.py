@@ -116,10 +116,21 @@ def _check_other_env(env_config: EnvConfig, meta: ModelMeta) -> None:
                          f"frames {want_frames} and {meta.action_dim} actions; {fix}")
 
 
+def _check_plugin_trusted(checkpoint: str | Path, env_id: str, trusted: tuple[str, ...]
+                          ) -> None:
+    """Refuse a plug-in env id (``module:Env-v0``) that only a file names: importing its
+    module would run code a checkpoint or a dataset chose."""
+    if ":" in env_id and env_id not in trusted:
+        raise ValueError(f"{checkpoint} names the plug-in env {env_id!r}, whose module would be "
+                         "imported; a file does not choose code to run. Name it yourself: "
+                         f"env.id={env_id} in your config or plan.env_id={env_id} (from Python, "
+                         "load_agent(..., env_id=...))")
+
+
 def load_agent(checkpoint: str | Path, planner: str | None = None,
                device: str | torch.device = "cpu", precision: str = "auto",
                env_id: str | None = None, cost_heads: CostHeads | None = None,
-               **overrides: Any) -> PretrainedAgent:
+               trusted_env_ids: tuple[str, ...] = (), **overrides: Any) -> PretrainedAgent:
     """The world model of ``checkpoint`` as a ready ``MPCAgent``, wired as ``plan.py`` wires it.
 
     Args:
@@ -129,6 +140,8 @@ def load_agent(checkpoint: str | Path, planner: str | None = None,
         device: where the model plans (``"auto"``: CUDA when available).
         precision: ``"auto"`` (bf16 rollouts where native), ``"bf16"`` or ``"fp32"``.
         env_id: plan on another env with the same pixels and actions (default: the dataset's).
+        trusted_env_ids: plug-in env ids (``module:Env-v0``) the caller's own config names; a
+            checkpoint's plug-in id is imported only when it is one of these or ``env_id``.
         cost_heads: ``(model, meta, device) -> dict`` of further ``MPCAgent`` arguments
             (``distance``, ``prior``, ``prior_weight``, ``prior_init``), built on the loaded
             model before the agent is (``plan.py`` fits its heads on frozen latents so).
@@ -148,6 +161,8 @@ def load_agent(checkpoint: str | Path, planner: str | None = None,
     planner_obj = build_planner(name, planner_config)  # fails on a bad name before loading
     device = resolve_device(device)
     model, meta = load_world_model(checkpoint, device)
+    _check_plugin_trusted(checkpoint, meta.env.id if env_id is None else env_id,
+                          (*trusted_env_ids, *([env_id] if env_id else [])))
     bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
     heads = cost_heads(model, meta, device) if cost_heads is not None else {}
     agent = agent_for(model, meta, planner_obj, bf16=bf16, **agent_settings, **heads)

@@ -87,7 +87,7 @@ def plan(cfg: ExperimentConfig) -> tuple[EvalReport, Path]:
     if p.precision not in PRECISIONS:
         raise ConfigError(f"plan.precision must be auto, bf16 or fp32, got {p.precision!r}")
     loaded = load_agent(path, p.planner.name, p.device, p.precision, p.env_id,
-                        cost_heads=partial(cost_heads, cfg, path),
+                        cost_heads=partial(cost_heads, cfg, path), trusted_env_ids=(cfg.env.id,),
                         **asdict(p.planner.settings()), replan_every=p.eval.replan_every,
                         objective=p.eval.objective, hold=p.eval.hold)
     dataset = DatasetGoals.from_meta(loaded.meta)  # read only for goal source "dataset"
