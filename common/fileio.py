@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import zlib
 from collections.abc import Callable
@@ -18,10 +19,12 @@ __all__ = [
     "atomic_write",
     "atomic_write_text",
     "available_cores",
+    "check_new_output",
     "check_writable",
     "current_umask",
     "file_sha256",
     "is_launch_rank_zero",
+    "replace_folder",
 ]
 
 
@@ -73,6 +76,51 @@ def array_crc32(array: np.ndarray) -> int:
     if array.size == 0:  # memoryview cannot cast an empty shape (states of width 0)
         return zlib.crc32(b"")
     return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
+
+
+def check_new_output(out: str | Path, sources: tuple[str | Path, ...], force: bool,
+                     what: str) -> Path:
+    """Refuse to write ``out`` over something that exists (unless ``force``), and always
+    refuse ``out`` inside (or over) one of the ``sources`` a command reads.
+
+    Raises:
+        OutputError: naming the path and the way out.
+    """
+    out = Path(out)
+    target = out.resolve()
+    for source in sources:
+        root = Path(source).resolve()
+        if target == root or root in target.parents or (root.is_file() and target == root):
+            raise OutputError(f"{what}={out} is inside its own input {source}: writing there "
+                              "would destroy what is being read; choose a path outside it")
+    taken = out.is_file() or out.is_symlink() or (out.is_dir() and any(out.iterdir()))
+    if taken and not force:
+        raise OutputError(f"{what}={out} already exists; give a new path, or --force to "
+                          "replace it")
+    return out
+
+
+def replace_folder(folder: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Write a multi-file output as one unit: ``fill(tmp)`` writes a sibling temporary folder,
+    which then takes ``folder``'s place (an old ``folder`` is moved aside first and deleted
+    after), so a reader sees the old files or all the new ones, never a mix."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    try:
+        fill(tmp)
+        if folder.exists() or folder.is_symlink():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)
+    return folder
 
 
 def file_sha256(path: str | Path) -> str:

@@ -13,22 +13,26 @@ from typing import Any
 
 import numpy as np
 
+from common.fileio import check_new_output
 from envs.dataset import PixelDataset
 from envs.hdf5_layout import META_ATTR, h5py_module
 
 __all__ = ["export_hdf5"]
 
 
-def export_hdf5(dataset: str | Path, out: str | Path, *, progress: bool = True) -> Path:
+def export_hdf5(dataset: str | Path, out: str | Path, *, progress: bool = True,
+                force: bool = False) -> Path:
     """Write the dataset at ``dataset`` to the HDF5 file ``out`` (the layout of ``envs.interop``).
 
     Episodes go in order of their index, one at a time; the file is written under a temporary
-    name and renamed when complete. Returns ``out``.
+    name and renamed when complete. Returns ``out``. An existing ``out`` is replaced only with
+    ``force``; one inside ``dataset`` never is (``OutputError``).
     """
     h5py = h5py_module()
     from tqdm.auto import tqdm
 
-    data, out = PixelDataset(dataset), Path(out)
+    out = check_new_output(out, (dataset,), force, "the HDF5 file")
+    data = PixelDataset(dataset)
     table = data.episodes()  # (E, 4) [episode, shard, first row, length]
     order = np.argsort(table[:, 0], kind="stable")
     lengths = table[order, 3]

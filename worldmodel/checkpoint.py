@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from common.fileio import file_sha256
 from envs.meta import ModelMeta
 from worldmodel.utils import non_finite_tensors
 from worldmodel.world_model import JEPAWorldModel, ModelConfig
@@ -72,7 +73,17 @@ def from_pretrained(folder: str | Path, device: str | torch.device = "cpu"
                          "the checkpoint again") from None
     model = JEPAWorldModel(ModelConfig(**config["model"]), meta.observation_shape,
                            config["action_dim"], config["history"])
+    recorded = config.get("weights_sha256")  # exports before it recorded none
+    if recorded is not None and recorded != file_sha256(folder / WEIGHTS_FILE):
+        raise ValueError(f"{folder / WEIGHTS_FILE} is not the file {folder / CONFIG_FILE} was "
+                         "written with (its SHA-256 differs): the export was mixed or edited; "
+                         "export the checkpoint again")
     weights = safetensors_module().load_file(str(folder / WEIGHTS_FILE), device="cpu")
+    bad = non_finite_tensors(weights)
+    if bad:
+        raise ValueError(f"{folder / WEIGHTS_FILE} holds non-finite weights ({len(bad)} "
+                         f"tensors, first {bad[0]}); export a checkpoint of a run that did not "
+                         "diverge")
     try:
         model.load_state_dict(weights)
     except RuntimeError as err:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from common.fileio import atomic_write, file_sha256
+from common.fileio import atomic_write_text, check_new_output, file_sha256, replace_folder
 from envs.dataset_meta import package_versions
 from worldmodel.checkpoint import (
     CONFIG_FILE,
@@ -37,17 +37,20 @@ from worldmodel.checkpoint import (
 __all__ = ["export_model"]
 
 
-def export_model(checkpoint: str | Path, folder: str | Path) -> Path:
+def export_model(checkpoint: str | Path, folder: str | Path, force: bool = False) -> Path:
     """Write ``folder/model.safetensors`` and ``folder/config.json`` for ``checkpoint``.
 
-    Files are written under temporary names and renamed, so a reader never sees half an
-    export. Returns the folder.
+    The two files are written into a temporary folder that then takes ``folder``'s place, so a
+    reader never sees half an export or one export's weights beside another's config; the
+    config records the weights' SHA-256, which ``from_pretrained`` checks. Returns the folder.
 
     Raises:
+        OutputError: ``folder`` exists and ``force`` is False, or it lies inside the input.
         ValueError: the checkpoint is unreadable, non-finite or not a pixel world model
             (the errors of ``load_world_model``).
     """
     checkpoint, folder = Path(checkpoint), Path(folder)
+    check_new_output(folder, (checkpoint,), force, "the export folder")
     model, meta = load_world_model(checkpoint)
     hparams = torch.load(checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
     config = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
@@ -60,10 +63,11 @@ def export_model(checkpoint: str | Path, folder: str | Path) -> Path:
                          "sha256": file_sha256(checkpoint)},
               "versions": package_versions()}
     weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    folder.mkdir(parents=True, exist_ok=True)
     st = safetensors_module()
-    for name, write in ((WEIGHTS_FILE, lambda p: st.save_file(weights, p,
-                                                              metadata={"format": EXPORT_FORMAT})),
-                        (CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(config, indent=2)))):
-        atomic_write(folder / name, write)
-    return folder
+
+    def fill(tmp: Path) -> None:
+        st.save_file(weights, tmp / WEIGHTS_FILE, metadata={"format": EXPORT_FORMAT})
+        config["weights_sha256"] = file_sha256(tmp / WEIGHTS_FILE)
+        atomic_write_text(tmp / CONFIG_FILE, json.dumps(config, indent=2))
+
+    return replace_folder(folder, fill)

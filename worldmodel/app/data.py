@@ -85,6 +85,8 @@ def export_main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("out", help="OUT.h5 for a dataset, a folder for a model")
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="default: hdf5 for a dataset folder, safetensors for a checkpoint")
+    parser.add_argument("--force", action="store_true",
+                        help="replace OUT if it exists (never inside SOURCE)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     source = Path(args.source)
@@ -93,11 +95,12 @@ def export_main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if fmt == "hdf5":
             from envs.hdf5_export import export_hdf5
 
-            path = export_hdf5(source, args.out, progress=not args.no_progress)
+            path = export_hdf5(source, args.out, progress=not args.no_progress,
+                               force=args.force)
         else:
             from worldmodel.export import export_model
 
-            path = export_model(source, args.out)
+            path = export_model(source, args.out, force=args.force)
     except _errors() as err:
         return _fail(err)
     print(f"wrote {path}")
