@@ -184,6 +184,17 @@ class JEPAModule(L.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in out.items()}, prog_bar=False,
                       batch_size=len(batch["obs"]), sync_dist=True)
 
+    def on_train_start(self) -> None:
+        """Make ``optim.lr`` the schedule's base rate: a run resumed with a lower rate (the
+        divergence guard's advice) continues from the restored optimiser at the new one."""
+        lr = self.optim_cfg.lr
+        for optimizer, config in zip(self.trainer.optimizers, self.trainer.lr_scheduler_configs,
+                                     strict=False):
+            schedule = config.scheduler
+            schedule.base_lrs = [lr] * len(optimizer.param_groups)
+            for group, factor in zip(optimizer.param_groups, schedule.lr_lambdas, strict=True):
+                group["initial_lr"], group["lr"] = lr, lr * factor(schedule.last_epoch)
+
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optim_cfg
         optimizer = torch.optim.AdamW(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -48,6 +48,37 @@ def test_a_diverging_run_stops_at_the_step_and_keeps_its_last_good_checkpoint(
     assert train.main(["--config", "reacher", *overrides]) == 0
 
 
+def test_the_divergence_advice_works_a_lower_lr_resumes_from_the_last_good_step(
+        tiny_dataset, tmp_path, monkeypatch, caplog):
+    """The guard says to lower optim.lr or a loss weight and rerun: that rerun resumes (it is
+    not refused as "other settings") and continues at the new rate."""
+    import logging
+
+    import lightning as L
+
+    _poison_loss_from(4, monkeypatch)
+    overrides = _overrides(tiny_dataset, tmp_path)
+    assert train.main(["--config", "reacher", *overrides]) == 2
+    monkeypatch.undo()
+    seen = []
+
+    class LearningRate(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append((trainer.global_step, trainer.optimizers[0].param_groups[0]["lr"]))
+
+    caplog.set_level(logging.INFO, logger="train")
+    lower = [*overrides, "optim.lr=0.0001", "loss.regulariser_weight=0.05"]
+    result = train.train(load_config("reacher", lower), extra_callbacks=[LearningRate()])
+    assert "optim.lr: 0.0003 in the checkpoint, 0.0001 now" in caplog.text
+    assert "loss.regulariser_weight: 0.1 in the checkpoint, 0.05 now" in caplog.text
+    assert seen[0][0] == 3  # resumed at the last good step, not from scratch
+    from worldmodel.module import cosine_after_constant
+
+    for step, lr in seen:  # the new rate, on the run's schedule
+        assert lr == pytest.approx(1e-4 * cosine_after_constant(step, 8, 0.5))
+    assert result.module.loss_cfg.regulariser_weight == 0.05
+
+
 def test_no_checkpoint_is_written_with_non_finite_weights(tiny_dataset, tmp_path):
     from callbacks.preemption import AtomicCheckpointIO
 
@@ -190,7 +221,8 @@ def test_resuming_with_other_model_or_optimiser_settings_is_refused(trained_tiny
     last = result.run_dir / "checkpoints" / "last.ckpt"
     assert last.exists()
     for change, says in (("model.latent_dim=16", "model.latent_dim: 8 in the checkpoint, 16 now"),
-                         ("optim.lr=0.001", "optim.lr: 0.0003 in the checkpoint, 0.001 now"),
+                         ("optim.weight_decay=0.1",
+                          "optim.weight_decay: 0.0 in the checkpoint, 0.1 now"),
                          ("trainer.max_steps=9", "max_steps: 6 in the checkpoint, 9 now")):
         assert train.main(["--config", "reacher", *overrides, change]) == 2
         err = capsys.readouterr().err

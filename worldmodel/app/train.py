@@ -131,8 +131,9 @@ def train_pixels(cfg: ExperimentConfig, run_dir: Path,
         log.info("removed %s, left by a checkpoint write that was killed", tmp)
     ckpt_path = str(resume) if t.resume and resume.exists() else None
     if ckpt_path:
-        check_resumable(resume, data.model_meta, dict(module.hparams))
-        log.info("resuming from %s", resume)
+        adjusted = check_resumable(resume, data.model_meta, dict(module.hparams))
+        log.info("resuming from %s%s", resume,
+                 "".join(f"\n  with {change}" for change in adjusted))
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics.update(probe.metrics)

@@ -84,14 +84,25 @@ def build_trainer(t: Any, run_dir: Path, callbacks: list[L.Callback], run_name: 
         log_every_n_steps=t.log_every_n_steps, default_root_dir=run_dir, **kwargs)
 
 
-def _first_change(saved: dict[str, Any], now: dict[str, Any], key: str) -> str:
-    """``"model.latent_dim: 32 in the checkpoint, 16 now"`` for the first differing entry."""
-    a, b = saved[key], now.get(key)
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
-            if a.get(k) != b.get(k):
-                return f"{key}.{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now"
-    return f"{key}: {a!r} in the checkpoint, {b!r} now"
+# what a rerun may change and still resume: the step size and the loss weights, which a
+# divergence's error names as the fix; everything else would continue another model or schedule
+ADJUSTABLE = ("optim.lr", "loss.prediction_weight", "loss.regulariser_weight",
+              "loss.rollout_weight")
+
+
+def setting_changes(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, str]:
+    """``{"model.latent_dim": "model.latent_dim: 32 in the checkpoint, 16 now", ...}`` for every
+    entry of ``model``, ``loss``, ``optim`` and ``max_steps`` that differs."""
+    out = {}
+    for key in ("model", "loss", "optim", "max_steps"):
+        if key not in saved:
+            continue
+        a, b = saved[key], now.get(key)
+        pairs = ({f"{key}.{k}": (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))}
+                 if isinstance(a, dict) and isinstance(b, dict) else {key: (a, b)})
+        out.update({name: f"{name}: {x!r} in the checkpoint, {y!r} now"
+                    for name, (x, y) in pairs.items() if x != y})
+    return out
 
 
 def completed_settings(hparams: dict[str, Any]) -> dict[str, Any]:
@@ -126,8 +137,9 @@ def local_processes(t: Any) -> int:
 
 
 def check_resumable(checkpoint: Path, meta: ModelMeta,
-                    hparams: dict[str, Any] | None = None) -> None:
-    """Refuse to resume a run made on another dataset or window setting.
+                    hparams: dict[str, Any] | None = None) -> list[str]:
+    """Refuse to resume a run made on another dataset, window setting, model or schedule; the
+    changes it allows (``ADJUSTABLE``: the learning rate and the loss weights), described.
 
     Raises:
         SetupError: naming the settings that differ and the ways out.
@@ -143,16 +155,18 @@ def check_resumable(checkpoint: Path, meta: ModelMeta,
         raise SetupError(f"{checkpoint} holds non-finite weights ({len(bad)} tensors, first "
                          f"{bad[0]}): written by a run that diverged before this code guarded "
                          "against it; delete it (or set trainer.resume=false) and rerun")
-    settings = completed_settings(saved.get("hyper_parameters", {}))
-    changed = [k for k in ("model", "loss", "optim", "max_steps")
-               if hparams is not None and k in settings and settings[k] != hparams.get(k)]
-    if changed:
-        raise SetupError(f"{checkpoint} was trained with other {changed} settings than this "
-                         f"config ({_first_change(settings, hparams, changed[0])}); resuming "
-                         "would continue another model or schedule. Give the run another "
-                         "name=..., or set trainer.resume=false to start over in this folder")
+    changes = setting_changes(completed_settings(saved.get("hyper_parameters", {})),
+                              hparams) if hparams is not None else {}
+    fixed = [k for k in changes if k not in ADJUSTABLE]
+    if fixed:
+        raise SetupError(f"{checkpoint} was trained with other settings than this config "
+                         f"({changes[fixed[0]]}); resuming would continue another model or "
+                         "schedule (only " + ", ".join(ADJUSTABLE) + " may change). Give "
+                         "the run another name=..., or set trainer.resume=false to start over "
+                         "in this folder")
     diff = [k for k in RESUME_KEYS if old.get(k) != now.get(k)]
     if diff:
         raise SetupError(f"{checkpoint} was trained with other {diff} than this config; "
                           "give the run another name=..., delete that folder, or set "
                           "trainer.resume=false to start over in it")
+    return list(changes.values())
