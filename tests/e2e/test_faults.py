@@ -394,3 +394,25 @@ def test_an_identifiability_checkpoint_given_to_plan_py_is_a_clear_error(tiny_sy
     err = capsys.readouterr().err
     assert "holds no pixel dataset meta (a synthetic-world encoder?)" in err
     assert "Traceback" not in err
+
+
+def test_two_runs_of_the_same_name_do_not_share_a_folder(tiny_dataset, tmp_path, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    run = tmp_path / "reacher"
+    run.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # a live run of this host holds the folder
+        (run / ".train.lock").write_text(f"{socket.gethostname()} {sleeper.pid}")
+        assert train.main(["--config", "reacher", *_overrides(tiny_dataset, tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert f"the run folder {run} is in use by process {sleeper.pid}" in err
+        assert not (run / "model.ckpt").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # the owner is gone (killed without cleaning up): its lock is taken over, and released
+    assert train.main(["--config", "reacher", *_overrides(tiny_dataset, tmp_path)]) == 0
+    assert (run / "model.ckpt").exists() and not (run / ".train.lock").exists()

@@ -10,6 +10,7 @@ world (the identifiability lab). Both train the same ``JEPAModule``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -29,7 +30,7 @@ from callbacks.latent_stats import LatentStats
 from callbacks.planning_eval import PlanningEval
 from callbacks.preemption import Preemption, install_signal_flags, remove_stale_temporaries
 from callbacks.state_probe import StateProbe, probe_summary
-from common.fileio import OutputError, check_writable, is_launch_rank_zero
+from common.fileio import FolderLock, OutputError, check_writable, is_launch_rank_zero
 from configs.loader import ConfigError, load_config, print_config
 from configs.schema import ExperimentConfig
 from envs.collect import array_task_shard, collect_rollouts, default_dataset_dir, ensure_dataset
@@ -164,11 +165,15 @@ def train(cfg: ExperimentConfig, run_dir: Path | None = None,
     keep_freed_memory()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(run_dir or Path(cfg.output_dir) / cfg.name)
+    lock: contextlib.AbstractContextManager = contextlib.nullcontext()
     if is_launch_rank_zero():  # before a dataset is collected or a step is taken
         check_writable(run_dir, "output_dir")
-    if cfg.mode == "synthetic":
-        return train_synthetic(cfg, run_dir)
-    return train_pixels(cfg, run_dir, extra_callbacks)
+        # one run per folder: a second run of the same name would mix its checkpoints in
+        lock = FolderLock(run_dir / ".train.lock", f"the run folder {run_dir}")
+    with lock:
+        if cfg.mode == "synthetic":
+            return train_synthetic(cfg, run_dir)
+        return train_pixels(cfg, run_dir, extra_callbacks)
 
 
 def collect_only(cfg: ExperimentConfig) -> int:
