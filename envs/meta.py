@@ -39,6 +39,26 @@ def _require(d: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
                         "was edited; restore it from the original")
 
 
+MAX_SHARDS = 1_000_000  # far above any dataset; a larger count is a damaged or hostile file
+
+
+def _check_counts(d: dict[str, Any]) -> None:
+    """The counts a reader loops over are whole, positive, consistent and bounded."""
+    counts = {k: d[k] for k in ("action_dim", "state_dim", "num_episodes", "episode_steps",
+                                "episodes_per_shard", "num_shards")}
+    bad = [f"{k}={v!r}" for k, v in counts.items() if isinstance(v, bool)
+           or not isinstance(v, int) or v < (0 if k == "state_dim" else 1)]
+    if bad:
+        raise MetaError(f"meta.json has {', '.join(bad)}: counts are whole numbers >= 1 "
+                        "(state_dim >= 0); it was edited or damaged, restore it")
+    want = -(-counts["num_episodes"] // counts["episodes_per_shard"])
+    if counts["num_shards"] != want or counts["num_shards"] > MAX_SHARDS:
+        raise MetaError(f"meta.json says num_shards={counts['num_shards']}, but "
+                        f"{counts['num_episodes']} episodes of {counts['episodes_per_shard']} "
+                        f"per shard make {want} (at most {MAX_SHARDS}); it was edited or "
+                        "damaged, restore it")
+
+
 @dataclass
 class DatasetMeta:
     """A dataset's ``meta.json`` (``envs.dataset``)."""
@@ -102,6 +122,7 @@ class DatasetMeta:
                             f"{DATASET_FORMAT_VERSION}; collect the dataset again")
         _require(d, ("env", "action_dim", "state_dim", "num_episodes", "episode_steps",
                      "episodes_per_shard", "num_shards"), "meta.json")
+        _check_counts(d)
         known = {f.name for f in fields(cls)} - {"extra"}
         values = {k: v for k, v in d.items() if k in known}
         values["env"] = EnvConfig(**d["env"])

@@ -76,3 +76,35 @@ def test_a_config_names_only_a_policy_class_never_another_callable(tmp_path, nam
                                          "'module:Class'"):
         make_policy(name, 2, {"length": 0, "path": str(log)})
     assert log.read_text() == "the user's log"
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"num_shards": 10**12}, "num_shards=1000000000000, but 6 episodes of 2 per shard make 3"),
+    ({"num_shards": 1e12}, r"num_shards=1000000000000\.0: counts are whole numbers"),
+    ({"num_episodes": -1}, "num_episodes=-1: counts are whole numbers"),
+    ({"action_dim": True}, "action_dim=True: counts are whole numbers")])
+def test_a_tampered_meta_json_is_one_clear_error_before_any_loop(tiny_dataset, tmp_path,
+                                                                 change, says):
+    import json
+
+    from envs.dataset import DatasetError
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    meta = json.loads((data / "meta.json").read_text())
+    (data / "meta.json").write_text(json.dumps({**meta, **change}))
+    with pytest.raises(DatasetError, match=says):
+        PixelDataset(data)
+
+
+def test_wml_verify_says_a_dataset_with_a_missing_shard_is_incomplete(tiny_dataset, tmp_path,
+                                                                      capsys):
+    from worldmodel.app.cli import main as wml
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    shutil.rmtree(data / "shard-00001")
+    assert wml(["verify", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert "INCOMPLETE" in err and "2 of 3 shards (1 missing)" in err
+    assert wml(["verify", str(tiny_dataset)]) == 0

@@ -64,10 +64,16 @@ def verify_main(argv: list[str] | None = None, prog: str | None = None) -> int:
         dataset = PixelDataset(args.dataset, allow_incomplete=True)
     except _errors() as err:
         return _fail(err)
+    missing = dataset.meta.num_shards - len(dataset.shards)
     try:
         dataset.verify()
     except DatasetError as err:
         print(f"FAILED: {err}", file=sys.stderr)
+        return 1
+    if missing:
+        print(f"INCOMPLETE: {args.dataset} has {len(dataset.shards)} of "
+              f"{dataset.meta.num_shards} shards ({missing} missing); the present ones match "
+              "their checksums. Rerun the collect command to finish it", file=sys.stderr)
         return 1
     print(f"{args.dataset}: all {len(dataset.shards)} shards ({dataset.num_frames} frames) "
           "match their checksums")
