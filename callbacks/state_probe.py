@@ -105,8 +105,13 @@ def state_probe(world_model: JEPAWorldModel, fit_batches: Iterable[dict[str, Ten
     (``probe/r2_<name>``; angles in ``angular`` through their sin and cos, see
     :func:`probe_targets`)."""
     angular = _orders(angular)
-    fit_z, fit_s = encode_frames(world_model, fit_batches, max_frames)
-    z, s = encode_frames(world_model, eval_batches, max_frames)
+    if not state_names:
+        return _skipped("the data records no state (state_dim 0): there is nothing to probe")
+    fit_z, fit_s = _finite_rows(*encode_frames(world_model, fit_batches, max_frames))
+    z, s = _finite_rows(*encode_frames(world_model, eval_batches, max_frames))
+    if len(fit_s) < 2 or len(s) < 2:
+        return _skipped("fewer than 2 training or held-out frames have a finite state "
+                        "(NaN or inf in the data's states)")
     fit_y, groups = probe_targets(fit_s, angular)
     y, _ = probe_targets(s, angular)
     result = heldout_r2(fit_z, fit_y, z, y, groups)
@@ -126,6 +131,17 @@ def state_probe(world_model: JEPAWorldModel, fit_batches: Iterable[dict[str, Ten
     out["probe/warnings"] = unreadable_warnings(
         {name: r for name, r in zip(state_names, result["r2_per_group"])}, spread)
     return out
+
+
+def _finite_rows(z: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+    """The frames whose state is finite: imported data may hold NaN states."""
+    keep = torch.isfinite(s).all(dim=1)
+    return (z, s) if bool(keep.all()) else (z[keep], s[keep])
+
+
+def _skipped(reason: str) -> dict[str, Any]:
+    log.warning("state probe skipped: %s", reason)
+    return {"probe/skipped": reason, "probe/warnings": []}
 
 
 READABLE_R2 = 0.5  # below this, a coordinate that moves is reported as not linearly readable
@@ -184,6 +200,8 @@ def probe_summary(metrics: dict[str, Any]) -> str:
     The encoder sees one frame at a time and a velocity is not visible in one frame, so its R²
     is near zero and pulls the pooled figure down; that is expected, not a failure.
     """
+    if "probe/skipped" in metrics:
+        return f"state probe skipped: {metrics['probe/skipped']}"
     per_entry = {k.removeprefix("probe/r2_"): v for k, v in metrics.items()
                  if k.startswith("probe/r2_")}
     warned = "".join(f"\n  warning: {m}" for m in metrics.get("probe/warnings") or [])

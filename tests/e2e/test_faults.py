@@ -1,6 +1,7 @@
 """Fault injection: a run that diverges stops at once, keeps its last good checkpoint, and the
 planner refuses non-finite weights (issue: reliability)."""
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_PIXELS as TINY
@@ -416,3 +417,28 @@ def test_two_runs_of_the_same_name_do_not_share_a_folder(tiny_dataset, tmp_path,
     # the owner is gone (killed without cleaning up): its lock is taken over, and released
     assert train.main(["--config", "reacher", *_overrides(tiny_dataset, tmp_path)]) == 0
     assert (run / "model.ckpt").exists() and not (run / ".train.lock").exists()
+
+
+@pytest.mark.parametrize("states", ["absent", "nan"])
+def test_imported_data_without_usable_states_trains_to_a_checkpoint(tiny_dataset, tmp_path,
+                                                                    capsys, states):
+    """The probe reads the data's states; data without them (a documented import case) still
+    trains to its model.ckpt, and the probe says why it was skipped."""
+    h5py = pytest.importorskip("h5py")
+    from envs.hdf5_export import export_hdf5
+    from envs.interop import import_hdf5
+
+    h5 = export_hdf5(tiny_dataset, tmp_path / "data.h5", progress=False)
+    with h5py.File(h5, "r+") as f:
+        del f.attrs["wml_meta"]  # a foreign file: the env is given on import
+        if states == "absent":
+            del f["state"]
+        else:
+            f["state"][...] = np.nan
+    data = import_hdf5(h5, tmp_path / "imported", env={"id": "wm/reacher-v0"}, progress=False)
+    overrides = [*TINY, f"output_dir={tmp_path / 'runs'}", f"data.path={data}",
+                 "env.image_size=32"]
+    assert train.main(["--config", "reacher", *overrides]) == 0
+    out = capsys.readouterr().out
+    assert "state probe skipped:" in out
+    assert (tmp_path / "runs" / "reacher" / "model.ckpt").is_file()
