@@ -86,3 +86,31 @@ def test_wml_import_of_a_missing_file_is_a_clear_error(tmp_path, capsys):
     assert main(["import", str(tmp_path / "none.h5"), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "none.h5" in err
+
+
+def test_ctrl_c_and_dataset_errors_are_one_line_in_every_command(monkeypatch, capsys, tmp_path):
+    import envs.interop
+    import worldmodel.export
+    from envs.dataset import DatasetError
+    from worldmodel.app import plan as plan_module
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(envs.interop, "import_hdf5", interrupt)
+    monkeypatch.setattr(worldmodel.export, "export_model", interrupt)
+    monkeypatch.setattr(plan_module, "plan", interrupt)
+    assert main(["import", str(tmp_path / "x.h5"), str(tmp_path / "out")]) == 130
+    assert "complete shards are kept" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "model.ckpt"), str(tmp_path / "e")]) == 130
+    assert "was not written" in capsys.readouterr().err
+    assert main(["plan", "--config", "reacher"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: no report was written" in err and "Traceback" not in err
+
+    def broken(*args, **kwargs):
+        raise DatasetError("/data/x/meta.json is corrupt; collect again")
+
+    monkeypatch.setattr(plan_module, "plan", broken)
+    assert main(["plan", "--config", "reacher"]) == 2
+    assert capsys.readouterr().err.strip() == "error: /data/x/meta.json is corrupt; collect again"

@@ -109,6 +109,10 @@ def export_main(argv: list[str] | None = None, prog: str | None = None) -> int:
             path = export_model(source, args.out, force=args.force)
     except _errors() as err:
         return _fail(err)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {args.out} was not written (its temporary file is removed); "
+              "rerun the same command", file=sys.stderr)
+        return 130
     print(f"wrote {path}")
     return 0
 
@@ -140,5 +144,9 @@ def import_main(argv: list[str] | None = None, prog: str | None = None) -> int:
                            progress=not args.no_progress)
     except _errors() as err:
         return _fail(err)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: complete shards are kept in {args.out}; rerun the same command "
+              "to resume", file=sys.stderr)
+        return 130
     print(f"wrote {path}; train on it with: wml train data.path={path}")
     return 0

@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 from common.fileio import check_writable, file_sha256
 from configs.loader import HOME_VARIABLE, ConfigError, load_config, output_home, print_config
 from configs.schema import ExperimentConfig
+from envs.dataset import DatasetError
 from envs.dataset_meta import package_versions
 from envs.meta import ModelMeta
 from planners.action_prior import action_prior_for
@@ -210,9 +211,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 return 0
             configure_threads(cfg.trainer.num_threads)
             result, report = plan(cfg)
-    except (ConfigError, ShardError, ValueError) as err:
+    except (ConfigError, ShardError, ValueError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: no report was written; rerun the same command to evaluate "
+              "again (fitted heads cached beside the checkpoint are kept)", file=sys.stderr)
+        return 130
     print(summary(result, report))
     return 0
 
