@@ -111,6 +111,11 @@ def _width(dataset) -> int:
 
 
 def _episode_table(f, source: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    kinds = {k: f[k].dtype for k in ("ep_len", "ep_offset") if f[k].dtype.kind not in "iu"}
+    if kinds:
+        raise InteropError(f"{source}: {', '.join(f'{k} is {v}' for k, v in kinds.items())}; "
+                           "episode lengths and offsets are whole numbers (an integer dtype): "
+                           "write them as integers")
     lengths = np.asarray(f["ep_len"][:], np.int64).reshape(-1)
     offsets = np.asarray(f["ep_offset"][:], np.int64).reshape(-1)
     if lengths.shape != offsets.shape or lengths.size == 0:

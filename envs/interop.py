@@ -108,6 +108,7 @@ def import_hdf5(source: str | Path, out: str | Path, *, env: dict | None = None,
 
     with h5py.File(source, "r") as f:
         layout = read_layout(f, source, state_key)
+        _check_actions(f, layout, source)
         meta = _import_meta(layout, env, episodes_per_shard, source)
         root = _open_output(Path(out), meta)
         with tqdm(total=int(layout.lengths.sum()), unit="frame", desc=f"import {source.name}",
@@ -242,6 +243,21 @@ def _write_shard(f, layout: Layout, root: Path, k: int, episodes: range,
     finally:
         del arrays, pixels
         scratch.unlink(missing_ok=True)
+
+
+def _check_actions(f, layout: Layout, source: Path) -> None:
+    """Refuse actions that are not finite or outside [-1, 1] before anything is written (the
+    last action of each episode, which no frame follows, is not read)."""
+    actions = np.asarray(f["action"][:], np.float64).reshape(len(f["action"]), -1)
+    taken = np.ones(len(actions), bool)
+    taken[layout.offsets + layout.lengths - 1] = False
+    bad = taken & ~(np.isfinite(actions).all(1) & (np.abs(actions) <= 1.0 + 1e-6).all(1))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise InteropError(f"{source}: {int(bad.sum())} actions are not finite or lie outside "
+                           f"[-1, 1], this format's action space (first at row {first}: "
+                           f"{actions[first].tolist()}); rescale the file's actions to "
+                           "[-1, 1] and drop the episodes with NaN actions")
 
 
 def _read_episode(f, layout: Layout, off: int, length: int, arrays: dict[str, np.ndarray],

@@ -108,3 +108,31 @@ def test_wml_verify_says_a_dataset_with_a_missing_shard_is_incomplete(tiny_datas
     err = capsys.readouterr().err
     assert "INCOMPLETE" in err and "2 of 3 shards (1 missing)" in err
     assert wml(["verify", str(tiny_dataset)]) == 0
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("nan_action", r"1 actions are not finite or lie outside \[-1, 1\]"),
+    ("big_action", r"1 actions are not finite or lie outside \[-1, 1\].*rescale"),
+    ("float_lengths", "ep_len is float64; episode lengths and offsets are whole numbers")])
+def test_an_import_refuses_actions_and_episode_tables_it_would_misread(tiny_dataset, tmp_path,
+                                                                       damage, says):
+    h5py = pytest.importorskip("h5py")
+    from envs.hdf5_export import export_hdf5
+    from envs.hdf5_layout import InteropError
+    from envs.interop import import_hdf5
+
+    h5 = export_hdf5(tiny_dataset, tmp_path / "data.h5", progress=False)
+    with h5py.File(h5, "r+") as f:
+        if damage == "float_lengths":
+            lengths = f["ep_len"][:].astype(np.float64)
+            del f["ep_len"]
+            f["ep_len"] = lengths
+        else:
+            actions = f["action"][:]
+            actions[3, 0] = np.nan if damage == "nan_action" else 7.5
+            f["action"][...] = actions
+    with pytest.raises(InteropError, match=says):
+        import_hdf5(h5, tmp_path / "back", progress=False)
+    assert not (tmp_path / "back" / "shard-00000").exists()  # refused before any write
+    assert len(import_hdf5(export_hdf5(tiny_dataset, tmp_path / "ok.h5", progress=False),
+                           tmp_path / "fine", progress=False).name) > 0  # the clean file imports
