@@ -42,7 +42,16 @@ log = logging.getLogger(__name__)
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written to a temporary file and renamed: a kill mid-write leaves the previous
-    checkpoint intact instead of a truncated one. Weights that are not finite are refused."""
+    checkpoint intact instead of a truncated one. Weights that are not finite are refused.
+
+    A write that fails (a full disk) keeps the previous file, is logged with where the last good
+    checkpoint is, and does not stop training: ``failed`` maps each path to its error until a
+    later write of it succeeds, so the end of a run can refuse to finish without its model.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed: dict[Path, OSError] = {}
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         from callbacks.finite_guard import NonFiniteError
@@ -54,13 +63,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise NonFiniteError(f"refusing to write {path}: {len(bad)} weight tensors are "
                                  f"not finite (first: {bad[0]}); the previous checkpoint is "
                                  "kept")
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             super().save_checkpoint(checkpoint, tmp, storage_options)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+            self.failed.pop(path, None)
+        except OSError as err:
+            self.failed[path] = err
+            kept = f"the previous {path} is kept" if path.exists() else f"{path} does not exist"
+            log.error("could not write the checkpoint %s (%s); %s, and training goes on",
+                      path, err.strerror or err, kept)
         finally:
             tmp.unlink(missing_ok=True)
 

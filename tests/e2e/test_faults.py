@@ -442,3 +442,34 @@ def test_imported_data_without_usable_states_trains_to_a_checkpoint(tiny_dataset
     out = capsys.readouterr().out
     assert "state probe skipped:" in out
     assert (tmp_path / "runs" / "reacher" / "model.ckpt").is_file()
+
+
+@pytest.mark.parametrize("full_at", ["last.ckpt", "model.ckpt"])
+def test_a_full_disk_at_a_checkpoint_keeps_the_run_and_names_the_last_good_one(
+        tiny_dataset, tmp_path, monkeypatch, capsys, caplog, full_at):
+    import errno
+
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    save = TorchCheckpointIO.save_checkpoint
+
+    def full(self, checkpoint, path, storage_options=None):
+        if f".{full_at}.tmp" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", full)
+    run = tmp_path / "reacher"
+    code = train.main(["--config", "reacher", *_overrides(tiny_dataset, tmp_path)])
+    if full_at == "last.ckpt":  # periodic checkpoints: logged, and the run goes on
+        assert code == 0 and (run / "model.ckpt").is_file()
+        assert "could not write the checkpoint" in caplog.text
+        assert "No space left on device" in caplog.text
+    else:  # the model itself: one line naming the last good checkpoint, and a rerun resumes
+        assert code == 2 and not (run / "model.ckpt").exists()
+        err = capsys.readouterr().err
+        assert f"could not write {run / 'model.ckpt'} (No space left on device)" in err
+        assert f"the last good checkpoint is {run / 'checkpoints' / 'last.ckpt'}" in err
+        monkeypatch.undo()
+        assert train.main(["--config", "reacher", *_overrides(tiny_dataset, tmp_path)]) == 0
+        assert torch.load(run / "model.ckpt", weights_only=True)["global_step"] == 8

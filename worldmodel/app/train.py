@@ -74,6 +74,13 @@ def _finish(cfg: ExperimentConfig, trainer: L.Trainer, module: JEPAModule, run_d
             metrics: dict[str, Any]) -> TrainResult:
     checkpoint = run_dir / "model.ckpt"
     trainer.save_checkpoint(checkpoint, weights_only=False)  # rank 0 writes; optimiser kept
+    failed = getattr(trainer.strategy.checkpoint_io, "failed", {}).get(checkpoint)
+    if failed is not None:
+        last = run_dir / "checkpoints" / "last.ckpt"
+        where = (f"the last good checkpoint is {last}" if last.exists() else
+                 "no checkpoint was written")
+        raise OutputError(f"could not write {checkpoint} ({failed.strerror or failed}); {where}: "
+                          "free space and rerun the same command to resume")
     if trainer.is_global_zero:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
