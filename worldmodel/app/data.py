@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["export_main", "import_main", "inspect_main", "verify_main"]
@@ -27,6 +28,18 @@ FORMATS = ("hdf5", "safetensors")
 def _fail(err: Exception) -> int:
     print(f"error: {err}", file=sys.stderr)
     return 2
+
+
+def _guarded(work: Callable[[], Path], interrupted: str) -> Path | int:
+    """``work()``'s result, or the exit code of its failure: 2 and one line for an error a user
+    can meet, 130 and ``interrupted`` for Ctrl-C."""
+    try:
+        return work()
+    except _errors() as err:
+        return _fail(err)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {interrupted}", file=sys.stderr)
+        return 130
 
 
 def _errors() -> tuple[type[Exception], ...]:
@@ -97,22 +110,21 @@ def export_main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     source = Path(args.source)
     fmt = args.format or _default_format(source)
-    try:
+
+    def work() -> Path:
         if fmt == "hdf5":
             from envs.hdf5_export import export_hdf5
 
-            path = export_hdf5(source, args.out, progress=not args.no_progress,
+            return export_hdf5(source, args.out, progress=not args.no_progress,
                                force=args.force)
-        else:
-            from worldmodel.export import export_model
+        from worldmodel.export import export_model
 
-            path = export_model(source, args.out, force=args.force)
-    except _errors() as err:
-        return _fail(err)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {args.out} was not written (its temporary file is removed); "
-              "rerun the same command", file=sys.stderr)
-        return 130
+        return export_model(source, args.out, force=args.force)
+
+    path = _guarded(work, f"{args.out} was not written (its temporary file is removed); "
+                          "rerun the same command")
+    if isinstance(path, int):
+        return path
     print(f"wrote {path}")
     return 0
 
@@ -138,15 +150,11 @@ def import_main(argv: list[str] | None = None, prog: str | None = None) -> int:
             env["image_size"] = args.image_size
     from envs.interop import import_hdf5
 
-    try:
-        path = import_hdf5(args.source, args.out, env=env,
-                           episodes_per_shard=args.episodes_per_shard,
-                           progress=not args.no_progress)
-    except _errors() as err:
-        return _fail(err)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: complete shards are kept in {args.out}; rerun the same command "
-              "to resume", file=sys.stderr)
-        return 130
+    path = _guarded(lambda: import_hdf5(args.source, args.out, env=env,
+                                        episodes_per_shard=args.episodes_per_shard,
+                                        progress=not args.no_progress),
+                    f"complete shards are kept in {args.out}; rerun the same command to resume")
+    if isinstance(path, int):
+        return path
     print(f"wrote {path}; train on it with: wml train data.path={path}")
     return 0
