@@ -90,7 +90,7 @@ def check_new_output(out: str | Path, sources: tuple[str | Path, ...], force: bo
     target = out.resolve()
     for source in sources:
         root = Path(source).resolve()
-        if target == root or root in target.parents or (root.is_file() and target == root):
+        if target == root or root in target.parents:
             raise OutputError(f"{what}={out} is inside its own input {source}: writing there "
                               "would destroy what is being read; choose a path outside it")
     taken = out.is_file() or out.is_symlink() or (out.is_dir() and any(out.iterdir()))
