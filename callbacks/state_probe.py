@@ -140,7 +140,6 @@ def _finite_rows(z: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _skipped(reason: str) -> dict[str, Any]:
-    log.warning("state probe skipped: %s", reason)
     return {"probe/skipped": reason, "probe/warnings": []}
 
 
@@ -250,6 +249,9 @@ class StateProbe(L.Callback):
         self.metrics = state_probe(module.world_model, data.probe_dataloader("train"),
                                    data.probe_dataloader("val"), self.state_names, self.angular,
                                    self.max_frames)
+        if "probe/skipped" in self.metrics and "skipped" not in self._warned:
+            self._warned.add("skipped")  # once per run, not at every probe
+            log.warning("state probe skipped: %s", self.metrics["probe/skipped"])
         for message in self.metrics["probe/warnings"]:
             if message.split(" moves", 1)[0] not in self._warned:  # once per entry and run
                 self._warned.add(message.split(" moves", 1)[0])

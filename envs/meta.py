@@ -239,7 +239,7 @@ class ModelMeta:
             _require(d, ("env",), "the model's data meta (no observation_shape)")
             side = d["env"]["image_size"]
             shape = [side, side, 3]
-        return cls(observation_shape=tuple(int(s) for s in shape),
+        return cls(observation_shape=tuple(shape),  # made ints by __post_init__
                    action_dim=int(d.get("action_dim", 0)), history=int(d.get("history", 1)),
                    frameskip=int(d.get("frameskip", 1)), num_preds=d.get("num_preds"),
                    state_names=list(d.get("state_names") or []), dataset=dataset,
